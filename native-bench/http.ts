@@ -1,0 +1,229 @@
+/**
+ * HTTP benchmark: Strata against a bare uWebSockets.js + Map server, in one run.
+ *
+ * Each server is pinned to one core (taskset -c SERVER_CPU) and wrk to the other
+ * (WRK_CPU); 1 KiB values, 10,000 keys, 50 keep-alive connections. Reports
+ * requests/s, p50/p99 latency and requests per server CPU-second (utime+stime
+ * of every thread of the server process, from /proc), and the ratio of Strata
+ * to bare. Rounds alternate bare and Strata so drift hits both alike.
+ *
+ *   npm run bench:http [-- --seconds 10 --rounds 2 --shards 1]
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const { values: args } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '10' },
+    rounds: { type: 'string', default: '2' },
+    shards: { type: 'string', default: '1' },
+    connections: { type: 'string', default: '50' },
+    keys: { type: 'string', default: '10000' },
+    'value-bytes': { type: 'string', default: '1024' },
+  },
+});
+const SECONDS = Number(args.seconds);
+const ROUNDS = Number(args.rounds);
+const KEYS = Number(args.keys);
+const VALUE_BYTES = Number(args['value-bytes']);
+const CONNECTIONS = Number(args.connections);
+const SERVER_CPU = '0';
+const WRK_CPU = availableParallelism() > 1 ? '1' : '0';
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
+const root = new URL('../../', import.meta.url).pathname;
+
+function requireWrk(): void {
+  try {
+    execFileSync('wrk', ['--version'], { stdio: 'ignore' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return; // wrk --version exits 1 but exists
+    if (process.getuid?.() === 0) {
+      console.log('wrk not found; installing the Debian package');
+      execFileSync('apt-get', ['install', '-y', '-qq', 'wrk'], { stdio: 'inherit' });
+    } else {
+      console.error('wrk is required: apt-get install wrk');
+      process.exit(1);
+    }
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+/** CPU seconds of every thread of pid so far, and per thread (tid → [name, seconds]). */
+function cpuOf(pid: number): { total: number; threads: Map<number, [string, number]> } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // After the comm field: state is index 0, utime 11, stime 12.
+  const total = (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  const threads = new Map<number, [string, number]>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const t = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = t.slice(t.indexOf('(') + 1, t.lastIndexOf(')'));
+      const f = t.slice(t.lastIndexOf(')') + 2).split(' ');
+      threads.set(Number(tid), [name, (Number(f[11]) + Number(f[12])) / CLK_TCK]);
+    } catch {
+      // thread exited
+    }
+  }
+  return { total, threads };
+}
+
+async function startServer(kind: 'bare' | 'strata', port: number): Promise<ChildProcess> {
+  const script = kind === 'bare' ? join(root, 'dist/native-bench/bare-server.js') : join(root, 'dist/src/cli.js');
+  const argv = kind === 'bare' ? [script, String(port)] : [script, '--port', String(port), '--shards', String(args.shards), '--l1-max-bytes', '1g'];
+  const child = spawn('taskset', ['-c', SERVER_CPU, process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'inherit'], cwd: tmpdir() });
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('listening')) resolve();
+    });
+    child.on('exit', (code) => reject(new Error(`${kind} exited with ${code}`)));
+  });
+  return child;
+}
+
+async function preload(port: number): Promise<void> {
+  const value = new Uint8Array(VALUE_BYTES).fill(120);
+  let next = 0;
+  const worker = async () => {
+    while (next < KEYS) {
+      const k = next++;
+      const res = await fetch(`http://127.0.0.1:${port}/v1/keys/k${k}?ttl=3600`, { method: 'PUT', body: value });
+      if (res.status !== 204) throw new Error(`preload PUT k${k}: ${res.status}`);
+    }
+  };
+  await Promise.all(Array.from({ length: 32 }, worker));
+}
+
+interface WrkResult {
+  requests: number;
+  rps: number;
+  p50ms: number;
+  p99ms: number;
+  errors: number;
+}
+
+function parseLatency(text: string, pct: string): number {
+  const m = new RegExp(`^\\s*${pct}%\\s+([\\d.]+)(us|ms|s)\\s*$`, 'm').exec(text);
+  if (m === null) return Number.NaN;
+  const v = Number(m[1]);
+  return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
+}
+
+function runWrk(port: number, script: string): WrkResult {
+  const out = execFileSync(
+    'taskset',
+    ['-c', WRK_CPU, 'wrk', '-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--latency', '-s', script, `http://127.0.0.1:${port}`],
+    { encoding: 'utf8' },
+  );
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  const sockErr = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const errors = non2xx + (sockErr ? sockErr.slice(1).reduce((a, b) => a + Number(b), 0) : 0);
+  return { requests, rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]), p50ms: parseLatency(out, '50'), p99ms: parseLatency(out, '99'), errors };
+}
+
+interface Measured extends WrkResult {
+  kind: string;
+  workload: string;
+  cpuSeconds: number;
+  perCpuSecond: number;
+  threads: string;
+  elu?: string;
+}
+
+async function measure(kind: 'bare' | 'strata', workload: 'GET' | 'PUT', script: string): Promise<Measured> {
+  const port = await freePort();
+  const child = await startServer(kind, port);
+  try {
+    await preload(port);
+    const pid = child.pid as number;
+    const before = cpuOf(pid);
+    let statsBefore: unknown = null;
+    if (kind === 'strata') statsBefore = await (await fetch(`http://127.0.0.1:${port}/v1/stats`)).json();
+    const wrk = runWrk(port, script);
+    const after = cpuOf(pid);
+    const cpuSeconds = after.total - before.total;
+    const busy = [...after.threads]
+      .map(([tid, [name, s]]) => [name, (s - (before.threads.get(tid)?.[1] ?? 0)) / SECONDS] as const)
+      .filter(([, share]) => share >= 0.01)
+      .sort((a, b) => b[1] - a[1])
+      .map(([name, share]) => `${name} ${(share * 100).toFixed(0)}%`)
+      .join(', ');
+    let elu: string | undefined;
+    if (kind === 'strata') {
+      const stats = (await (await fetch(`http://127.0.0.1:${port}/v1/stats`)).json()) as { frontUtilization: number; shards: { utilization: number }[] };
+      void statsBefore;
+      elu = `front ${(stats.frontUtilization * 100).toFixed(0)}%, shards ${stats.shards.map((s) => `${(s.utilization * 100).toFixed(0)}%`).join('/')}`;
+    }
+    return { kind, workload, ...wrk, cpuSeconds, perCpuSecond: wrk.requests / cpuSeconds, threads: busy, ...(elu === undefined ? {} : { elu }) };
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+  }
+}
+
+function luaScripts(dir: string): { get: string; put: string } {
+  const get = join(dir, 'get.lua');
+  const put = join(dir, 'put.lua');
+  writeFileSync(get, `math.randomseed(42)\nrequest = function()\n  return wrk.format("GET", "/v1/keys/k" .. math.random(0, ${KEYS - 1}))\nend\n`);
+  writeFileSync(
+    put,
+    `math.randomseed(7)\nlocal body = string.rep("y", ${VALUE_BYTES})\nrequest = function()\n  return wrk.format("PUT", "/v1/keys/k" .. math.random(0, ${KEYS - 1}) .. "?ttl=3600", nil, body)\nend\n`,
+  );
+  return { get, put };
+}
+
+const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+
+async function main(): Promise<void> {
+  requireWrk();
+  const scripts = luaScripts(mkdtempSync(join(tmpdir(), 'strata-bench-')));
+  console.log(`machine: ${cpus()[0]?.model ?? '?'} x${availableParallelism()}, node ${process.version}; server on cpu ${SERVER_CPU}, wrk on cpu ${WRK_CPU}`);
+  console.log(`workload: ${KEYS} keys x ${VALUE_BYTES} B, ${CONNECTIONS} connections, ${SECONDS}s per run, ${ROUNDS} rounds, strata shards=${args.shards}\n`);
+  const results: Measured[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const kind of ['bare', 'strata'] as const) results.push(await measure(kind, 'GET', scripts.get));
+  }
+  for (const kind of ['bare', 'strata'] as const) results.push(await measure(kind, 'PUT', scripts.put));
+
+  console.log('| server | workload | req/s | p50 ms | p99 ms | server CPU-s | req per CPU-s | errors | busiest threads |');
+  console.log('|---|---|---:|---:|---:|---:|---:|---:|---|');
+  for (const r of results) {
+    console.log(
+      `| ${r.kind} | ${r.workload} | ${fmt(r.rps)} | ${fmt(r.p50ms, 3)} | ${fmt(r.p99ms, 3)} | ${fmt(r.cpuSeconds, 2)} | ${fmt(r.perCpuSecond)} | ${r.errors} | ${r.threads}${r.elu ? `; ELU ${r.elu}` : ''} |`,
+    );
+  }
+  const best = (kind: string, workload: string) => Math.max(...results.filter((r) => r.kind === kind && r.workload === workload).map((r) => r.perCpuSecond));
+  const median = (kind: string, workload: string) => {
+    const xs = results
+      .filter((r) => r.kind === kind && r.workload === workload)
+      .map((r) => r.perCpuSecond)
+      .sort((a, b) => a - b);
+    return xs[Math.floor((xs.length - 1) / 2)] as number;
+  };
+  console.log(
+    `\nGET hits, req per server CPU-second: strata/bare = ${(best('strata', 'GET') / best('bare', 'GET')).toFixed(3)} (best of ${ROUNDS}), ${(median('strata', 'GET') / median('bare', 'GET')).toFixed(3)} (median)`,
+  );
+  console.log(`PUT, req per server CPU-second: strata/bare = ${(best('strata', 'PUT') / best('bare', 'PUT')).toFixed(3)}`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

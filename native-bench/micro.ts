@@ -1,0 +1,88 @@
+/**
+ * Micro-benchmarks (tinybench): L1 get/set, key hashing, a shard's batch
+ * processing, and the front↔shard hop — one op per message against 16 ops per
+ * message, the ratio that motivates batching per event-loop turn.
+ *
+ *   npm run bench:micro
+ */
+import { availableParallelism, cpus } from 'node:os';
+import { Bench } from 'tinybench';
+import { Counters } from '../src/counters/counters.js';
+import { L1Partition } from '../src/l1/partition.js';
+import { type BatchResult, type OpWaiter, ShardPool } from '../src/shards/pool.js';
+import { type Batch, OP } from '../src/shards/protocol.js';
+import { hashKey, shardOf } from '../src/shards/route.js';
+import { Shard } from '../src/shards/shard.js';
+
+const KEYS = 10_000;
+const value = new Uint8Array(1024).fill(7);
+const keys = Array.from({ length: KEYS }, (_, i) => `user:${i}:profile`);
+const head = new TextEncoder().encode('application/octet-stream\r\netag: "0badcafe-400"');
+const entry = { value, head, createdMs: Date.now(), expiresMs: Date.now() + 3_600_000, tags: null };
+
+const l1 = new L1Partition({ maxBytes: 64 * 1024 * 1024, events: { evicted() {}, expired() {} } });
+for (const key of keys) l1.set(key, entry, 3_600_000);
+const counters = new Counters(1);
+const shard = new Shard(0, counters, 64 * 1024 * 1024);
+for (const key of keys) shard.l1.set(key, entry, 3_600_000);
+const batchOf = (n: number): Batch => ({
+  sentAtMs: performance.timeOrigin + performance.now(),
+  ops: new Array(n).fill(OP.GET),
+  keys: keys.slice(0, n),
+  puts: null,
+});
+const batch16 = batchOf(16);
+
+const pool = new ShardPool({
+  shards: 1,
+  requestTimeoutMs: 5000,
+  workerData: { shards: 1, countersBuffer: new Counters(1).buffer, l1MaxBytesPerShard: 64 * 1024 * 1024, purgeIntervalMs: 1000 },
+});
+await pool.ready();
+
+/** Sends n GETs in one turn and resolves when all are answered. */
+function hop(n: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let left = n;
+    const waiter: OpWaiter = {
+      onResult(_r: BatchResult) {
+        if (--left === 0) resolve();
+      },
+      onFail: (code, message) => reject(new Error(`${code}: ${message}`)),
+    };
+    for (let i = 0; i < n; i++) pool.submit(0, OP.GET, keys[i] as string, null, waiter, i);
+  });
+}
+
+let i = 0;
+const bench = new Bench({ time: 1000, warmupTime: 200 });
+bench
+  .add('hashKey (16-char key)', () => {
+    hashKey(keys[i++ % KEYS] as string);
+  })
+  .add('shardOf (8 shards)', () => {
+    shardOf(keys[i++ % KEYS] as string, 8);
+  })
+  .add('L1 get, hit (1 KiB)', () => {
+    l1.get(keys[i++ % KEYS] as string);
+  })
+  .add('L1 set (1 KiB)', () => {
+    l1.set(keys[i++ % KEYS] as string, entry, 3_600_000);
+  })
+  .add('shard batch of 16 GET hits (no hop)', () => {
+    shard.run(batch16);
+  })
+  .add('hop: 1 GET per message (round trip)', () => hop(1))
+  .add('hop: 16 GETs in one message (round trip)', () => hop(16));
+
+await bench.run();
+console.log(`machine: ${cpus()[0]?.model ?? '?'} x${availableParallelism()}, node ${process.version}, ${new Date().toISOString().slice(0, 10)}`);
+const rows = bench.tasks.map((t) => {
+  const r = t.result as { throughput?: { mean: number }; latency?: { mean: number } } | undefined;
+  return { task: t.name, 'ops/s': Math.round(r?.throughput?.mean ?? 0), 'mean ns': Math.round((r?.latency?.mean ?? 0) * 1e6) };
+});
+console.table(rows);
+const single = rows.find((r) => r.task.startsWith('hop: 1 '))?.['ops/s'] ?? 0;
+const batched = rows.find((r) => r.task.startsWith('hop: 16'))?.['ops/s'] ?? 0;
+console.log(`GET ops/s through the hop: batched ${batched * 16} vs single ${single} = ${((batched * 16) / single).toFixed(1)}x`);
+await pool.close(1000);

@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+import { helpText, loadConfig } from './config/load.js';
+import type { StrataConfig } from './config/schema.js';
+import { ConfigError, StrataError } from './errors.js';
+import { startNode } from './node.js';
+
+/** Entry point: `strata [options]`. Exit 2 on bad configuration, 1 on other startup failures. */
+async function main(argv: readonly string[]): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(helpText());
+    return;
+  }
+  let config: StrataConfig;
+  try {
+    config = await loadConfig({ argv, env: process.env, cwd: process.cwd() });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`strata: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  if (process.env.REDIS_URL || process.env.STRATA_REDIS_CLUSTER) {
+    process.stderr.write('strata: warning: REDIS_URL/STRATA_REDIS_CLUSTER is set, but this version has no L2 yet; serving L1 only\n');
+  }
+  const node = await startNode(config);
+  const mib = (config.l1MaxBytes / 1048576).toFixed(config.l1MaxBytes % 1048576 === 0 ? 0 : 1);
+  process.stdout.write(
+    `strata listening on http://${config.host}:${node.port} with ${config.shards} shard${config.shards === 1 ? '' : 's'}, L1 budget ${mib} MiB, no L2 configured (L1 only)\n`,
+  );
+  let signalled = false;
+  const stop = (signal: string) => {
+    if (signalled) return;
+    signalled = true;
+    process.stdout.write(`strata: ${signal}: draining\n`);
+    const force = setTimeout(() => {
+      process.stderr.write('strata: drain took too long; exiting\n');
+      process.exit(1);
+    }, config.drainTimeoutMs + 1500);
+    force.unref();
+    node.close().then(
+      () => {
+        process.stdout.write('strata: stopped\n');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        process.stderr.write(`strata: shutdown failed: ${(err as Error).stack ?? err}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  const code = err instanceof StrataError ? ` [${err.code}]` : '';
+  process.stderr.write(`strata: cannot start${code}: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,142 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { transform } from 'sucrase';
+import { ConfigError } from '../errors.js';
+import { OPTIONS, type StrataConfig } from './schema.js';
+
+/** Fixed per-entry bookkeeping the L1 charges on top of key and value bytes. */
+export const L1_ENTRY_OVERHEAD_BYTES = 160;
+
+export interface ConfigSources {
+  /** CLI arguments after the script name. */
+  readonly argv: readonly string[];
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Where `cluster.config.ts` is looked for. */
+  readonly cwd: string;
+}
+
+/** The default config file name, looked for in the working directory. */
+export const DEFAULT_CONFIG_FILE = 'cluster.config.ts';
+
+/** Splits `--name value` / `--name=value` flags; throws ConfigError on anything unknown. */
+export function parseFlags(argv: readonly string[]): Map<string, string> {
+  const flags = new Map<string, string>();
+  const known = new Set(OPTIONS.map((o) => o.flag));
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const eq = arg.indexOf('=');
+    const name = eq === -1 ? arg : arg.slice(0, eq);
+    if (!known.has(name)) throw new ConfigError('argv', arg, 'unknown flag; see strata --help');
+    let value: string | undefined;
+    if (eq !== -1) value = arg.slice(eq + 1);
+    else value = argv[++i];
+    if (value === undefined) throw new ConfigError(name, null, 'needs a value');
+    if (flags.has(name)) throw new ConfigError(name, value, 'given twice');
+    flags.set(name, value);
+  }
+  return flags;
+}
+
+/** Loads a config file (.ts through a type-stripping transform, or .js/.mjs/.json) and returns its default export. */
+export async function loadConfigFile(path: string): Promise<Record<string, unknown>> {
+  let source: string;
+  try {
+    source = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError('STRATA_CONFIG', path, `cannot read the file (${(err as Error).message})`);
+  }
+  let exported: unknown;
+  try {
+    if (path.endsWith('.json')) {
+      exported = JSON.parse(source);
+    } else {
+      const js = path.endsWith('.ts') || path.endsWith('.mts') ? transform(source, { transforms: ['typescript'], filePath: path }).code : source;
+      const mod = (await import(`data:text/javascript;base64,${Buffer.from(js).toString('base64')}`)) as { default?: unknown };
+      exported = mod.default;
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError('STRATA_CONFIG', path, `cannot load the file (${(err as Error).message})`);
+  }
+  if (typeof exported !== 'object' || exported === null || Array.isArray(exported)) {
+    throw new ConfigError('STRATA_CONFIG', path, 'must export default an object of options');
+  }
+  return exported as Record<string, unknown>;
+}
+
+/**
+ * Builds the frozen config: CLI flags > STRATA_* env > config file > defaults,
+ * each value checked once. Throws ConfigError naming the option and value.
+ */
+export async function loadConfig(sources: ConfigSources): Promise<StrataConfig> {
+  const flags = parseFlags(sources.argv);
+  const named = sources.env.STRATA_CONFIG;
+  let file: Record<string, unknown> = {};
+  if (named !== undefined && named !== '') {
+    file = await loadConfigFile(resolve(sources.cwd, named));
+  } else {
+    const implicit = resolve(sources.cwd, DEFAULT_CONFIG_FILE);
+    if (existsSync(implicit)) file = await loadConfigFile(implicit);
+  }
+  return resolveConfig(flags, sources.env, file);
+}
+
+/** The synchronous part of loadConfig, once the file is read. */
+export function resolveConfig(
+  flags: ReadonlyMap<string, string>,
+  env: Readonly<Record<string, string | undefined>>,
+  file: Readonly<Record<string, unknown>>,
+): StrataConfig {
+  const known = new Set<string>(OPTIONS.map((o) => o.key));
+  for (const key of Object.keys(file)) {
+    if (!known.has(key)) throw new ConfigError(key, file[key], 'unknown option in the config file');
+  }
+  const out: Record<string, unknown> = {};
+  for (const option of OPTIONS) {
+    const flag = flags.get(option.flag);
+    const fromEnv = env[option.env];
+    if (flag !== undefined) out[option.key] = parseAs(option.flag, () => option.parse(flag));
+    else if (fromEnv !== undefined && fromEnv !== '') out[option.key] = parseAs(option.env, () => option.parse(fromEnv));
+    else if (file[option.key] !== undefined) out[option.key] = option.check(file[option.key]);
+    else out[option.key] = option.default();
+  }
+  const config = out as unknown as StrataConfig;
+  if (config.defaultTtl > config.maxTtl) {
+    throw new ConfigError('defaultTtl', config.defaultTtl, `must not exceed maxTtl (${config.maxTtl})`);
+  }
+  const perShard = Math.floor(config.l1MaxBytes / config.shards);
+  if (perShard < config.maxValueBytes + 512 + L1_ENTRY_OVERHEAD_BYTES) {
+    throw new ConfigError(
+      'l1MaxBytes',
+      config.l1MaxBytes,
+      `split over ${config.shards} shards leaves ${perShard} bytes each, too small for one value of maxValueBytes (${config.maxValueBytes})`,
+    );
+  }
+  return Object.freeze(config);
+}
+
+/** Re-labels a ConfigError from a flag or env source with the name the user typed. */
+function parseAs<T>(source: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ConfigError(source, err.value, err.rule);
+    throw err;
+  }
+}
+
+/** `strata --help`: every option with its flag, variable and default. */
+export function helpText(): string {
+  const rows = OPTIONS.map((o) => `  ${`${o.flag} <v>`.padEnd(26)}${o.env.padEnd(28)}default ${o.defaultText}\n      ${o.doc}`);
+  return [
+    'usage: strata [options]',
+    '',
+    'Strata cache node. Precedence: flags > environment > config file > defaults.',
+    `Config file: ./${DEFAULT_CONFIG_FILE} if present, or the file STRATA_CONFIG names (.ts, .js, .mjs, .json).`,
+    '',
+    'options:',
+    ...rows,
+    '  --help                    print this and exit',
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,171 @@
+import { availableParallelism } from 'node:os';
+import { ConfigError } from '../errors.js';
+
+/** The node's configuration after defaults, file, environment and flags are merged and checked. */
+export interface StrataConfig {
+  /** Interface to listen on. @default "127.0.0.1" */
+  readonly host: string;
+  /** TCP port; 0 picks a free one. @default 8080 */
+  readonly port: number;
+  /** Shard worker threads, each owning one L1 partition. @default max(1, cores − 1) */
+  readonly shards: number;
+  /** L1 budget of the whole node in bytes, split evenly across shards. @default 268435456 (256 MiB) */
+  readonly l1MaxBytes: number;
+  /** TTL in seconds for a PUT without `?ttl=`. @default 300 */
+  readonly defaultTtl: number;
+  /** Largest TTL in seconds a PUT may ask for. @default 86400 */
+  readonly maxTtl: number;
+  /** Largest value in bytes; larger PUTs get 413. @default 1048576 */
+  readonly maxValueBytes: number;
+  /** Bearer tokens that may write and call admin routes; empty = no auth. @default [] */
+  readonly tokens: readonly string[];
+  /** Deadline in ms for a shard to answer; past it the request gets 503 and the worker is replaced. @default 5000 */
+  readonly requestTimeoutMs: number;
+  /** On SIGTERM/SIGINT, how long in-flight requests may take before the node exits anyway. @default 8000 */
+  readonly drainTimeoutMs: number;
+}
+
+/** What a config file may set: any subset of the options. */
+export type StrataFileConfig = Partial<StrataConfig>;
+
+/** One option: where it comes from, its default, and how a string becomes a checked value. */
+export interface OptionSpec<K extends keyof StrataConfig = keyof StrataConfig> {
+  readonly key: K;
+  readonly env: string;
+  readonly flag: string;
+  readonly doc: string;
+  /** Default as shown in --help and the README. */
+  readonly defaultText: string;
+  readonly default: () => StrataConfig[K];
+  /** From a string (flag or env); throws ConfigError. */
+  readonly parse: (raw: string) => StrataConfig[K];
+  /** From a typed value (config file); throws ConfigError. */
+  readonly check: (value: unknown) => StrataConfig[K];
+}
+
+const MiB = 1024 * 1024;
+
+function integer(name: string, min: number, max: number): (value: unknown) => number {
+  return (value) => {
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+      throw new ConfigError(name, value, `must be an integer in [${min}, ${max}]`);
+    }
+    return value;
+  };
+}
+
+/** Decimal integer, optionally with a binary unit suffix (k, m, g = KiB, MiB, GiB). */
+function parseInteger(name: string, raw: string, check: (v: unknown) => number, units: boolean): number {
+  const match = /^\s*(\d+)\s*([kmg]i?b?)?\s*$/i.exec(raw);
+  if (match === null || (match[2] !== undefined && !units)) {
+    throw new ConfigError(name, raw, units ? 'must be an integer, optionally with k, m or g' : 'must be an integer');
+  }
+  const unit = (match[2] ?? '').charAt(0).toLowerCase();
+  const scale = unit === 'k' ? 1024 : unit === 'm' ? MiB : unit === 'g' ? 1024 * MiB : 1;
+  return check(Number(match[1]) * scale);
+}
+
+function intOption<K extends keyof StrataConfig>(
+  key: K,
+  env: string,
+  flag: string,
+  doc: string,
+  min: number,
+  max: number,
+  def: () => number,
+  defaultText: string,
+  units = false,
+): OptionSpec<K> {
+  const check = integer(key, min, max);
+  return {
+    key,
+    env,
+    flag,
+    doc,
+    defaultText,
+    default: def as () => StrataConfig[K],
+    parse: (raw) => parseInteger(key, raw, check, units) as StrataConfig[K],
+    check: check as (v: unknown) => StrataConfig[K],
+  };
+}
+
+function checkHost(value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0 || /[\s/]/.test(value)) {
+    throw new ConfigError('host', value, 'must be an IP address or host name');
+  }
+  return value;
+}
+
+const TOKEN_RE = /^[A-Za-z0-9\-._~+/]+=*$/; // RFC 6750 b64token
+
+function checkTokens(value: unknown): readonly string[] {
+  if (!Array.isArray(value)) throw new ConfigError('tokens', value, 'must be a list of tokens');
+  for (const token of value) {
+    if (typeof token !== 'string' || token.length < 8 || !TOKEN_RE.test(token)) {
+      throw new ConfigError('tokens', token, 'each token must be at least 8 characters of the RFC 6750 token alphabet');
+    }
+  }
+  return Object.freeze([...value] as string[]);
+}
+
+/** Default shard count: one thread per core, leaving one core to the HTTP front. */
+export function defaultShards(): number {
+  return Math.max(1, availableParallelism() - 1);
+}
+
+/** Every option, in --help order. */
+export const OPTIONS: readonly OptionSpec[] = [
+  {
+    key: 'host',
+    env: 'STRATA_HOST',
+    flag: '--host',
+    doc: 'interface to listen on',
+    defaultText: '127.0.0.1',
+    default: () => '127.0.0.1',
+    parse: checkHost,
+    check: checkHost,
+  },
+  intOption('port', 'STRATA_PORT', '--port', 'TCP port (0 = any free port)', 0, 65535, () => 8080, '8080'),
+  intOption('shards', 'STRATA_SHARDS', '--shards', 'shard worker threads', 1, 256, defaultShards, 'max(1, cores - 1)'),
+  intOption(
+    'l1MaxBytes',
+    'STRATA_L1_MAX_BYTES',
+    '--l1-max-bytes',
+    'L1 budget of the node in bytes (k/m/g suffixes), split across shards',
+    MiB,
+    2 ** 45,
+    () => 256 * MiB,
+    '256m',
+    true,
+  ),
+  intOption('defaultTtl', 'STRATA_DEFAULT_TTL', '--default-ttl', 'TTL in seconds when a PUT gives none', 1, 2 ** 31, () => 300, '300'),
+  intOption('maxTtl', 'STRATA_MAX_TTL', '--max-ttl', 'largest TTL in seconds a PUT may ask for', 1, 2 ** 31, () => 86400, '86400'),
+  intOption('maxValueBytes', 'STRATA_MAX_VALUE_BYTES', '--max-value-bytes', 'largest value in bytes (k/m/g suffixes)', 1, 512 * MiB, () => MiB, '1m', true),
+  {
+    key: 'tokens',
+    env: 'STRATA_TOKENS',
+    flag: '--tokens',
+    doc: 'comma-separated bearer tokens guarding writes and admin routes (empty = open)',
+    defaultText: '(none)',
+    default: () => Object.freeze([]) as readonly string[],
+    parse: (raw) =>
+      checkTokens(
+        raw
+          .split(',')
+          .map((t) => t.trim())
+          .filter((t) => t.length > 0),
+      ),
+    check: checkTokens,
+  },
+  intOption(
+    'requestTimeoutMs',
+    'STRATA_REQUEST_TIMEOUT_MS',
+    '--request-timeout-ms',
+    'deadline for a shard to answer; past it 503 and the worker is replaced',
+    10,
+    600_000,
+    () => 5000,
+    '5000',
+  ),
+  intOption('drainTimeoutMs', 'STRATA_DRAIN_TIMEOUT_MS', '--drain-timeout-ms', 'on SIGTERM, how long in-flight requests may take', 0, 9000, () => 8000, '8000'),
+];

@@ -1,0 +1,65 @@
+/**
+ * Every error Strata reports, by stable code. Callers match on `code`, never on
+ * a message. docs/errors.md lists the same codes; test/unit/errors.test.ts keeps
+ * the two in step.
+ */
+export const ERROR_CODES = {
+  E_INVALID_KEY: { status: 400, summary: 'the key is empty, over 512 bytes, has control characters or bad percent-encoding' },
+  E_INVALID_TTL: { status: 400, summary: 'ttl is not an integer number of seconds in [1, maxTtl]' },
+  E_INVALID_TAGS: { status: 400, summary: 'a tag is empty, over 128 bytes, or has control characters or commas' },
+  E_INVALID_CONTENT_TYPE: { status: 400, summary: 'Content-Type is over 256 characters or not printable ASCII' },
+  E_INVALID_QUERY: { status: 400, summary: 'an unknown or repeated query parameter' },
+  E_INVALID_JSON: { status: 400, summary: 'the request body is not valid JSON' },
+  E_INVALID_BODY: { status: 400, summary: 'the JSON body does not have the documented shape' },
+  E_TOO_MANY_KEYS: { status: 400, summary: 'more than 1000 keys (or tags) in one mget or invalidate' },
+  E_BAD_FRAMING: { status: 400, summary: 'ambiguous or invalid message framing (RFC 9112 §6.3); the connection is closed' },
+  E_UNAUTHORIZED: { status: 401, summary: 'a write or admin route was called without a valid bearer token' },
+  E_KEY_NOT_FOUND: { status: 404, summary: 'the key is not cached' },
+  E_ROUTE_NOT_FOUND: { status: 404, summary: 'no such route' },
+  E_METHOD_NOT_ALLOWED: { status: 405, summary: 'the route exists but not for this method; see the Allow header' },
+  E_VALUE_TOO_LARGE: { status: 413, summary: 'the value is larger than maxValueBytes; the connection is closed' },
+  E_BODY_TOO_LARGE: { status: 413, summary: 'an mget or invalidate body is larger than 1 MiB; the connection is closed' },
+  E_INTERNAL: { status: 500, summary: 'a bug: the node could not complete the request' },
+  E_SHARD_UNAVAILABLE: { status: 503, summary: "the key's shard worker died or is restarting; retry" },
+  E_SHARD_TIMEOUT: { status: 503, summary: "the key's shard did not answer within requestTimeoutMs; the worker is replaced" },
+  E_SHUTTING_DOWN: { status: 503, summary: 'the node is draining and takes no new work' },
+  E_CONFIG: { status: 0, summary: 'startup: an option has a bad value (exit code 2)' },
+  E_UWS_NATIVE_UNAVAILABLE: { status: 0, summary: "startup: uWebSockets.js's native binary did not load; Strata refuses the slow JS fallback" },
+} as const satisfies Record<string, { status: number; summary: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Base class: a failure with a stable `code` and its HTTP `status` (0 for startup errors). */
+export class StrataError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.status = ERROR_CODES[code].status;
+  }
+}
+
+/** A configuration option has a value outside its rules. */
+export class ConfigError extends StrataError {
+  readonly option: string;
+  readonly value: unknown;
+  readonly rule: string;
+  constructor(option: string, value: unknown, rule: string) {
+    super('E_CONFIG', `invalid ${option}=${JSON.stringify(value)}: ${rule}`);
+    this.option = option;
+    this.value = value;
+    this.rule = rule;
+  }
+}
+
+/** uWebSockets.js would run its JS fallback instead of the native server. */
+export class UwsNativeUnavailableError extends StrataError {
+  constructor(detail: string, cause?: unknown) {
+    super('E_UWS_NATIVE_UNAVAILABLE', `uWebSockets.js native binary unavailable: ${detail}`, { cause });
+  }
+}
+
+/** A request input broke a rule; `code` says which. Carries no stack-worthy state. */
+export class RequestError extends StrataError {}

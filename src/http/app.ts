@@ -1,0 +1,311 @@
+import type { StrataConfig } from '../config/schema.js';
+import type { FrontCounters } from '../counters/counters.js';
+import type { Route } from '../counters/layout.js';
+import type { ErrorCode } from '../errors.js';
+import type { MetricsRegistry } from '../metrics/registry.js';
+import type { StatsReporter } from '../metrics/stats.js';
+import type { BatchResult, OpWaiter, ShardPool } from '../shards/pool.js';
+import { FIELD, FIELDS, OP, STATUS } from '../shards/protocol.js';
+import { shardOf } from '../shards/route.js';
+import { readBody } from './body.js';
+import { framingProblem } from './framing.js';
+import { contentTypeOf, type InputProblem, isProblem, keyFromSegment, parseJsonBody, parsePutQuery, stringList, TokenGuard, tagProblem } from './input.js';
+import { keyProblem } from './key.js';
+import { Exchange } from './respond.js';
+import type { HttpRequest, HttpResponse, loadNativeUws, TemplatedApp } from './uws.js';
+
+/** Largest mget/invalidate body. */
+export const MAX_JSON_BODY_BYTES = 1024 * 1024;
+/** Most keys (or tags) in one mget/invalidate. */
+export const MAX_BATCH_KEYS = 1000;
+
+/** What the routes need from the node. */
+export interface AppContext {
+  readonly config: StrataConfig;
+  readonly pool: ShardPool;
+  readonly front: FrontCounters;
+  readonly metrics: MetricsRegistry;
+  readonly stats: StatsReporter;
+  /** True once shutdown began: /readyz turns 503, new work is refused. */
+  readonly draining: () => boolean;
+}
+
+const KEY_METHODS = 'GET, HEAD, PUT, DELETE';
+
+/** A GET/HEAD/PUT/DELETE on one key, waiting for its shard. */
+class KeyExchange extends Exchange implements OpWaiter {
+  head = false;
+  onResult(result: BatchResult, index: number): void {
+    const status = result.header[index * FIELDS + FIELD.STATUS];
+    if (status === STATUS.HIT) this.hit(result, index, this.head);
+    else if (status === STATUS.MISS) this.miss(this.head);
+    else if (status === STATUS.STORED || status === STATUS.DONE) this.noContent();
+    else if (status === STATUS.TOO_LARGE) this.error('E_VALUE_TOO_LARGE', 'the value does not fit in the L1 partition');
+    else this.error('E_INTERNAL', `unexpected shard status ${status}`);
+  }
+  onFail(code: ErrorCode, message: string): void {
+    this.error(code, message);
+  }
+}
+
+/** POST /v1/mget: one op per distinct key, answered when every shard has. */
+class MgetExchange extends Exchange implements OpWaiter {
+  readonly values: (string | null)[];
+  remaining: number;
+  constructor(
+    res: HttpResponse,
+    counters: FrontCounters,
+    readonly keys: string[],
+  ) {
+    super(res, 'mget', counters);
+    this.values = new Array<string | null>(keys.length).fill(null);
+    this.remaining = keys.length;
+  }
+  onResult(result: BatchResult, index: number, slot: number): void {
+    const base = index * FIELDS;
+    if (result.header[base + FIELD.STATUS] === STATUS.HIT) {
+      const offset = (result.header[base + FIELD.OFFSET] as number) + (result.header[base + FIELD.HEAD_LEN] as number);
+      const length = result.header[base + FIELD.VALUE_LEN] as number;
+      this.values[slot] = Buffer.from(result.bytes.buffer, result.bytes.byteOffset + offset, length).toString('base64');
+    }
+    if (--this.remaining === 0) {
+      const out: Record<string, string | null> = Object.create(null);
+      for (let i = 0; i < this.keys.length; i++) out[this.keys[i] as string] = this.values[i] ?? null;
+      this.json(JSON.stringify({ values: out }));
+    }
+  }
+  onFail(code: ErrorCode, message: string): void {
+    this.error(code, message);
+  }
+}
+
+/** POST /v1/invalidate: key deletes plus tag sweeps on every shard. */
+class InvalidateExchange extends Exchange implements OpWaiter {
+  invalidated = 0;
+  constructor(
+    res: HttpResponse,
+    counters: FrontCounters,
+    public remaining: number,
+  ) {
+    super(res, 'invalidate', counters);
+  }
+  onResult(result: BatchResult, index: number): void {
+    this.invalidated += result.header[index * FIELDS + FIELD.VALUE_LEN] as number;
+    if (--this.remaining === 0) this.json(JSON.stringify({ invalidated: this.invalidated }));
+  }
+  onFail(code: ErrorCode, message: string): void {
+    this.error(code, message);
+  }
+}
+
+/** Builds the uWS app with every v1 route. */
+export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext): TemplatedApp {
+  const { config, pool } = ctx;
+  const counters = ctx.front;
+  const guard = new TokenGuard(config.tokens);
+  const shards = config.shards;
+  const app = uws.App();
+
+  /** Framing check for any request announcing a body; answers and returns false when it is bad. */
+  const framingOk = (ex: Exchange, req: HttpRequest): boolean => {
+    if (req.getHeader('content-length') === '' && req.getHeader('transfer-encoding') === '') return true;
+    const problem = framingProblem(req);
+    if (problem === null) return true;
+    ex.error('E_BAD_FRAMING', `ambiguous message framing: ${problem}`, true);
+    return false;
+  };
+  const hasBody = (req: HttpRequest): boolean => {
+    const length = req.getHeader('content-length');
+    return (length !== '' && length !== '0') || req.getHeader('transfer-encoding') !== '';
+  };
+  const authorized = (ex: Exchange, req: HttpRequest): boolean => {
+    if (guard.allows(req.getHeader('authorization'))) return true;
+    // An unread body would be taken for the next request: close.
+    ex.error('E_UNAUTHORIZED', 'this route needs Authorization: Bearer <token>', hasBody(req));
+    return false;
+  };
+  const refuseIfDraining = (ex: Exchange): boolean => {
+    if (!ctx.draining()) return false;
+    ex.error('E_SHUTTING_DOWN', 'the node is draining', true);
+    return true;
+  };
+
+  const lookup = (head: boolean) => (res: HttpResponse, req: HttpRequest) => {
+    const ex = new KeyExchange(res, head ? 'head' : 'get', counters);
+    ex.head = head;
+    if (!framingOk(ex, req) || refuseIfDraining(ex)) return;
+    const key = keyFromSegment(req.getParameter(0) ?? '');
+    if (typeof key !== 'string') return ex.error(key.code, key.message, hasBody(req));
+    pool.submit(shardOf(key, shards), head ? OP.HEAD : OP.GET, key, null, ex, 0);
+  };
+  app.get('/v1/keys/:key', lookup(false));
+  app.head('/v1/keys/:key', lookup(true));
+
+  app.put('/v1/keys/:key', (res, req) => {
+    const ex = new KeyExchange(res, 'put', counters);
+    if (!framingOk(ex, req) || refuseIfDraining(ex) || !authorized(ex, req)) return;
+    const close = hasBody(req);
+    const key = keyFromSegment(req.getParameter(0) ?? '');
+    if (typeof key !== 'string') return ex.error(key.code, key.message, close);
+    const query = parsePutQuery(req.getQuery() ?? '', config.defaultTtl, config.maxTtl);
+    if (isProblem(query)) return ex.error(query.code, query.message, close);
+    const contentType = contentTypeOf(req.getHeader('content-type'));
+    if (typeof contentType !== 'string') return ex.error(contentType.code, contentType.message, close);
+    const length = req.getHeader('content-length');
+    if (length !== '' && Number(length) > config.maxValueBytes) {
+      return ex.error('E_VALUE_TOO_LARGE', `the value is ${length} bytes; maxValueBytes is ${config.maxValueBytes}`, true);
+    }
+    const shard = shardOf(key, shards);
+    readBody(
+      res,
+      config.maxValueBytes,
+      (value) => {
+        if (ex.aborted) return;
+        pool.submit(shard, OP.PUT, key, { value, contentType, ttlMs: query.ttlS * 1000, tags: query.tags }, ex, 0);
+      },
+      () => ex.error('E_VALUE_TOO_LARGE', `the value is larger than maxValueBytes (${config.maxValueBytes})`, true),
+    );
+  });
+
+  app.del('/v1/keys/:key', (res, req) => {
+    const ex = new KeyExchange(res, 'delete', counters);
+    if (!framingOk(ex, req) || refuseIfDraining(ex) || !authorized(ex, req)) return;
+    const key = keyFromSegment(req.getParameter(0) ?? '');
+    if (typeof key !== 'string') return ex.error(key.code, key.message, hasBody(req));
+    pool.submit(shardOf(key, shards), OP.DELETE, key, null, ex, 0);
+  });
+
+  // Other methods on a key, and key paths that are not one segment.
+  app.any('/v1/keys/:key', (res, req) => methodNotAllowed(res, req, counters, KEY_METHODS));
+  app.any('/v1/keys/*', (res, req) => {
+    const method = req.getMethod();
+    const ex = new Exchange(res, routeOfMethod(method), counters);
+    if (!['get', 'head', 'put', 'delete'].includes(method)) {
+      return ex.error('E_METHOD_NOT_ALLOWED', `${method.toUpperCase()} is not allowed here`, hasBody(req), KEY_METHODS);
+    }
+    ex.error('E_INVALID_KEY', 'the key must be exactly one non-empty path segment (encode "/" as %2F)', hasBody(req));
+  });
+  app.any('/v1/keys', (res, req) => {
+    new Exchange(res, 'other', counters).error('E_INVALID_KEY', 'the key is empty', hasBody(req));
+  });
+
+  /** Reads and parses a JSON body for mget/invalidate, then calls `use`. */
+  const withJsonBody = (ex: Exchange, res: HttpResponse, req: HttpRequest, use: (body: Record<string, unknown>) => void): void => {
+    const length = req.getHeader('content-length');
+    if (length !== '' && Number(length) > MAX_JSON_BODY_BYTES) {
+      ex.error('E_BODY_TOO_LARGE', `the body is ${length} bytes; at most ${MAX_JSON_BODY_BYTES}`, true);
+      return;
+    }
+    readBody(
+      res,
+      MAX_JSON_BODY_BYTES,
+      (bytes) => {
+        if (ex.aborted) return;
+        const body = parseJsonBody(bytes);
+        if (isProblem(body)) return ex.error(body.code, body.message);
+        use(body);
+      },
+      () => ex.error('E_BODY_TOO_LARGE', `the body is larger than ${MAX_JSON_BODY_BYTES} bytes`, true),
+    );
+  };
+
+  app.post('/v1/mget', (res, req) => {
+    const ex = new Exchange(res, 'mget', counters);
+    if (!framingOk(ex, req) || refuseIfDraining(ex)) return;
+    withJsonBody(ex, res, req, (body) => {
+      const keys = stringList(body, 'keys', MAX_BATCH_KEYS, keyProblem, 'E_INVALID_KEY');
+      if (keys === undefined) return ex.error('E_INVALID_BODY', 'the body must be {"keys": [...]}');
+      if (isProblem(keys)) return ex.error(keys.code, keys.message);
+      const unique = [...new Set(keys)];
+      if (unique.length === 0) return ex.json('{"values":{}}');
+      const mget = new MgetExchange(res, counters, unique);
+      adopt(ex, mget);
+      for (let i = 0; i < unique.length; i++) {
+        const key = unique[i] as string;
+        pool.submit(shardOf(key, shards), OP.GET, key, null, mget, i);
+      }
+    });
+  });
+
+  app.post('/v1/invalidate', (res, req) => {
+    const ex = new Exchange(res, 'invalidate', counters);
+    if (!framingOk(ex, req) || refuseIfDraining(ex) || !authorized(ex, req)) return;
+    withJsonBody(ex, res, req, (body) => {
+      const keys = stringList(body, 'keys', MAX_BATCH_KEYS, keyProblem, 'E_INVALID_KEY');
+      const tags = stringList(body, 'tags', MAX_BATCH_KEYS, tagProblem, 'E_INVALID_TAGS');
+      const problem = [keys, tags].find(isProblem) as InputProblem | undefined;
+      if (problem !== undefined) return ex.error(problem.code, problem.message);
+      if (keys === undefined && tags === undefined) return ex.error('E_INVALID_BODY', 'the body must be {"keys": [...], "tags": [...]}');
+      const uniqueKeys = [...new Set((keys as string[] | undefined) ?? [])];
+      const uniqueTags = [...new Set((tags as string[] | undefined) ?? [])];
+      const ops = uniqueKeys.length + uniqueTags.length * shards;
+      if (ops === 0) return ex.json('{"invalidated":0}');
+      const inv = new InvalidateExchange(res, counters, ops);
+      adopt(ex, inv);
+      for (const key of uniqueKeys) pool.submit(shardOf(key, shards), OP.DELETE, key, null, inv, 0);
+      for (const tag of uniqueTags) for (let s = 0; s < shards; s++) pool.submit(s, OP.INVALIDATE_TAG, tag, null, inv, 0);
+    });
+  });
+  app.any('/v1/mget', (res, req) => methodNotAllowed(res, req, counters, 'POST'));
+  app.any('/v1/invalidate', (res, req) => methodNotAllowed(res, req, counters, 'POST'));
+
+  const health = (res: HttpResponse) => new Exchange(res, 'health', counters).json('{"status":"ok"}');
+  app.get('/healthz', health);
+  app.get('/livez', health);
+  app.get('/readyz', (res) => {
+    const ex = new Exchange(res, 'health', counters);
+    const up = Array.from({ length: shards }, (_, s) => pool.isUp(s));
+    const shardsUp = up.filter(Boolean).length;
+    const draining = ctx.draining();
+    const ready = !draining && shardsUp === shards;
+    const body = JSON.stringify({
+      status: ready ? 'ready' : draining ? 'draining' : 'degraded',
+      shards: { up: shardsUp, total: shards },
+      l2: { configured: false },
+    });
+    ex.send(ready ? 200 : 503, 'application/json', body);
+  });
+
+  app.get('/metrics', (res, req) => {
+    const ex = new Exchange(res, 'metrics', counters);
+    if (!authorized(ex, req)) return;
+    ctx.metrics.render().then(
+      (text) => ex.send(200, ctx.metrics.contentType, text),
+      (err: unknown) => ex.error('E_INTERNAL', `metrics failed: ${(err as Error).message}`),
+    );
+  });
+  app.get('/v1/stats', (res, req) => {
+    const ex = new Exchange(res, 'stats', counters);
+    if (!authorized(ex, req)) return;
+    ex.json(JSON.stringify(ctx.stats.snapshot()));
+  });
+  for (const path of ['/healthz', '/livez', '/readyz', '/metrics', '/v1/stats']) {
+    app.any(path, (res, req) => methodNotAllowed(res, req, counters, 'GET'));
+  }
+
+  app.any('/*', (res, req) => {
+    const ex = new Exchange(res, 'other', counters);
+    if (!framingOk(ex, req)) return;
+    ex.error('E_ROUTE_NOT_FOUND', `no route for ${req.getMethod().toUpperCase()} ${req.getUrl()}`, hasBody(req));
+  });
+  return app;
+}
+
+function routeOfMethod(method: string): Route {
+  return method === 'get' ? 'get' : method === 'head' ? 'head' : method === 'put' ? 'put' : method === 'delete' ? 'delete' : 'other';
+}
+
+function methodNotAllowed(res: HttpResponse, req: HttpRequest, counters: FrontCounters, allow: string): void {
+  const method = req.getMethod().toUpperCase();
+  const close = req.getHeader('content-length') !== '' || req.getHeader('transfer-encoding') !== '';
+  new Exchange(res, 'other', counters).error('E_METHOD_NOT_ALLOWED', `${method} is not allowed; use ${allow}`, close, allow);
+}
+
+/**
+ * Hands a request over from the Exchange that read its body to the one that
+ * collects shard answers: the first stops counting, the second inherits abort.
+ */
+function adopt(from: Exchange, to: Exchange): void {
+  from.done = true;
+  if (from.aborted) to.aborted = true;
+}

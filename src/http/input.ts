@@ -1,0 +1,149 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { ErrorCode } from '../errors.js';
+import { decodeSegment, keyProblem } from './key.js';
+
+/** A rejected input: the code to answer with and why. */
+export interface InputProblem {
+  readonly code: ErrorCode;
+  readonly message: string;
+}
+
+export const MAX_TAGS = 32;
+export const MAX_TAG_BYTES = 128;
+export const MAX_CONTENT_TYPE_LENGTH = 256;
+const TAG_FORBIDDEN = /[\u0000-\u001f\u007f-\u009f,]/;
+const CONTENT_TYPE = /^[\t\x20-\x7e]+$/;
+
+/** Why a tag is unacceptable, or null. */
+export function tagProblem(tag: string): string | null {
+  if (tag.length === 0) return 'a tag is empty';
+  if (Buffer.byteLength(tag) > MAX_TAG_BYTES) return `a tag is longer than ${MAX_TAG_BYTES} bytes`;
+  if (TAG_FORBIDDEN.test(tag)) return 'a tag contains a comma or control characters';
+  return null;
+}
+
+/** What a PUT's query string may say. */
+export interface PutQuery {
+  readonly ttlS: number;
+  readonly tags: readonly string[] | null;
+}
+
+/** Parses `ttl=S&tags=a,b`; any other or repeated parameter is an error. */
+export function parsePutQuery(query: string, defaultTtlS: number, maxTtlS: number): PutQuery | InputProblem {
+  let ttlS = defaultTtlS;
+  let tags: string[] | null = null;
+  if (query === '') return { ttlS, tags };
+  const seen = new Set<string>();
+  for (const pair of query.split('&')) {
+    if (pair === '') continue;
+    const eq = pair.indexOf('=');
+    const name = eq === -1 ? pair : pair.slice(0, eq);
+    const raw = eq === -1 ? '' : pair.slice(eq + 1);
+    if (seen.has(name)) return { code: 'E_INVALID_QUERY', message: `query parameter ${name} is given twice` };
+    seen.add(name);
+    const value = decodeSegment(raw.replaceAll('+', ' '));
+    if (value === undefined) return { code: 'E_INVALID_QUERY', message: `query parameter ${name} has bad percent-encoding` };
+    if (name === 'ttl') {
+      const n = /^\d{1,12}$/.test(value) ? Number(value) : Number.NaN;
+      if (!(n >= 1 && n <= maxTtlS)) {
+        return { code: 'E_INVALID_TTL', message: `ttl must be an integer number of seconds in [1, ${maxTtlS}]` };
+      }
+      ttlS = n;
+    } else if (name === 'tags') {
+      const list = value.split(',');
+      if (list.length > MAX_TAGS) return { code: 'E_INVALID_TAGS', message: `at most ${MAX_TAGS} tags` };
+      for (const tag of list) {
+        const problem = tagProblem(tag);
+        if (problem !== null) return { code: 'E_INVALID_TAGS', message: problem };
+      }
+      tags = [...new Set(list)];
+    } else {
+      return { code: 'E_INVALID_QUERY', message: `unknown query parameter ${JSON.stringify(name)} (allowed: ttl, tags)` };
+    }
+  }
+  return { ttlS, tags };
+}
+
+/** A key from a raw path segment, or the problem with it. */
+export function keyFromSegment(raw: string): string | InputProblem {
+  const key = decodeSegment(raw);
+  if (key === undefined) return { code: 'E_INVALID_KEY', message: 'the key has bad percent-encoding or is not UTF-8' };
+  const problem = keyProblem(key);
+  return problem === null ? key : { code: 'E_INVALID_KEY', message: problem };
+}
+
+/** The stored content type: the request's, or application/octet-stream. */
+export function contentTypeOf(header: string): string | InputProblem {
+  if (header === '') return 'application/octet-stream';
+  if (header.length > MAX_CONTENT_TYPE_LENGTH || !CONTENT_TYPE.test(header)) {
+    return { code: 'E_INVALID_CONTENT_TYPE', message: `Content-Type must be at most ${MAX_CONTENT_TYPE_LENGTH} printable ASCII characters` };
+  }
+  return header;
+}
+
+/** Checks `Authorization: Bearer <token>` against the configured tokens in constant time per token. */
+export class TokenGuard {
+  readonly #tokens: Buffer[];
+  constructor(tokens: readonly string[]) {
+    this.#tokens = tokens.map((t) => Buffer.from(t));
+  }
+  get enabled(): boolean {
+    return this.#tokens.length > 0;
+  }
+  /** True when no tokens are configured or the header carries one of them. */
+  allows(authorization: string): boolean {
+    if (this.#tokens.length === 0) return true;
+    const match = /^Bearer +(\S+) *$/i.exec(authorization);
+    if (match === null) return false;
+    const given = Buffer.from(match[1] as string);
+    let ok = false;
+    for (const token of this.#tokens) {
+      if (token.length === given.length && timingSafeEqual(token, given)) ok = true;
+    }
+    return ok;
+  }
+}
+
+/** Parses an mget/invalidate body: a JSON object whose named arrays hold strings. */
+export function parseJsonBody(body: Uint8Array): Record<string, unknown> | InputProblem {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(body);
+  } catch {
+    return { code: 'E_INVALID_JSON', message: 'the body is not UTF-8' };
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    return { code: 'E_INVALID_JSON', message: `the body is not valid JSON (${(err as Error).message})` };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { code: 'E_INVALID_BODY', message: 'the body must be a JSON object' };
+  }
+  return value as Record<string, unknown>;
+}
+
+/** A list field of an mget/invalidate body, checked item by item. */
+export function stringList(
+  body: Record<string, unknown>,
+  field: string,
+  max: number,
+  check: (item: string) => string | null,
+  code: ErrorCode,
+): string[] | InputProblem | undefined {
+  const value = body[field];
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value)) return { code: 'E_INVALID_BODY', message: `"${field}" must be an array of strings` };
+  if (value.length > max) return { code: 'E_TOO_MANY_KEYS', message: `"${field}" has ${value.length} items; at most ${max}` };
+  for (const item of value) {
+    if (typeof item !== 'string') return { code: 'E_INVALID_BODY', message: `"${field}" must be an array of strings` };
+    const problem = check(item);
+    if (problem !== null) return { code, message: `${field}: ${problem}` };
+  }
+  return value as string[];
+}
+
+export function isProblem(value: unknown): value is InputProblem {
+  return typeof value === 'object' && value !== null && 'code' in value && 'message' in value;
+}

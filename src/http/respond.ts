@@ -1,0 +1,145 @@
+import type { FrontCounters } from '../counters/counters.js';
+import type { Route } from '../counters/layout.js';
+import { ERROR_CODES, type ErrorCode } from '../errors.js';
+import type { BatchResult } from '../shards/pool.js';
+import { FIELD, FIELDS } from '../shards/protocol.js';
+import type { HttpResponse } from './uws.js';
+
+/** The one place that writes HTTP responses. Every request is an Exchange. */
+
+const STATUS_LINE: Record<number, string> = {
+  200: '200 OK',
+  204: '204 No Content',
+  400: '400 Bad Request',
+  401: '401 Unauthorized',
+  404: '404 Not Found',
+  405: '405 Method Not Allowed',
+  413: '413 Content Too Large',
+  500: '500 Internal Server Error',
+  503: '503 Service Unavailable',
+};
+
+const JSON_TYPE = 'application/json';
+const NOT_FOUND_BODY = errorBody('E_KEY_NOT_FOUND', 'the key is not cached');
+
+/** A JSON error body in the documented shape. */
+export function errorBody(code: ErrorCode, message: string): string {
+  return JSON.stringify({ error: { code, message } });
+}
+
+/**
+ * One request/response. Tracks abort (a client that went away must never be
+ * written to) and counts the answer exactly once.
+ */
+export class Exchange {
+  aborted = false;
+  done = false;
+  /** performance.now() when the handler began. */
+  readonly startMs: number;
+
+  constructor(
+    readonly res: HttpResponse,
+    readonly route: Route,
+    readonly counters: FrontCounters,
+  ) {
+    this.startMs = performance.now();
+    res.onAborted(() => {
+      this.aborted = true;
+    });
+  }
+
+  /** Marks the exchange answered; false when it was already answered or aborted. */
+  #finish(status: number): boolean {
+    if (this.done) return false;
+    this.done = true;
+    this.counters.countRequest(this.route, status, (performance.now() - this.startMs) * 1e6);
+    return !this.aborted;
+  }
+
+  /** JSON error with its status. `close` ends the connection (unread body, bad framing). */
+  error(code: ErrorCode, message: string, close = false, allow?: string): void {
+    const status = ERROR_CODES[code].status;
+    if (!this.#finish(status)) return;
+    const res = this.res;
+    res.cork(() => {
+      res.writeStatus(STATUS_LINE[status] as string).writeHeader('content-type', JSON_TYPE);
+      if (allow !== undefined) res.writeHeader('allow', allow);
+      res.end(code === 'E_KEY_NOT_FOUND' && message === '' ? NOT_FOUND_BODY : errorBody(code, message), close);
+    });
+  }
+
+  /** 404 for a cache miss (HEAD: no body). */
+  miss(head: boolean): void {
+    if (!this.#finish(404)) return;
+    corked = this;
+    corkedHead = head;
+    this.res.cork(writeMiss);
+  }
+
+  /** 200 with a JSON body. */
+  json(body: string, status = 200): void {
+    this.send(status, JSON_TYPE, body);
+  }
+
+  /** A whole body with its type. */
+  send(status: number, contentType: string, body: string): void {
+    if (!this.#finish(status)) return;
+    const res = this.res;
+    res.cork(() => {
+      res
+        .writeStatus(STATUS_LINE[status] as string)
+        .writeHeader('content-type', contentType)
+        .writeHeader('cache-control', 'no-store')
+        .end(body);
+    });
+  }
+
+  /** 204. */
+  noContent(): void {
+    if (!this.#finish(204)) return;
+    corked = this;
+    this.res.cork(writeNoContent);
+  }
+
+  /** 200 with the value of op `index` in a shard's batch result. */
+  hit(result: BatchResult, index: number, head: boolean): void {
+    if (!this.#finish(200)) return;
+    corked = this;
+    corkedResult = result;
+    corkedIndex = index;
+    corkedHead = head;
+    this.res.cork(writeHit);
+  }
+}
+
+// Hot-path writers take their arguments from these slots so that cork() needs no closure per response.
+let corked: Exchange | null = null;
+let corkedResult: BatchResult | null = null;
+let corkedIndex = 0;
+let corkedHead = false;
+
+function writeHit(): void {
+  const res = (corked as Exchange).res;
+  const { header, bytes } = corkedResult as BatchResult;
+  const base = corkedIndex * FIELDS;
+  const offset = header[base + FIELD.OFFSET] as number;
+  const headEnd = offset + (header[base + FIELD.HEAD_LEN] as number);
+  const valueLength = header[base + FIELD.VALUE_LEN] as number;
+  const ageS = Math.max(0, Math.floor((Date.now() - (header[base + FIELD.CREATED_MS] as number)) / 1000));
+  // One call writes content-type, etag and x-cache: the block is CRLF-joined (protocol.ts).
+  res.writeHeader('content-type', bytes.subarray(offset, headEnd)).writeHeader('age', String(ageS));
+  if (corkedHead) res.endWithoutBody(valueLength);
+  else res.end(bytes.subarray(headEnd, headEnd + valueLength));
+  corkedResult = null;
+}
+
+function writeMiss(): void {
+  const res = (corked as Exchange).res;
+  res.writeStatus('404 Not Found').writeHeader('content-type', JSON_TYPE);
+  if (corkedHead) res.endWithoutBody(NOT_FOUND_BODY.length);
+  else res.end(NOT_FOUND_BODY);
+}
+
+function writeNoContent(): void {
+  (corked as Exchange).res.writeStatus('204 No Content').endWithoutBody();
+}

@@ -1,0 +1,103 @@
+import { LRUCache } from 'lru-cache';
+import { L1_ENTRY_OVERHEAD_BYTES } from '../config/load.js';
+
+/** One cached value with the metadata the HTTP layer answers with. */
+export interface L1Entry {
+  readonly value: Uint8Array;
+  /**
+   * Response header block, ASCII: the content-type value, then CRLF and
+   * `etag: "…"` (see protocol.ts FIELD). Pre-rendered once at PUT.
+   */
+  readonly head: Uint8Array;
+  /** Wall-clock ms when stored (for `age`). */
+  readonly createdMs: number;
+  /** Wall-clock ms when it expires. */
+  readonly expiresMs: number;
+  readonly tags: readonly string[] | null;
+}
+
+/** What happens to the partition, for counters. */
+export interface L1Events {
+  evicted(count: number): void;
+  expired(count: number): void;
+}
+
+export interface L1PartitionOptions {
+  /** Bytes this partition may hold (sum of entry sizes). */
+  readonly maxBytes: number;
+  readonly events: L1Events;
+  /** Clock in ms for TTLs; tests pass a fake one. @default performance.now */
+  readonly now?: () => number;
+}
+
+/** Bytes an entry charges against the budget: key, value, metadata and fixed overhead. */
+export function entrySize(key: string, entry: L1Entry): number {
+  return key.length * 2 + entry.value.byteLength + entry.head.byteLength + L1_ENTRY_OVERHEAD_BYTES;
+}
+
+/**
+ * The L1 partition one shard owns: an LRU bounded in bytes with a TTL per entry.
+ * Only its shard's worker touches it, so there is no locking.
+ */
+export class L1Partition {
+  readonly #lru: LRUCache<string, L1Entry>;
+  readonly #events: L1Events;
+
+  constructor(options: L1PartitionOptions) {
+    this.#events = options.events;
+    const clock = options.now;
+    this.#lru = new LRUCache<string, L1Entry>({
+      maxSize: options.maxBytes,
+      sizeCalculation: (entry, key) => entrySize(key, entry),
+      // Expired entries are dropped lazily on access and by purgeExpired(); no timer per entry.
+      ttlAutopurge: false,
+      allowStale: false,
+      updateAgeOnGet: false,
+      ...(clock === undefined ? {} : { perf: { now: clock } }),
+      disposeAfter: (_value, _key, reason) => {
+        if (reason === 'evict') this.#events.evicted(1);
+        else if (reason === 'expire') this.#events.expired(1);
+      },
+    });
+  }
+
+  /** The live entry for key, or undefined. */
+  get(key: string): L1Entry | undefined {
+    return this.#lru.get(key);
+  }
+
+  /** Stores an entry for ttlMs; returns false when it cannot fit even in an empty partition. */
+  set(key: string, entry: L1Entry, ttlMs: number): boolean {
+    if (entrySize(key, entry) > this.#lru.maxSize) return false;
+    this.#lru.set(key, entry, { ttl: ttlMs });
+    return true;
+  }
+
+  /** Removes key; true when it was present. */
+  delete(key: string): boolean {
+    return this.#lru.delete(key);
+  }
+
+  /** Removes every entry carrying one of the tags; returns how many. O(entries). */
+  deleteTagged(tags: ReadonlySet<string>): number {
+    const doomed: string[] = [];
+    for (const [key, entry] of this.#lru.entries()) {
+      if (entry.tags?.some((t) => tags.has(t))) doomed.push(key);
+    }
+    for (const key of doomed) this.#lru.delete(key);
+    return doomed.length;
+  }
+
+  /** Drops every expired entry now (called on a timer by the shard). */
+  purgeExpired(): void {
+    this.#lru.purgeStale();
+  }
+
+  get items(): number {
+    return this.#lru.size;
+  }
+
+  get bytes(): number {
+    return this.#lru.calculatedSize;
+  }
+}

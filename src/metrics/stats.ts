@@ -1,0 +1,127 @@
+import { performance } from 'node:perf_hooks';
+import type { StrataConfig } from '../config/schema.js';
+import type { Counters } from '../counters/counters.js';
+import { SHARD_SLOT } from '../counters/layout.js';
+import type { ShardPool } from '../shards/pool.js';
+
+/** L1 counters of one shard or of the node. */
+export interface LevelStats {
+  gets: number;
+  hits: number;
+  misses: number;
+  /** hits / gets, 0 when there were none. */
+  hitRate: number;
+  sets: number;
+  deletes: number;
+  evictions: number;
+  expirations: number;
+  items: number;
+  bytes: number;
+}
+
+/** A per-second rate sample of one shard. */
+interface Rate {
+  opsPerSecond: number;
+  /** Share of wall time the shard spent on batches, 0..1. */
+  utilization: number;
+}
+
+function levelOf(read: (slot: number) => number): LevelStats {
+  const gets = read(SHARD_SLOT.L1_GETS);
+  const hits = read(SHARD_SLOT.L1_HITS);
+  return {
+    gets,
+    hits,
+    misses: read(SHARD_SLOT.L1_MISSES),
+    hitRate: gets === 0 ? 0 : hits / gets,
+    sets: read(SHARD_SLOT.L1_SETS),
+    deletes: read(SHARD_SLOT.L1_DELETES),
+    evictions: read(SHARD_SLOT.L1_EVICTIONS),
+    expirations: read(SHARD_SLOT.L1_EXPIRATIONS),
+    items: read(SHARD_SLOT.L1_ITEMS),
+    bytes: read(SHARD_SLOT.L1_BYTES),
+  };
+}
+
+/**
+ * Reads the shared counters into /v1/stats JSON, and samples them once a
+ * second for rates (ops/s, shard utilization, front event-loop utilization).
+ */
+export class StatsReporter {
+  readonly #counters: Counters;
+  readonly #pool: ShardPool;
+  readonly #config: StrataConfig;
+  readonly #startedMs = Date.now();
+  readonly #timer: NodeJS.Timeout;
+  #lastAt = performance.now();
+  #lastOps: number[];
+  #lastBusyNs: number[];
+  #lastElu = performance.eventLoopUtilization();
+  #rates: Rate[];
+  #frontUtilization = 0;
+
+  constructor(counters: Counters, pool: ShardPool, config: StrataConfig, sampleMs = 1000) {
+    this.#counters = counters;
+    this.#pool = pool;
+    this.#config = config;
+    const n = config.shards;
+    this.#lastOps = Array.from({ length: n }, (_, s) => counters.shard(s, SHARD_SLOT.BATCH_OPS));
+    this.#lastBusyNs = Array.from({ length: n }, (_, s) => counters.shard(s, SHARD_SLOT.BUSY_NS));
+    this.#rates = Array.from({ length: n }, () => ({ opsPerSecond: 0, utilization: 0 }));
+    this.#timer = setInterval(() => this.sample(), sampleMs);
+    this.#timer.unref();
+  }
+
+  /** Takes a rate sample now. */
+  sample(): void {
+    const now = performance.now();
+    const seconds = (now - this.#lastAt) / 1000;
+    if (seconds <= 0) return;
+    for (let s = 0; s < this.#config.shards; s++) {
+      const ops = this.#counters.shard(s, SHARD_SLOT.BATCH_OPS);
+      const busy = this.#counters.shard(s, SHARD_SLOT.BUSY_NS);
+      this.#rates[s] = {
+        opsPerSecond: (ops - (this.#lastOps[s] as number)) / seconds,
+        utilization: Math.min(1, (busy - (this.#lastBusyNs[s] as number)) / 1e9 / seconds),
+      };
+      this.#lastOps[s] = ops;
+      this.#lastBusyNs[s] = busy;
+    }
+    const elu = performance.eventLoopUtilization();
+    this.#frontUtilization = performance.eventLoopUtilization(elu, this.#lastElu).utilization;
+    this.#lastElu = elu;
+    this.#lastAt = now;
+  }
+
+  /** Utilization of each shard over the last sample period. */
+  shardUtilization(): readonly number[] {
+    return this.#rates.map((r) => r.utilization);
+  }
+
+  snapshot() {
+    const c = this.#counters;
+    const shards = Array.from({ length: this.#config.shards }, (_, s) => ({
+      shard: s,
+      up: this.#pool.isUp(s),
+      workerStarts: c.shard(s, SHARD_SLOT.WORKER_STARTS),
+      batches: c.shard(s, SHARD_SLOT.BATCHES),
+      opsPerBatch: c.shard(s, SHARD_SLOT.BATCH_OPS) / Math.max(1, c.shard(s, SHARD_SLOT.BATCHES)),
+      opsPerSecond: Math.round((this.#rates[s] as Rate).opsPerSecond),
+      utilization: (this.#rates[s] as Rate).utilization,
+      l1: levelOf((slot) => c.shard(s, slot)),
+    }));
+    const total = levelOf((slot) => c.total(slot));
+    return {
+      uptimeSeconds: Math.floor((Date.now() - this.#startedMs) / 1000),
+      config: { shards: this.#config.shards, l1MaxBytes: this.#config.l1MaxBytes, l2: null },
+      levels: { L1: total },
+      opsPerSecond: shards.reduce((sum, s) => sum + s.opsPerSecond, 0),
+      frontUtilization: this.#frontUtilization,
+      shards,
+    };
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+  }
+}

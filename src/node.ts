@@ -1,0 +1,82 @@
+import type { StrataConfig } from './config/schema.js';
+import { Counters, FrontCounters } from './counters/counters.js';
+import { createApp } from './http/app.js';
+import { loadNativeUws, type us_listen_socket } from './http/uws.js';
+import { MetricsRegistry } from './metrics/registry.js';
+import { StatsReporter } from './metrics/stats.js';
+import { ShardPool } from './shards/pool.js';
+
+/** A running node. */
+export interface StrataNode {
+  readonly config: StrataConfig;
+  /** The port actually bound (differs from config.port when that is 0). */
+  readonly port: number;
+  readonly counters: Counters;
+  /** Drains and stops: /readyz 503, listen socket closed, in-flight requests finished, workers stopped. */
+  close(): Promise<void>;
+  /** Test-only access to internals. */
+  readonly internals: { readonly pool: ShardPool; readonly stats: StatsReporter };
+}
+
+/** Closes every socket of the app. The native App has close(); this package's typings miss it. */
+function closeApp(app: object): void {
+  (app as { close(): void }).close();
+}
+
+/** How often each shard sweeps expired entries. */
+const PURGE_INTERVAL_MS = 1000;
+
+/** Starts a node: shard workers first, then the HTTP front. Rejects when either cannot start. */
+export async function startNode(config: StrataConfig): Promise<StrataNode> {
+  const uws = loadNativeUws();
+  const counters = new Counters(config.shards);
+  const pool = new ShardPool({
+    shards: config.shards,
+    requestTimeoutMs: config.requestTimeoutMs,
+    workerData: {
+      shards: config.shards,
+      countersBuffer: counters.buffer,
+      l1MaxBytesPerShard: Math.floor(config.l1MaxBytes / config.shards),
+      purgeIntervalMs: PURGE_INTERVAL_MS,
+    },
+  });
+  try {
+    await pool.ready();
+  } catch (err) {
+    await pool.close(0);
+    throw err;
+  }
+  const stats = new StatsReporter(counters, pool, config);
+  const front = new FrontCounters();
+  const metrics = new MetricsRegistry(counters, front, stats, config.shards, pool);
+  let draining = false;
+  const app = createApp(uws, { config, pool, front, metrics, stats, draining: () => draining });
+
+  const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
+    app.listen(config.host, config.port, (socket) => {
+      if (socket === false) reject(new Error(`cannot listen on ${config.host}:${config.port} (in use or not permitted)`));
+      else resolve(socket);
+    });
+  }).catch(async (err: unknown) => {
+    stats.close();
+    await pool.close(0);
+    closeApp(app);
+    throw err;
+  });
+  const port = uws.us_socket_local_port(listenSocket);
+
+  let closing: Promise<void> | null = null;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      draining = true;
+      uws.us_listen_socket_close(listenSocket);
+      await pool.close(config.drainTimeoutMs);
+      stats.close();
+      // Give responses corked in the last turn a chance to flush before sockets close.
+      await new Promise((r) => setImmediate(r));
+      closeApp(app);
+    })();
+    return closing;
+  };
+  return { config, port, counters, close, internals: { pool, stats } };
+}

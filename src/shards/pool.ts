@@ -1,0 +1,254 @@
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import type { ErrorCode } from '../errors.js';
+import { type AttachTask, type Batch, FIELDS, type PutArgs } from './protocol.js';
+import type { ShardWorkerData } from './worker.js';
+
+/** The decoded answer to one batch; ops read their fields at their index. */
+export interface BatchResult {
+  readonly header: Float64Array;
+  readonly bytes: Uint8Array;
+}
+
+/** Who waits for an op's answer. `slot` is the caller's own tag (e.g. an mget position). */
+export interface OpWaiter {
+  onResult(result: BatchResult, index: number, slot: number): void;
+  onFail(code: ErrorCode, message: string): void;
+}
+
+/** Ops gathered for one shard during one event-loop turn, then in flight until answered. */
+class PendingBatch {
+  readonly ops: number[] = [];
+  readonly keys: string[] = [];
+  puts: (PutArgs | null)[] | null = null;
+  readonly waiters: OpWaiter[] = [];
+  readonly slots: number[] = [];
+  readonly transfer: ArrayBuffer[] = [];
+  /** performance.now() when sent. */
+  sentAt = 0;
+}
+
+/** A shard's link to the worker that owns it. */
+class ShardLink {
+  /** threadId of the owning worker, -1 while there is none. */
+  threadId = -1;
+  port: MessagePort | null = null;
+  pending: PendingBatch | null = null;
+  /** Sent and not yet answered, oldest first; the worker answers in order. */
+  readonly inFlight: PendingBatch[] = [];
+  constructor(readonly index: number) {}
+}
+
+export interface ShardPoolOptions {
+  readonly shards: number;
+  readonly workerData: ShardWorkerData;
+  /** Past this, waiting ops get E_SHARD_TIMEOUT and the shard's worker is replaced. */
+  readonly requestTimeoutMs: number;
+}
+
+const WORKER_FILE = new URL('./worker.js', import.meta.url).href;
+const kQueueOptions = Piscina.queueOptionsSymbol;
+
+/**
+ * The shard workers. Piscina owns the threads (exactly one per shard, replaced
+ * when one dies) and its loadBalancer gives each worker one attach task that
+ * pins a shard to it. Ops then travel over that shard's own MessagePort: queued
+ * per shard and sent as one batch per shard per event-loop turn (setImmediate),
+ * because the thread hop, not the cache work, is what costs. A piscina task
+ * per batch measured 15–20% slower than a port message (native-bench/README.md).
+ */
+export class ShardPool {
+  readonly shards: number;
+  readonly #pool: Piscina;
+  readonly #timeoutMs: number;
+  readonly #links: ShardLink[];
+  readonly #watchdog: NodeJS.Timeout;
+  readonly #attachWaiters = new Set<() => void>();
+  #flushScheduled = false;
+  #closed = false;
+
+  constructor(options: ShardPoolOptions) {
+    this.shards = options.shards;
+    this.#timeoutMs = options.requestTimeoutMs;
+    this.#links = Array.from({ length: options.shards }, (_, i) => new ShardLink(i));
+    const links = this.#links;
+    this.#pool = new Piscina({
+      filename: WORKER_FILE,
+      minThreads: options.shards,
+      maxThreads: options.shards,
+      idleTimeout: Number.POSITIVE_INFINITY,
+      // Workers keep their event loop (port messages, timers, later Redis sockets): no Atomics.wait.
+      atomics: 'disabled',
+      workerData: options.workerData,
+      // Key affinity: an attach task goes to the worker chosen for its shard, and to no other.
+      loadBalancer: (task, workers) => {
+        const shard = (task as unknown as Record<symbol, { shard: number } | undefined>)[kQueueOptions]?.shard;
+        const id = shard === undefined ? -1 : (links[shard]?.threadId ?? -1);
+        for (const worker of workers) if (worker.id === id && !worker.terminating && !worker.destroyed) return worker;
+        return null;
+      },
+    });
+    this.#pool.on('workerCreate', (worker: { id: number }) => this.#adopt(worker.id));
+    this.#pool.on('workerDestroy', (worker: { id: number }) => {
+      const link = links.find((l) => l.threadId === worker.id);
+      if (link !== undefined) this.#detach(link, 'E_SHARD_UNAVAILABLE', `shard ${link.index} lost its worker; retry`);
+    });
+    // A dying worker's error reaches its attach task; the pool-level event must not crash the node.
+    this.#pool.on('error', () => {});
+    this.#watchdog = setInterval(() => this.#checkDeadlines(), Math.max(5, Math.min(250, this.#timeoutMs / 4)));
+    this.#watchdog.unref();
+  }
+
+  /** Gives a new worker the first shard without one and sends it the attach task. */
+  #adopt(threadId: number): void {
+    const link = this.#links.find((l) => l.threadId === -1);
+    if (link === undefined || this.#closed) return;
+    link.threadId = threadId;
+    const { port1, port2 } = new MessageChannel();
+    const task: AttachTask & { [kQueueOptions]: { shard: number } } = { shard: link.index, port: port2, [kQueueOptions]: { shard: link.index } };
+    this.#pool.run(task, { transferList: [port2] }).then(
+      () => this.#detach(link, 'E_SHARD_UNAVAILABLE', `shard ${link.index} worker stopped`, threadId),
+      (err: unknown) => this.#detach(link, 'E_SHARD_UNAVAILABLE', `shard ${link.index} worker failed: ${(err as Error)?.message ?? err}`, threadId),
+    );
+    port1.on('message', (buffer: ArrayBuffer) => this.#settle(link, buffer));
+    link.port = port1;
+    for (const wake of this.#attachWaiters) wake();
+  }
+
+  /** Unlinks a shard from its worker (gone or hung) and fails what it owed. */
+  #detach(link: ShardLink, code: ErrorCode, message: string, threadId = link.threadId): void {
+    if (link.threadId !== threadId || threadId === -1) return;
+    link.threadId = -1;
+    link.port?.close();
+    link.port = null;
+    const owed = link.inFlight.splice(0);
+    for (const batch of owed) for (const waiter of batch.waiters) waiter.onFail(code, message);
+  }
+
+  /** Resolves when every shard has a worker (rejects after 30 s). */
+  async ready(): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    while (this.#links.some((l) => l.port === null)) {
+      if (Date.now() > deadline) throw new Error('shard workers did not start within 30 s');
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          this.#attachWaiters.delete(wake);
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(wake, 100);
+        this.#attachWaiters.add(wake);
+      });
+    }
+  }
+
+  /** True while the shard has a worker to take ops. */
+  isUp(shard: number): boolean {
+    return this.#links[shard]?.port != null;
+  }
+
+  /** Thread id of each shard's worker (-1 where none). */
+  workerThreadIds(): readonly number[] {
+    return this.#links.map((l) => l.threadId);
+  }
+
+  /** Queues one op for the shard's next batch. For PUT, `put.value`'s buffer is transferred. */
+  submit(shard: number, op: number, key: string, put: PutArgs | null, waiter: OpWaiter, slot: number): void {
+    if (this.#closed) {
+      waiter.onFail('E_SHUTTING_DOWN', 'the node is shutting down');
+      return;
+    }
+    const link = this.#links[shard] as ShardLink;
+    if (link.port === null) {
+      waiter.onFail('E_SHARD_UNAVAILABLE', `shard ${shard} has no worker right now (restarting); retry`);
+      return;
+    }
+    let batch = link.pending;
+    if (batch === null) {
+      batch = new PendingBatch();
+      link.pending = batch;
+    }
+    if (put !== null) {
+      if (batch.puts === null) batch.puts = new Array<PutArgs | null>(batch.ops.length).fill(null);
+      batch.puts.push(put);
+      batch.transfer.push(put.value.buffer as ArrayBuffer);
+    } else if (batch.puts !== null) {
+      batch.puts.push(null);
+    }
+    batch.ops.push(op);
+    batch.keys.push(key);
+    batch.waiters.push(waiter);
+    batch.slots.push(slot);
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(this.#flush);
+    }
+  }
+
+  readonly #flush = (): void => {
+    this.#flushScheduled = false;
+    const now = performance.now();
+    for (const link of this.#links) {
+      const batch = link.pending;
+      if (batch === null) continue;
+      link.pending = null;
+      const port = link.port;
+      if (port === null) {
+        for (const waiter of batch.waiters) waiter.onFail('E_SHARD_UNAVAILABLE', `shard ${link.index} lost its worker; retry`);
+        continue;
+      }
+      batch.sentAt = now;
+      const message: Batch = { sentAtMs: performance.timeOrigin + now, ops: batch.ops, keys: batch.keys, puts: batch.puts };
+      link.inFlight.push(batch);
+      if (batch.transfer.length > 0) port.postMessage(message, batch.transfer);
+      else port.postMessage(message);
+    }
+  };
+
+  #settle(link: ShardLink, buffer: ArrayBuffer): void {
+    const batch = link.inFlight.shift();
+    if (batch === undefined) return;
+    const n = batch.ops.length;
+    const result: BatchResult = { header: new Float64Array(buffer, 0, n * FIELDS), bytes: new Uint8Array(buffer) };
+    const { waiters, slots } = batch;
+    for (let i = 0; i < n; i++) (waiters[i] as OpWaiter).onResult(result, i, slots[i] as number);
+  }
+
+  /** Fails a shard's batches past their deadline and replaces the worker that sat on them. */
+  #checkDeadlines(): void {
+    const now = performance.now();
+    for (const link of this.#links) {
+      const oldest = link.inFlight[0];
+      if (oldest === undefined || now - oldest.sentAt < this.#timeoutMs) continue;
+      const threadId = link.threadId;
+      this.#detach(link, 'E_SHARD_TIMEOUT', `shard ${link.index} did not answer within ${this.#timeoutMs} ms; its worker is being replaced`);
+      for (const worker of this.#pool.threads) if (worker.threadId === threadId) void worker.terminate();
+    }
+  }
+
+  /** Ops queued or in flight. */
+  get inFlight(): number {
+    let n = 0;
+    for (const link of this.#links) {
+      for (const batch of link.inFlight) n += batch.ops.length;
+      n += link.pending?.ops.length ?? 0;
+    }
+    return n;
+  }
+
+  /** Stops taking ops, waits for in-flight batches (up to timeoutMs), then stops the workers. */
+  async close(timeoutMs: number): Promise<void> {
+    this.#closed = true;
+    const deadline = Date.now() + timeoutMs;
+    while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    clearInterval(this.#watchdog);
+    for (const link of this.#links) this.#detach(link, 'E_SHUTTING_DOWN', 'the node is shutting down');
+    await this.#pool.destroy();
+  }
+
+  /** Test-only: the worker thread that owns a shard. */
+  workerThreadOf(shard: number) {
+    const id = this.#links[shard]?.threadId;
+    return this.#pool.threads.find((w) => w.threadId === id);
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * The message format between the front and a shard worker: one Batch per
+ * shard per front event-loop turn over the shard's own MessagePort, answered
+ * in order by one ArrayBuffer that is transferred, not copied.
+ */
+
+/** Operation codes in BatchTask.ops. */
+export const OP = {
+  /** Look up a key; the answer carries the value. */
+  GET: 1,
+  /** Look up a key; the answer carries only the value's length. */
+  HEAD: 2,
+  /** Store puts[i] under keys[i]. */
+  PUT: 3,
+  /** Remove keys[i]; the answer's COUNT is 1 when it was present. */
+  DELETE: 4,
+  /** keys[i] is a tag: remove every entry carrying it; COUNT says how many. */
+  INVALIDATE_TAG: 5,
+} as const;
+export type OpCode = (typeof OP)[keyof typeof OP];
+
+/** What a PUT carries besides its key. */
+export interface PutArgs {
+  readonly value: Uint8Array;
+  readonly contentType: string;
+  readonly ttlMs: number;
+  readonly tags: readonly string[] | null;
+}
+
+/** The piscina task that hands a worker its shard and the port batches arrive on. */
+export interface AttachTask {
+  readonly shard: number;
+  readonly port: import('node:worker_threads').MessagePort;
+}
+
+/** One batch for one shard. `puts` is indexed like `ops`, null where the op is not a PUT. */
+export interface Batch {
+  /** Epoch ms (performance.timeOrigin + now) when the front closed the batch. */
+  readonly sentAtMs: number;
+  readonly ops: number[];
+  readonly keys: string[];
+  readonly puts: (PutArgs | null)[] | null;
+}
+
+/** Result status per op. */
+export const STATUS = {
+  MISS: 0,
+  HIT: 1,
+  STORED: 2,
+  DONE: 3,
+  /** The value cannot fit in this partition even when empty. */
+  TOO_LARGE: 4,
+} as const;
+
+/**
+ * Fields per op in the result header (Float64). The data area after the header
+ * holds, per hit: the header block, then (GET only) the value.
+ *
+ * The header block is the response's content-type value followed by the other
+ * per-entry headers, CRLF-joined (`text/plain\r\netag: "…"\r\nx-cache: L1`),
+ * so the front writes them with one uWS call. Safe because a stored
+ * content-type is checked to be printable ASCII (no CR or LF).
+ */
+export const FIELD = {
+  STATUS: 0,
+  CREATED_MS: 1,
+  EXPIRES_MS: 2,
+  /** Offset in the result buffer of this op's header block. */
+  OFFSET: 3,
+  HEAD_LEN: 4,
+  /** Value length (HEAD: length of the value not sent); DELETE/INVALIDATE_TAG: removed count. */
+  VALUE_LEN: 5,
+} as const;
+export const FIELDS = 6;
+
+/** Bytes of the header for n ops; the data area starts here. */
+export function headerBytes(n: number): number {
+  return n * FIELDS * 8;
+}
