@@ -95,8 +95,8 @@ export function resolveConfig(
   for (const option of OPTIONS) {
     const flag = flags.get(option.flag);
     const fromEnv = env[option.env];
-    if (flag !== undefined) out[option.key] = parseAs(option.flag, () => option.parse(flag));
-    else if (fromEnv !== undefined && fromEnv !== '') out[option.key] = parseAs(option.env, () => option.parse(fromEnv));
+    if (flag !== undefined) out[option.key] = parseAs(option.flag, flag, option.parse);
+    else if (fromEnv !== undefined && fromEnv !== '') out[option.key] = parseAs(option.env, fromEnv, option.parse);
     else if (file[option.key] !== undefined) out[option.key] = option.check(file[option.key]);
     else out[option.key] = option.default();
   }
@@ -115,12 +115,12 @@ export function resolveConfig(
   return Object.freeze(config);
 }
 
-/** Re-labels a ConfigError from a flag or env source with the name the user typed. */
-function parseAs<T>(source: string, parse: () => T): T {
+/** Parses a flag or env value; a ConfigError names the flag or variable and the text the user typed. */
+function parseAs<T>(source: string, raw: string, parse: (raw: string) => T): T {
   try {
-    return parse();
+    return parse(raw);
   } catch (err) {
-    if (err instanceof ConfigError) throw new ConfigError(source, err.value, err.rule);
+    if (err instanceof ConfigError) throw new ConfigError(source, raw, err.rule);
     throw err;
   }
 }

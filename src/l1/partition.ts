@@ -53,7 +53,8 @@ export class L1Partition {
       ttlAutopurge: false,
       allowStale: false,
       updateAgeOnGet: false,
-      ...(clock === undefined ? {} : { perf: { now: clock } }),
+      // A given clock is read on every access (ttlResolution 0), so a test's fake time applies at once.
+      ...(clock === undefined ? {} : { perf: { now: clock }, ttlResolution: 0 }),
       disposeAfter: (_value, _key, reason) => {
         if (reason === 'evict') this.#events.evicted(1);
         else if (reason === 'expire') this.#events.expired(1);

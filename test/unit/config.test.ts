@@ -1,0 +1,101 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { helpText, loadConfig, parseFlags, resolveConfig } from '../../src/config/load.js';
+import { defaultShards, OPTIONS } from '../../src/config/schema.js';
+import { ConfigError } from '../../src/errors.js';
+
+const none = new Map<string, string>();
+
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('configuration', () => {
+  it('defaults to an L1-only node on 127.0.0.1:8080 with max(1, cores - 1) shards', () => {
+    const config = resolveConfig(none, {}, {});
+    expect(config).toMatchObject({ host: '127.0.0.1', port: 8080, shards: defaultShards(), defaultTtl: 300, maxTtl: 86400, maxValueBytes: 1048576, tokens: [] });
+    expect(config.l1MaxBytes).toBe(256 * 1024 * 1024);
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('takes flags over environment over file over defaults', () => {
+    const file = { port: 1111, shards: 2, defaultTtl: 10 };
+    const env = { STRATA_PORT: '2222', STRATA_SHARDS: '3' };
+    const flags = parseFlags(['--port', '3333']);
+    const config = resolveConfig(flags, env, file);
+    expect(config.port).toBe(3333);
+    expect(config.shards).toBe(3);
+    expect(config.defaultTtl).toBe(10);
+    expect(config.maxTtl).toBe(86400);
+  });
+
+  it('parses --name=value, byte suffixes and token lists', () => {
+    const config = resolveConfig(parseFlags(['--l1-max-bytes=64m', '--max-value-bytes', '512k']), { STRATA_TOKENS: 'token-aaaa1, token-bbbb2' }, {});
+    expect(config.l1MaxBytes).toBe(64 * 1024 * 1024);
+    expect(config.maxValueBytes).toBe(512 * 1024);
+    expect(config.tokens).toEqual(['token-aaaa1', 'token-bbbb2']);
+  });
+
+  it.each([
+    [{ STRATA_PORT: '70000' }, 'STRATA_PORT'],
+    [{ STRATA_PORT: 'eighty' }, 'STRATA_PORT'],
+    [{ STRATA_SHARDS: '0' }, 'STRATA_SHARDS'],
+    [{ STRATA_SHARDS: '2.5' }, 'STRATA_SHARDS'],
+    [{ STRATA_DEFAULT_TTL: '0' }, 'STRATA_DEFAULT_TTL'],
+    [{ STRATA_MAX_TTL: '-5' }, 'STRATA_MAX_TTL'],
+    [{ STRATA_MAX_VALUE_BYTES: '0' }, 'STRATA_MAX_VALUE_BYTES'],
+    [{ STRATA_L1_MAX_BYTES: '12q' }, 'STRATA_L1_MAX_BYTES'],
+    [{ STRATA_TOKENS: 'short' }, 'STRATA_TOKENS'],
+    [{ STRATA_TOKENS: 'has space inside' }, 'STRATA_TOKENS'],
+    [{ STRATA_HOST: 'a b' }, 'STRATA_HOST'],
+    [{ STRATA_REQUEST_TIMEOUT_MS: '1' }, 'STRATA_REQUEST_TIMEOUT_MS'],
+    [{ STRATA_DRAIN_TIMEOUT_MS: '20000' }, 'STRATA_DRAIN_TIMEOUT_MS'],
+  ])('rejects %o naming %s and the value', (env, name) => {
+    const err = configError(() => resolveConfig(none, env, {}));
+    expect(err.code).toBe('E_CONFIG');
+    expect(err.message).toContain(name);
+    expect(err.message).toContain(`${name}=${JSON.stringify(Object.values(env)[0])}`);
+  });
+
+  it('rejects cross-field contradictions', () => {
+    expect(configError(() => resolveConfig(none, { STRATA_DEFAULT_TTL: '600', STRATA_MAX_TTL: '60' }, {})).option).toBe('defaultTtl');
+    expect(configError(() => resolveConfig(none, { STRATA_L1_MAX_BYTES: '2m', STRATA_SHARDS: '4' }, {})).option).toBe('l1MaxBytes');
+  });
+
+  it('rejects unknown flags, flags without values, repeated flags and unknown file options', () => {
+    expect(configError(() => parseFlags(['--prot', '1'])).message).toContain('--prot');
+    expect(configError(() => parseFlags(['--port'])).option).toBe('--port');
+    expect(configError(() => parseFlags(['--port', '1', '--port', '2'])).option).toBe('--port');
+    expect(configError(() => resolveConfig(none, {}, { prot: 1 })).option).toBe('prot');
+    expect(configError(() => resolveConfig(none, {}, { port: '8080' })).option).toBe('port');
+  });
+
+  it('loads cluster.config.ts from the working directory and the file STRATA_CONFIG names', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'strata-config-'));
+    writeFileSync(join(dir, 'cluster.config.ts'), "import type { StrataFileConfig } from './x.js';\nconst c: StrataFileConfig = { port: 4444, shards: 2 };\nexport default c;\n");
+    writeFileSync(join(dir, 'other.mjs'), 'export default { port: 5555 };\n');
+    writeFileSync(join(dir, 'broken.ts'), 'export default 42;\n');
+    expect((await loadConfig({ argv: [], env: {}, cwd: dir })).port).toBe(4444);
+    expect((await loadConfig({ argv: [], env: { STRATA_CONFIG: 'other.mjs' }, cwd: dir })).port).toBe(5555);
+    await expect(loadConfig({ argv: [], env: { STRATA_CONFIG: 'missing.ts' }, cwd: dir })).rejects.toMatchObject({ code: 'E_CONFIG', option: 'STRATA_CONFIG' });
+    await expect(loadConfig({ argv: [], env: { STRATA_CONFIG: 'broken.ts' }, cwd: dir })).rejects.toMatchObject({ code: 'E_CONFIG' });
+    expect((await loadConfig({ argv: ['--port', '6666'], env: { STRATA_PORT: '7777' }, cwd: dir })).port).toBe(6666);
+  });
+
+  it('--help lists every option with its flag, variable and default', () => {
+    const text = helpText();
+    for (const option of OPTIONS) {
+      expect(text).toContain(option.flag);
+      expect(text).toContain(option.env);
+      expect(text).toContain(`default ${option.defaultText}`);
+    }
+  });
+});

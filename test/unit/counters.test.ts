@@ -1,0 +1,74 @@
+import { Worker } from 'node:worker_threads';
+import { describe, expect, it } from 'vitest';
+import { bucketBoundSeconds, bucketOf, Counters, FrontCounters } from '../../src/counters/counters.js';
+import { HIST_BUCKETS, SHARD_SLOT } from '../../src/counters/layout.js';
+import { ROOT } from '../helpers/node.js';
+
+describe('histogram buckets', () => {
+  it('puts a duration in the smallest bucket whose bound (2^i µs) holds it', () => {
+    expect(bucketOf(0)).toBe(0);
+    expect(bucketOf(1000)).toBe(0); // 1 µs
+    expect(bucketOf(1001)).toBe(1); // just over 1 µs
+    expect(bucketOf(2000)).toBe(1);
+    expect(bucketOf(2001)).toBe(2);
+    expect(bucketOf(1_000_000)).toBe(10); // 1 ms ≤ 1024 µs
+    expect(bucketOf(1e12)).toBe(HIST_BUCKETS); // overflow
+    expect(bucketBoundSeconds(10)).toBeCloseTo(0.001024);
+  });
+});
+
+describe('shared counters', () => {
+  it('a worker thread writes with Atomics and the main thread reads without a message', async () => {
+    const counters = new Counters(2);
+    const done = new SharedArrayBuffer(4);
+    const script = `
+      const { workerData } = require('node:worker_threads');
+      import(${JSON.stringify(`${ROOT}dist/src/counters/counters.js`)}).then(({ Counters }) => {
+        const c = new Counters(2, workerData.buffer);
+        for (let i = 0; i < 100000; i++) c.incShard(1, ${SHARD_SLOT.L1_HITS});
+        c.addShard(1, ${SHARD_SLOT.L1_GETS}, 123456);
+        c.observeShard(1, 'get', 5000, 10);
+        const flag = new Int32Array(workerData.done);
+        Atomics.store(flag, 0, 1);
+        Atomics.notify(flag, 0);
+      });`;
+    const worker = new Worker(script, { eval: true, workerData: { buffer: counters.buffer, done } });
+    // Meanwhile this thread adds to the same slot: no update may be lost.
+    for (let i = 0; i < 100000; i++) counters.incShard(1, SHARD_SLOT.L1_HITS);
+    const flag = new Int32Array(done);
+    const waited = Atomics.waitAsync(flag, 0, 0);
+    if (waited.async) await waited.value;
+    expect(counters.shard(1, SHARD_SLOT.L1_HITS)).toBe(200000);
+    expect(counters.shard(1, SHARD_SLOT.L1_GETS)).toBe(123456);
+    expect(counters.shard(0, SHARD_SLOT.L1_HITS)).toBe(0);
+    expect(counters.total(SHARD_SLOT.L1_HITS)).toBe(200000);
+    const h = counters.shardHistogram(1, 'get');
+    expect(h.count).toBe(10);
+    expect(h.buckets[bucketOf(5000)]).toBe(10);
+    expect(h.sumSeconds).toBeCloseTo(50e-6);
+    await worker.terminate();
+  });
+
+  it('gauges hold the last value stored and refuse a buffer of the wrong size', () => {
+    const counters = new Counters(1);
+    counters.setShard(0, SHARD_SLOT.L1_ITEMS, 42);
+    counters.setShard(0, SHARD_SLOT.L1_ITEMS, 7);
+    expect(counters.shard(0, SHARD_SLOT.L1_ITEMS)).toBe(7);
+    expect(() => new Counters(2, counters.buffer)).toThrow(RangeError);
+  });
+
+  it('front counters count requests by route and status class with a duration histogram', () => {
+    const front = new FrontCounters();
+    front.countRequest('get', 200, 3000);
+    front.countRequest('get', 404, 3000);
+    front.countRequest('get', 503, 2e9);
+    expect(front.requests('get', 1)).toBe(1);
+    expect(front.requests('get', 3)).toBe(1);
+    expect(front.requests('get', 4)).toBe(1);
+    expect(front.requests('put', 1)).toBe(0);
+    const h = front.routeHistogram('get');
+    expect(h.count).toBe(3);
+    expect(h.buckets[bucketOf(3000)]).toBe(2);
+    expect(h.sumSeconds).toBeCloseTo(2.000006);
+  });
+});

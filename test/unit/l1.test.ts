@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import { type L1Entry, L1Partition, entrySize } from '../../src/l1/partition.js';
+
+function entry(bytes: number, tags: string[] | null = null): L1Entry {
+  return { value: new Uint8Array(bytes), head: new Uint8Array(10), createdMs: 0, expiresMs: 0, tags };
+}
+
+function partition(maxBytes: number) {
+  let clock = 1000;
+  const seen = { evicted: 0, expired: 0 };
+  const l1 = new L1Partition({
+    maxBytes,
+    now: () => clock,
+    events: { evicted: (n) => void (seen.evicted += n), expired: (n) => void (seen.expired += n) },
+  });
+  return { l1, seen, advance: (ms: number) => void (clock += ms) };
+}
+
+describe('L1 partition', () => {
+  it('stays within its byte budget, evicting least recently used first and counting it', () => {
+    const size = entrySize('k0', entry(1000));
+    const { l1, seen } = partition(size * 3);
+    l1.set('k0', entry(1000), 60_000);
+    l1.set('k1', entry(1000), 60_000);
+    l1.set('k2', entry(1000), 60_000);
+    l1.get('k0'); // k1 is now least recently used
+    l1.set('k3', entry(1000), 60_000);
+    expect(l1.get('k1')).toBeUndefined();
+    expect(l1.get('k0')).toBeDefined();
+    expect(seen.evicted).toBe(1);
+    expect(l1.items).toBe(3);
+    expect(l1.bytes).toBeLessThanOrEqual(size * 3);
+  });
+
+  it('refuses a value larger than the whole partition', () => {
+    const { l1 } = partition(2000);
+    expect(l1.set('big', entry(5000), 1000)).toBe(false);
+    expect(l1.items).toBe(0);
+  });
+
+  it('expires entries after their TTL (fake clock) and counts expirations', () => {
+    const { l1, seen, advance } = partition(1 << 20);
+    l1.set('short', entry(10), 1000);
+    l1.set('long', entry(10), 60_000);
+    advance(999);
+    expect(l1.get('short')).toBeDefined();
+    advance(2);
+    expect(l1.get('short')).toBeUndefined();
+    expect(seen.expired).toBe(1);
+    advance(60_000);
+    l1.purgeExpired();
+    expect(l1.items).toBe(0);
+    expect(seen.expired).toBe(2);
+  });
+
+  it('deletes by key and by tag', () => {
+    const { l1 } = partition(1 << 20);
+    l1.set('a', entry(1, ['red']), 60_000);
+    l1.set('b', entry(1, ['red', 'blue']), 60_000);
+    l1.set('c', entry(1, ['blue']), 60_000);
+    l1.set('d', entry(1), 60_000);
+    expect(l1.delete('d')).toBe(true);
+    expect(l1.delete('d')).toBe(false);
+    expect(l1.deleteTagged(new Set(['red']))).toBe(2);
+    expect(l1.get('c')).toBeDefined();
+    expect(l1.items).toBe(1);
+  });
+});
