@@ -46,8 +46,8 @@ export async function startNode(config: StrataConfig): Promise<StrataNode> {
     await pool.close(0);
     throw err;
   }
-  const stats = new StatsReporter(counters, pool, config);
   const front = new FrontCounters();
+  const stats = new StatsReporter(counters, front, pool, config);
   const metrics = new MetricsRegistry(counters, front, stats, config.shards, pool);
   let draining = false;
   const app = createApp(uws, { config, pool, front, metrics, stats, draining: () => draining });
@@ -70,7 +70,10 @@ export async function startNode(config: StrataConfig): Promise<StrataNode> {
     closing ??= (async () => {
       draining = true;
       uws.us_listen_socket_close(listenSocket);
-      await pool.close(config.drainTimeoutMs);
+      // In-flight requests (a body still arriving, ops at a shard) finish before the shards stop.
+      const deadline = Date.now() + config.drainTimeoutMs;
+      while (front.active > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      await pool.close(Math.max(0, deadline - Date.now()));
       stats.close();
       // Give responses corked in the last turn a chance to flush before sockets close.
       await new Promise((r) => setImmediate(r));

@@ -115,6 +115,8 @@ function readHistogram(slot: (i: number) => number): HistogramSnapshot {
  */
 export class FrontCounters {
   readonly #slots = new Float64Array(ROUTES.length * ROUTE_SLOTS);
+  /** Requests begun and not yet answered or aborted (shutdown waits for 0). */
+  active = 0;
 
   /** Counts one answered request. */
   countRequest(route: Route, status: number, ns: number): void {

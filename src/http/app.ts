@@ -50,14 +50,12 @@ class KeyExchange extends Exchange implements OpWaiter {
 
 /** POST /v1/mget: one op per distinct key, answered when every shard has. */
 class MgetExchange extends Exchange implements OpWaiter {
-  readonly values: (string | null)[];
-  remaining: number;
-  constructor(
-    res: HttpResponse,
-    counters: FrontCounters,
-    readonly keys: string[],
-  ) {
-    super(res, 'mget', counters);
+  keys: string[] = [];
+  values: (string | null)[] = [];
+  remaining = 0;
+  /** Sets the keys once the body is read; the caller then submits one op per key. */
+  expect(keys: string[]): void {
+    this.keys = keys;
     this.values = new Array<string | null>(keys.length).fill(null);
     this.remaining = keys.length;
   }
@@ -82,13 +80,7 @@ class MgetExchange extends Exchange implements OpWaiter {
 /** POST /v1/invalidate: key deletes plus tag sweeps on every shard. */
 class InvalidateExchange extends Exchange implements OpWaiter {
   invalidated = 0;
-  constructor(
-    res: HttpResponse,
-    counters: FrontCounters,
-    public remaining: number,
-  ) {
-    super(res, 'invalidate', counters);
-  }
+  remaining = 0;
   onResult(result: BatchResult, index: number): void {
     this.invalidated += result.header[index * FIELDS + FIELD.VALUE_LEN] as number;
     if (--this.remaining === 0) this.json(JSON.stringify({ invalidated: this.invalidated }));
@@ -210,7 +202,7 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
   };
 
   app.post('/v1/mget', (res, req) => {
-    const ex = new Exchange(res, 'mget', counters);
+    const ex = new MgetExchange(res, 'mget', counters);
     if (!framingOk(ex, req) || refuseIfDraining(ex)) return;
     withJsonBody(ex, res, req, (body) => {
       const keys = stringList(body, 'keys', MAX_BATCH_KEYS, keyProblem, 'E_INVALID_KEY');
@@ -218,17 +210,16 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
       if (isProblem(keys)) return ex.error(keys.code, keys.message);
       const unique = [...new Set(keys)];
       if (unique.length === 0) return ex.json('{"values":{}}');
-      const mget = new MgetExchange(res, counters, unique);
-      adopt(ex, mget);
+      ex.expect(unique);
       for (let i = 0; i < unique.length; i++) {
         const key = unique[i] as string;
-        pool.submit(shardOf(key, shards), OP.GET, key, null, mget, i);
+        pool.submit(shardOf(key, shards), OP.GET, key, null, ex, i);
       }
     });
   });
 
   app.post('/v1/invalidate', (res, req) => {
-    const ex = new Exchange(res, 'invalidate', counters);
+    const ex = new InvalidateExchange(res, 'invalidate', counters);
     if (!framingOk(ex, req) || refuseIfDraining(ex) || !authorized(ex, req)) return;
     withJsonBody(ex, res, req, (body) => {
       const keys = stringList(body, 'keys', MAX_BATCH_KEYS, keyProblem, 'E_INVALID_KEY');
@@ -240,10 +231,9 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
       const uniqueTags = [...new Set((tags as string[] | undefined) ?? [])];
       const ops = uniqueKeys.length + uniqueTags.length * shards;
       if (ops === 0) return ex.json('{"invalidated":0}');
-      const inv = new InvalidateExchange(res, counters, ops);
-      adopt(ex, inv);
-      for (const key of uniqueKeys) pool.submit(shardOf(key, shards), OP.DELETE, key, null, inv, 0);
-      for (const tag of uniqueTags) for (let s = 0; s < shards; s++) pool.submit(s, OP.INVALIDATE_TAG, tag, null, inv, 0);
+      ex.remaining = ops;
+      for (const key of uniqueKeys) pool.submit(shardOf(key, shards), OP.DELETE, key, null, ex, 0);
+      for (const tag of uniqueTags) for (let s = 0; s < shards; s++) pool.submit(s, OP.INVALIDATE_TAG, tag, null, ex, 0);
     });
   });
   app.any('/v1/mget', (res, req) => methodNotAllowed(res, req, counters, 'POST'));
@@ -299,13 +289,4 @@ function methodNotAllowed(res: HttpResponse, req: HttpRequest, counters: FrontCo
   const method = req.getMethod().toUpperCase();
   const close = req.getHeader('content-length') !== '' || req.getHeader('transfer-encoding') !== '';
   new Exchange(res, 'other', counters).error('E_METHOD_NOT_ALLOWED', `${method} is not allowed; use ${allow}`, close, allow);
-}
-
-/**
- * Hands a request over from the Exchange that read its body to the one that
- * collects shard answers: the first stops counting, the second inherits abort.
- */
-function adopt(from: Exchange, to: Exchange): void {
-  from.done = true;
-  if (from.aborted) to.aborted = true;
 }

@@ -43,8 +43,13 @@ export class Exchange {
     readonly counters: FrontCounters,
   ) {
     this.startMs = performance.now();
+    counters.active++;
     res.onAborted(() => {
       this.aborted = true;
+      if (!this.done) {
+        this.done = true;
+        counters.active--;
+      }
     });
   }
 
@@ -52,6 +57,7 @@ export class Exchange {
   #finish(status: number): boolean {
     if (this.done) return false;
     this.done = true;
+    this.counters.active--;
     this.counters.countRequest(this.route, status, (performance.now() - this.startMs) * 1e6);
     return !this.aborted;
   }

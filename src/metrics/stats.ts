@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { StrataConfig } from '../config/schema.js';
-import type { Counters } from '../counters/counters.js';
+import type { Counters, FrontCounters } from '../counters/counters.js';
 import { SHARD_SLOT } from '../counters/layout.js';
 import type { ShardPool } from '../shards/pool.js';
 
@@ -51,6 +51,7 @@ export class StatsReporter {
   readonly #counters: Counters;
   readonly #pool: ShardPool;
   readonly #config: StrataConfig;
+  readonly #front: FrontCounters;
   readonly #startedMs = Date.now();
   readonly #timer: NodeJS.Timeout;
   #lastAt = performance.now();
@@ -60,8 +61,9 @@ export class StatsReporter {
   #rates: Rate[];
   #frontUtilization = 0;
 
-  constructor(counters: Counters, pool: ShardPool, config: StrataConfig, sampleMs = 1000) {
+  constructor(counters: Counters, front: FrontCounters, pool: ShardPool, config: StrataConfig, sampleMs = 1000) {
     this.#counters = counters;
+    this.#front = front;
     this.#pool = pool;
     this.#config = config;
     const n = config.shards;
@@ -116,6 +118,8 @@ export class StatsReporter {
       config: { shards: this.#config.shards, l1MaxBytes: this.#config.l1MaxBytes, l2: null },
       levels: { L1: total },
       opsPerSecond: shards.reduce((sum, s) => sum + s.opsPerSecond, 0),
+      /** Requests begun and not yet answered, this one included. */
+      requestsInFlight: this.#front.active,
       frontUtilization: this.#frontUtilization,
       shards,
     };

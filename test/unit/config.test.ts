@@ -21,7 +21,15 @@ function configError(fn: () => unknown): ConfigError {
 describe('configuration', () => {
   it('defaults to an L1-only node on 127.0.0.1:8080 with max(1, cores - 1) shards', () => {
     const config = resolveConfig(none, {}, {});
-    expect(config).toMatchObject({ host: '127.0.0.1', port: 8080, shards: defaultShards(), defaultTtl: 300, maxTtl: 86400, maxValueBytes: 1048576, tokens: [] });
+    expect(config).toMatchObject({
+      host: '127.0.0.1',
+      port: 8080,
+      shards: defaultShards(),
+      defaultTtl: 300,
+      maxTtl: 86400,
+      maxValueBytes: 1048576,
+      tokens: [],
+    });
     expect(config.l1MaxBytes).toBe(256 * 1024 * 1024);
     expect(Object.isFrozen(config)).toBe(true);
   });
@@ -80,7 +88,10 @@ describe('configuration', () => {
 
   it('loads cluster.config.ts from the working directory and the file STRATA_CONFIG names', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'strata-config-'));
-    writeFileSync(join(dir, 'cluster.config.ts'), "import type { StrataFileConfig } from './x.js';\nconst c: StrataFileConfig = { port: 4444, shards: 2 };\nexport default c;\n");
+    writeFileSync(
+      join(dir, 'cluster.config.ts'),
+      "import type { StrataFileConfig } from './x.js';\nconst c: StrataFileConfig = { port: 4444, shards: 2 };\nexport default c;\n",
+    );
     writeFileSync(join(dir, 'other.mjs'), 'export default { port: 5555 };\n');
     writeFileSync(join(dir, 'broken.ts'), 'export default 42;\n');
     expect((await loadConfig({ argv: [], env: {}, cwd: dir })).port).toBe(4444);

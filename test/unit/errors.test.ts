@@ -13,7 +13,7 @@ function sources(dir: string): string[] {
 
 describe('error codes', () => {
   const doc = readFileSync(join(ROOT, 'docs/errors.md'), 'utf8');
-  const documented = new Map([...doc.matchAll(/^\| `(E_[A-Z0-9_]+)` \| (\d+) \|/gm)].map((m) => [m[1] as string, Number(m[2])]));
+  const documented = new Map([...doc.matchAll(/^\|\s*`(E_[A-Z0-9_]+)`\s*\|\s*(\d+)\s*\|/gm)].map((m) => [m[1] as string, Number(m[2])]));
 
   it('docs/errors.md lists exactly the codes of src/errors.ts, with their statuses', () => {
     const inCode = new Map(Object.entries(ERROR_CODES).map(([code, { status }]) => [code, status]));

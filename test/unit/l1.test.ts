@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type L1Entry, L1Partition, entrySize } from '../../src/l1/partition.js';
+import { entrySize, type L1Entry, L1Partition } from '../../src/l1/partition.js';
 
 function entry(bytes: number, tags: string[] | null = null): L1Entry {
   return { value: new Uint8Array(bytes), head: new Uint8Array(10), createdMs: 0, expiresMs: 0, tags };

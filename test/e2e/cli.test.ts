@@ -1,0 +1,119 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { connect } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CLI, ROOT, until } from '../helpers/node.js';
+import { rawRequest } from '../helpers/raw.js';
+
+interface Started {
+  child: ChildProcess;
+  port: number;
+  line: string;
+  stdout: () => string;
+  exit: Promise<number | null>;
+}
+
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
+});
+
+function run(args: string[], env: Record<string, string> = {}): { child: ChildProcess; out: () => string; err: () => string; exit: Promise<number | null> } {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, STRATA_CONFIG: '', REDIS_URL: '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  let out = '';
+  let err = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
+  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, out: () => out, err: () => err, exit };
+}
+
+async function start(args: string[] = [], env: Record<string, string> = {}): Promise<Started> {
+  const r = run(['--port', '0', '--shards', '2', ...args], env);
+  const deadline = Date.now() + 15_000;
+  while (!r.out().includes('\n')) {
+    if (r.child.exitCode !== null || Date.now() > deadline) throw new Error(`node did not start: ${r.err()}`);
+    await new Promise((res) => setTimeout(res, 20));
+  }
+  const line = r.out().split('\n')[0] as string;
+  const port = Number(/:(\d+) /.exec(line)?.[1]);
+  return { child: r.child, port, line, stdout: r.out, exit: r.exit };
+}
+
+describe('strata CLI', () => {
+  it('prints one line: where it listens, shards, L1 budget, and that no L2 is configured', async () => {
+    const node = await start(['--l1-max-bytes', '64m']);
+    expect(node.line).toMatch(/^strata listening on http:\/\/127\.0\.0\.1:\d+ with 2 shards, L1 budget 64 MiB, no L2 configured/);
+    expect((await fetch(`http://127.0.0.1:${node.port}/healthz`)).status).toBe(200);
+    node.child.kill('SIGTERM');
+    expect(await node.exit).toBe(0);
+  });
+
+  it('--help lists the options and exits 0', async () => {
+    const r = run(['--help']);
+    expect(await r.exit).toBe(0);
+    expect(r.out()).toContain('--l1-max-bytes');
+    expect(r.out()).toContain('STRATA_MAX_VALUE_BYTES');
+  });
+
+  it.each([
+    [['--port', 'http'], {}, '--port="http"'],
+    [[], { STRATA_SHARDS: '0' }, 'STRATA_SHARDS="0"'],
+    [['--bogus', '1'], {}, '--bogus'],
+  ])('a bad value (%j %j) exits 2 naming the option and the value', async (args, env, text) => {
+    const r = run(args, env);
+    expect(await r.exit).toBe(2);
+    expect(r.err()).toContain(text);
+  });
+
+  it('refuses to start on the uWebSockets.js JS fallback', async () => {
+    const r = run(['--port', '0'], { UWS_USE_FALLBACK: '1' });
+    expect(await r.exit).toBe(1);
+    expect(r.err()).toContain('E_UWS_NATIVE_UNAVAILABLE');
+  });
+
+  it('on SIGTERM: /readyz turns 503, new connections are refused, an in-flight request finishes, exit 0', async () => {
+    const node = await start();
+    const open = async () => {
+      const socket = connect(node.port, '127.0.0.1');
+      await new Promise((r) => socket.once('connect', r));
+      const conn = { socket, reply: '' };
+      socket.on('data', (d) => {
+        conn.reply += d.toString();
+      });
+      return conn;
+    };
+    const uploader = await open();
+    const prober = await open();
+    prober.socket.write('GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n');
+    await until(() => prober.reply.includes('"ready"'));
+    // A PUT whose body is half sent when the signal arrives: the node must wait for it.
+    uploader.socket.write('PUT /v1/keys/drain HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello');
+    // The node counts the upload as in flight (the stats request itself is the other one).
+    await until(async () => ((await (await fetch(`http://127.0.0.1:${node.port}/v1/stats`)).json()) as { requestsInFlight: number }).requestsInFlight >= 2);
+    node.child.kill('SIGTERM');
+    await until(() => node.stdout().includes('draining'));
+    // A new connection is refused (the listen socket is closed).
+    await expect(rawRequest(node.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    prober.socket.write('GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n');
+    await until(() => prober.reply.includes('"draining"')).catch((e: Error) => {
+      throw new Error(`${e.message}; reply so far ${JSON.stringify(prober.reply)}`);
+    });
+    expect(prober.reply).toContain('HTTP/1.1 503');
+    uploader.socket.write('world');
+    await until(() => uploader.reply.includes('\r\n\r\n')).catch((e: Error) => {
+      throw new Error(`${e.message}; reply so far ${JSON.stringify(uploader.reply)}`);
+    });
+    expect(uploader.reply).toMatch(/^HTTP\/1.1 204 /);
+    expect(await node.exit).toBe(0);
+    expect(node.stdout()).toContain('stopped');
+  });
+});
