@@ -82,6 +82,15 @@ function cpuOf(pid: number): { total: number; threads: Map<number, [string, numb
   return { total, threads };
 }
 
+/** GET JSON; retried once because uWS closes keep-alive connections idle for 10 s, which fetch may reuse. */
+async function getJson<T>(url: string): Promise<T> {
+  try {
+    return (await (await fetch(url)).json()) as T;
+  } catch {
+    return (await (await fetch(url)).json()) as T;
+  }
+}
+
 async function startServer(kind: 'bare' | 'strata', port: number): Promise<ChildProcess> {
   const script = kind === 'bare' ? join(root, 'dist/native-bench/bare-server.js') : join(root, 'dist/src/cli.js');
   const argv = kind === 'bare' ? [script, String(port)] : [script, '--port', String(port), '--shards', String(args.shards), '--l1-max-bytes', '1g'];
@@ -154,8 +163,7 @@ async function measure(kind: 'bare' | 'strata', workload: 'GET' | 'PUT', script:
     await preload(port);
     const pid = child.pid as number;
     const before = cpuOf(pid);
-    let statsBefore: unknown = null;
-    if (kind === 'strata') statsBefore = await (await fetch(`http://127.0.0.1:${port}/v1/stats`)).json();
+    if (kind === 'strata') await getJson(`http://127.0.0.1:${port}/v1/stats`);
     const wrk = runWrk(port, script);
     const after = cpuOf(pid);
     const cpuSeconds = after.total - before.total;
@@ -167,9 +175,8 @@ async function measure(kind: 'bare' | 'strata', workload: 'GET' | 'PUT', script:
       .join(', ');
     let elu: string | undefined;
     if (kind === 'strata') {
-      const stats = (await (await fetch(`http://127.0.0.1:${port}/v1/stats`)).json()) as { frontUtilization: number; shards: { utilization: number }[] };
-      void statsBefore;
-      elu = `front ${(stats.frontUtilization * 100).toFixed(0)}%, shards ${stats.shards.map((s) => `${(s.utilization * 100).toFixed(0)}%`).join('/')}`;
+      const stats = await getJson<{ frontUtilization: number; shards: { utilization: number; opsPerBatch: number }[] }>(`http://127.0.0.1:${port}/v1/stats`);
+      elu = `front ${(stats.frontUtilization * 100).toFixed(0)}%, shards ${stats.shards.map((s) => `${(s.utilization * 100).toFixed(0)}%`).join('/')}; ops/batch ${stats.shards.map((s) => s.opsPerBatch.toFixed(1)).join('/')}`;
     }
     return { kind, workload, ...wrk, cpuSeconds, perCpuSecond: wrk.requests / cpuSeconds, threads: busy, ...(elu === undefined ? {} : { elu }) };
   } finally {
