@@ -36,7 +36,7 @@ const batch16 = batchOf(16);
 const pool = new ShardPool({
   shards: 1,
   requestTimeoutMs: 5000,
-  workerData: { shards: 1, countersBuffer: new Counters(1).buffer, l1MaxBytesPerShard: 64 * 1024 * 1024, purgeIntervalMs: 1000 },
+  workerData: { shards: 1, countersBuffer: new Counters(1).buffer, l1MaxBytesPerShard: 64 * 1024 * 1024, purgeIntervalMs: 1000, hotIndex: null },
 });
 await pool.ready();
 

@@ -2,6 +2,7 @@ import type { StrataConfig } from './config/schema.js';
 import { Counters, FrontCounters } from './counters/counters.js';
 import { createApp } from './http/app.js';
 import { loadNativeUws, type us_listen_socket } from './http/uws.js';
+import { allocateHotIndex, hotIndexShape } from './l1/hot-index.js';
 import { MetricsRegistry } from './metrics/registry.js';
 import { StatsReporter } from './metrics/stats.js';
 import { ShardPool } from './shards/pool.js';
@@ -23,21 +24,27 @@ function closeApp(app: object): void {
   (app as { close(): void }).close();
 }
 
-/** How often each shard sweeps expired entries. */
+/** How often each shard sweeps expired entries (and applies front hits to recency). */
 const PURGE_INTERVAL_MS = 1000;
+/** Largest hot-read arena per shard (values served by the front without a hop are copied there). */
+export const HOT_ARENA_MAX_BYTES = 64 * 1024 * 1024;
 
 /** Starts a node: shard workers first, then the HTTP front. Rejects when either cannot start. */
 export async function startNode(config: StrataConfig): Promise<StrataNode> {
   const uws = loadNativeUws();
   const counters = new Counters(config.shards);
+  const l1MaxBytesPerShard = Math.floor(config.l1MaxBytes / config.shards);
+  const shape = hotIndexShape(Math.min(l1MaxBytesPerShard, HOT_ARENA_MAX_BYTES));
+  const hotIndex = { buffers: Array.from({ length: config.shards }, () => allocateHotIndex(shape)), shape };
   const pool = new ShardPool({
     shards: config.shards,
     requestTimeoutMs: config.requestTimeoutMs,
     workerData: {
       shards: config.shards,
       countersBuffer: counters.buffer,
-      l1MaxBytesPerShard: Math.floor(config.l1MaxBytes / config.shards),
+      l1MaxBytesPerShard,
       purgeIntervalMs: PURGE_INTERVAL_MS,
+      hotIndex,
     },
   });
   try {
@@ -50,7 +57,7 @@ export async function startNode(config: StrataConfig): Promise<StrataNode> {
   const stats = new StatsReporter(counters, front, pool, config);
   const metrics = new MetricsRegistry(counters, front, stats, config.shards, pool);
   let draining = false;
-  const app = createApp(uws, { config, pool, front, metrics, stats, draining: () => draining });
+  const app = createApp(uws, { config, pool, counters, front, metrics, stats, draining: () => draining });
 
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
     app.listen(config.host, config.port, (socket) => {

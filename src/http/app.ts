@@ -1,17 +1,17 @@
 import type { StrataConfig } from '../config/schema.js';
-import type { FrontCounters } from '../counters/counters.js';
+import type { Counters, FrontCounters } from '../counters/counters.js';
 import type { Route } from '../counters/layout.js';
 import type { ErrorCode } from '../errors.js';
 import type { MetricsRegistry } from '../metrics/registry.js';
 import type { StatsReporter } from '../metrics/stats.js';
 import type { BatchResult, OpWaiter, ShardPool } from '../shards/pool.js';
 import { FIELD, FIELDS, OP, STATUS } from '../shards/protocol.js';
-import { shardOf } from '../shards/route.js';
+import { hashKey } from '../shards/route.js';
 import { readBody } from './body.js';
 import { framingProblem } from './framing.js';
 import { contentTypeOf, type InputProblem, isProblem, keyFromSegment, parseJsonBody, parsePutQuery, stringList, TokenGuard, tagProblem } from './input.js';
 import { keyProblem } from './key.js';
-import { Exchange } from './respond.js';
+import { Exchange, serveHot } from './respond.js';
 import type { HttpRequest, HttpResponse, loadNativeUws, TemplatedApp } from './uws.js';
 
 /** Largest mget/invalidate body. */
@@ -23,6 +23,8 @@ export const MAX_BATCH_KEYS = 1000;
 export interface AppContext {
   readonly config: StrataConfig;
   readonly pool: ShardPool;
+  /** The shards' shared counters (the front adds its hot-index hits). */
+  readonly counters: Counters;
   readonly front: FrontCounters;
   readonly metrics: MetricsRegistry;
   readonly stats: StatsReporter;
@@ -122,13 +124,26 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     return true;
   };
 
+  const shardOf = (key: string): number => (shards === 1 ? 0 : hashKey(key) % shards);
   const lookup = (head: boolean) => (res: HttpResponse, req: HttpRequest) => {
-    const ex = new KeyExchange(res, head ? 'head' : 'get', counters);
+    const route = head ? 'head' : 'get';
+    // Fast path: a valid key whose entry the shard has published is answered here, in the handler.
+    if (!head && req.getHeader('content-length') === '' && req.getHeader('transfer-encoding') === '' && !ctx.draining()) {
+      const key = keyFromSegment(req.getParameter(0) ?? '');
+      if (typeof key === 'string') {
+        const hash = hashKey(key);
+        const shard = shards === 1 ? 0 : hash % shards;
+        if (serveHot(res, pool.hotReader(shard), key, hash, ctx.counters, shard, counters)) return;
+        pool.submit(shard, OP.GET, key, null, new KeyExchange(res, route, counters), 0);
+        return;
+      }
+    }
+    const ex = new KeyExchange(res, route, counters);
     ex.head = head;
     if (!framingOk(ex, req) || refuseIfDraining(ex)) return;
     const key = keyFromSegment(req.getParameter(0) ?? '');
     if (typeof key !== 'string') return ex.error(key.code, key.message, hasBody(req));
-    pool.submit(shardOf(key, shards), head ? OP.HEAD : OP.GET, key, null, ex, 0);
+    pool.submit(shardOf(key), head ? OP.HEAD : OP.GET, key, null, ex, 0);
   };
   app.get('/v1/keys/:key', lookup(false));
   app.head('/v1/keys/:key', lookup(true));
@@ -147,7 +162,7 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     if (length !== '' && Number(length) > config.maxValueBytes) {
       return ex.error('E_VALUE_TOO_LARGE', `the value is ${length} bytes; maxValueBytes is ${config.maxValueBytes}`, true);
     }
-    const shard = shardOf(key, shards);
+    const shard = shardOf(key);
     readBody(
       res,
       config.maxValueBytes,
@@ -164,7 +179,7 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     if (!framingOk(ex, req) || refuseIfDraining(ex) || !authorized(ex, req)) return;
     const key = keyFromSegment(req.getParameter(0) ?? '');
     if (typeof key !== 'string') return ex.error(key.code, key.message, hasBody(req));
-    pool.submit(shardOf(key, shards), OP.DELETE, key, null, ex, 0);
+    pool.submit(shardOf(key), OP.DELETE, key, null, ex, 0);
   });
 
   // Other methods on a key, and key paths that are not one segment.
@@ -213,7 +228,7 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
       ex.expect(unique);
       for (let i = 0; i < unique.length; i++) {
         const key = unique[i] as string;
-        pool.submit(shardOf(key, shards), OP.GET, key, null, ex, i);
+        pool.submit(shardOf(key), OP.GET, key, null, ex, i);
       }
     });
   });
@@ -232,7 +247,7 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
       const ops = uniqueKeys.length + uniqueTags.length * shards;
       if (ops === 0) return ex.json('{"invalidated":0}');
       ex.remaining = ops;
-      for (const key of uniqueKeys) pool.submit(shardOf(key, shards), OP.DELETE, key, null, ex, 0);
+      for (const key of uniqueKeys) pool.submit(shardOf(key), OP.DELETE, key, null, ex, 0);
       for (const tag of uniqueTags) for (let s = 0; s < shards; s++) pool.submit(s, OP.INVALIDATE_TAG, tag, null, ex, 0);
     });
   });

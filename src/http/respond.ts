@@ -1,6 +1,7 @@
-import type { FrontCounters } from '../counters/counters.js';
-import type { Route } from '../counters/layout.js';
+import type { Counters, FrontCounters } from '../counters/counters.js';
+import { type Route, SHARD_SLOT } from '../counters/layout.js';
 import { ERROR_CODES, type ErrorCode } from '../errors.js';
+import type { HotIndexReader } from '../l1/hot-index.js';
 import type { BatchResult } from '../shards/pool.js';
 import { FIELD, FIELDS } from '../shards/protocol.js';
 import type { HttpResponse } from './uws.js';
@@ -116,6 +117,39 @@ export class Exchange {
     corkedHead = head;
     this.res.cork(writeHit);
   }
+}
+
+/**
+ * Answers a GET from the shard's hot-read index, inside the uWS handler (no
+ * abort tracking or cork needed). Returns false when the index has no valid
+ * copy; the caller then asks the shard. HEAD always goes to the shard: this
+ * uWS build treats endWithoutBody(length) inside a handler as no response.
+ */
+export function serveHot(
+  res: HttpResponse,
+  reader: HotIndexReader | null,
+  key: string,
+  hash: number,
+  counters: Counters,
+  shard: number,
+  front: FrontCounters,
+): boolean {
+  if (reader === null) return false;
+  const startMs = performance.now();
+  const nowMs = Date.now();
+  if (!reader.lookup(key, hash, nowMs)) return false;
+  counters.incShard(shard, SHARD_SLOT.L1_GETS);
+  counters.incShard(shard, SHARD_SLOT.L1_HITS);
+  const ageS = Math.max(0, Math.floor((nowMs - reader.createdMs) / 1000));
+  const copy = reader.copy;
+  const headLength = reader.headLength;
+  // One call writes content-type, etag and x-cache: the block is CRLF-joined (protocol.ts).
+  res
+    .writeHeader('content-type', copy.subarray(0, headLength))
+    .writeHeader('age', String(ageS))
+    .end(copy.subarray(headLength, headLength + reader.valueLength));
+  front.countRequest('get', 200, (performance.now() - startMs) * 1e6);
+  return true;
 }
 
 // Hot-path writers take their arguments from these slots so that cork() needs no closure per response.

@@ -5,8 +5,8 @@ import { L1_ENTRY_OVERHEAD_BYTES } from '../config/load.js';
 export interface L1Entry {
   readonly value: Uint8Array;
   /**
-   * Response header block, ASCII: the content-type value, then CRLF and
-   * `etag: "…"` (see protocol.ts FIELD). Pre-rendered once at PUT.
+   * Response header block, ASCII: the content-type value, then CRLF-joined
+   * `etag: "…"` and `x-cache: L1` (see protocol.ts FIELD). Pre-rendered once at PUT.
    */
   readonly head: Uint8Array;
   /** Wall-clock ms when stored (for `age`). */
@@ -16,10 +16,12 @@ export interface L1Entry {
   readonly tags: readonly string[] | null;
 }
 
-/** What happens to the partition, for counters. */
+/** What happens to the partition, for counters and the hot-read index. */
 export interface L1Events {
   evicted(count: number): void;
   expired(count: number): void;
+  /** An entry left for any reason (replaced, deleted, evicted, expired). */
+  removed?(key: string): void;
 }
 
 export interface L1PartitionOptions {
@@ -55,7 +57,9 @@ export class L1Partition {
       updateAgeOnGet: false,
       // A given clock is read on every access (ttlResolution 0), so a test's fake time applies at once.
       ...(clock === undefined ? {} : { perf: { now: clock }, ttlResolution: 0 }),
-      disposeAfter: (_value, _key, reason) => {
+      // dispose (not disposeAfter): runs before set/delete return, so the hot index never outlives the entry.
+      dispose: (_value, key, reason) => {
+        this.#events.removed?.(key);
         if (reason === 'evict') this.#events.evicted(1);
         else if (reason === 'expire') this.#events.expired(1);
       },

@@ -1,6 +1,7 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { ErrorCode } from '../errors.js';
+import { HotIndexReader } from '../l1/hot-index.js';
 import { type AttachTask, type Batch, FIELDS, type PutArgs } from './protocol.js';
 import type { ShardWorkerData } from './worker.js';
 
@@ -36,7 +37,10 @@ class ShardLink {
   pending: PendingBatch | null = null;
   /** Sent and not yet answered, oldest first; the worker answers in order. */
   readonly inFlight: PendingBatch[] = [];
-  constructor(readonly index: number) {}
+  constructor(
+    readonly index: number,
+    readonly hot: HotIndexReader | null,
+  ) {}
 }
 
 export interface ShardPoolOptions {
@@ -70,7 +74,11 @@ export class ShardPool {
   constructor(options: ShardPoolOptions) {
     this.shards = options.shards;
     this.#timeoutMs = options.requestTimeoutMs;
-    this.#links = Array.from({ length: options.shards }, (_, i) => new ShardLink(i));
+    const hot = options.workerData.hotIndex;
+    this.#links = Array.from({ length: options.shards }, (_, i) => {
+      const buffer = hot?.buffers[i];
+      return new ShardLink(i, hot === null || buffer === undefined ? null : new HotIndexReader(buffer, hot.shape));
+    });
     const links = this.#links;
     this.#pool = new Piscina({
       filename: WORKER_FILE,
@@ -121,6 +129,8 @@ export class ShardPool {
     link.threadId = -1;
     link.port?.close();
     link.port = null;
+    // The replacement starts with an empty L1: nothing the old worker published may be served.
+    link.hot?.clear();
     const owed = link.inFlight.splice(0);
     for (const batch of owed) for (const waiter of batch.waiters) waiter.onFail(code, message);
   }
@@ -145,6 +155,12 @@ export class ShardPool {
   /** True while the shard has a worker to take ops. */
   isUp(shard: number): boolean {
     return this.#links[shard]?.port != null;
+  }
+
+  /** The shard's hot-read index, or null while the shard has no worker (or the index is off). */
+  hotReader(shard: number): HotIndexReader | null {
+    const link = this.#links[shard] as ShardLink;
+    return link.port === null ? null : link.hot;
   }
 
   /** Thread id of each shard's worker (-1 where none). */

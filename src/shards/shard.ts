@@ -1,10 +1,10 @@
 import type { Counters } from '../counters/counters.js';
 import { SHARD_SLOT } from '../counters/layout.js';
+import type { HotIndexWriter } from '../l1/hot-index.js';
 import { type L1Entry, L1Partition } from '../l1/partition.js';
 import { etagOf } from './etag.js';
 import { type Batch, FIELD, FIELDS, headerBytes, OP, STATUS } from './protocol.js';
-
-const XCACHE_L1 = asciiBytes('\r\nx-cache: L1');
+import { hashKey } from './route.js';
 
 function asciiBytes(text: string): Uint8Array {
   const out = new Uint8Array(text.length);
@@ -19,6 +19,8 @@ export class Shard {
     readonly index: number,
     readonly counters: Counters,
     l1MaxBytes: number,
+    /** Where hits are published for the front to serve without a hop; null to serve every read here. */
+    readonly hot: HotIndexWriter | null = null,
   ) {
     counters.incShard(index, SHARD_SLOT.WORKER_STARTS);
     this.l1 = new L1Partition({
@@ -26,10 +28,20 @@ export class Shard {
       events: {
         evicted: (n) => counters.addShard(index, SHARD_SLOT.L1_EVICTIONS, n),
         expired: (n) => counters.addShard(index, SHARD_SLOT.L1_EXPIRATIONS, n),
+        ...(hot === null ? {} : { removed: (key: string) => hot.unpublish(key) }),
       },
     });
     this.publishGauges();
   }
+
+  /** Applies the front's hot-index hits to LRU recency (and lazy expiry). */
+  refreshTouched(): void {
+    this.hot?.drainTouches(this.#touch);
+  }
+
+  readonly #touch = (key: string): void => {
+    this.l1.get(key);
+  };
 
   publishGauges(): void {
     const counters = this.counters;
@@ -41,6 +53,8 @@ export class Shard {
   run(batch: Batch): ArrayBuffer {
     const counters = this.counters;
     const start = performance.now();
+    this.refreshTouched();
+    const hot = this.hot;
     const s = this.index;
     const l1 = this.l1;
     const { ops, keys, puts } = batch;
@@ -67,14 +81,16 @@ export class Shard {
         hits++;
         found[i] = entry;
         header[base + FIELD.STATUS] = STATUS.HIT;
-        dataBytes += entry.head.byteLength + XCACHE_L1.byteLength + (op === OP.GET ? entry.value.byteLength : 0);
+        dataBytes += entry.head.byteLength + (op === OP.GET ? entry.value.byteLength : 0);
+        // Read once through the hop: publish it so the front serves the next reads itself.
+        hot?.publish(key, hashKey(key), entry.head, entry.value, entry.expiresMs, entry.createdMs);
       } else if (op === OP.PUT) {
         putOps++;
         const put = puts?.[i];
         if (put == null) throw new Error(`PUT op ${i} without arguments`);
         const entry: L1Entry = {
           value: put.value,
-          head: asciiBytes(`${put.contentType}\r\netag: ${etagOf(put.value)}`),
+          head: asciiBytes(`${put.contentType}\r\netag: ${etagOf(put.value)}\r\nx-cache: L1`),
           createdMs: nowMs,
           expiresMs: nowMs + put.ttlMs,
           tags: put.tags,
@@ -113,12 +129,10 @@ export class Shard {
       header[base + FIELD.CREATED_MS] = entry.createdMs;
       header[base + FIELD.EXPIRES_MS] = entry.expiresMs;
       header[base + FIELD.OFFSET] = offset;
-      header[base + FIELD.HEAD_LEN] = entry.head.byteLength + XCACHE_L1.byteLength;
+      header[base + FIELD.HEAD_LEN] = entry.head.byteLength;
       header[base + FIELD.VALUE_LEN] = entry.value.byteLength;
       bytes.set(entry.head, offset);
       offset += entry.head.byteLength;
-      bytes.set(XCACHE_L1, offset);
-      offset += XCACHE_L1.byteLength;
       if (ops[i] === OP.GET) {
         bytes.set(entry.value, offset);
         offset += entry.value.byteLength;

@@ -1,5 +1,6 @@
 import { workerData } from 'piscina';
 import { Counters } from '../counters/counters.js';
+import { type HotIndexShape, HotIndexWriter } from '../l1/hot-index.js';
 import type { AttachTask, Batch } from './protocol.js';
 import { Shard } from './shard.js';
 
@@ -8,8 +9,10 @@ export interface ShardWorkerData {
   readonly shards: number;
   readonly countersBuffer: SharedArrayBuffer;
   readonly l1MaxBytesPerShard: number;
-  /** How often expired entries are swept, ms. */
+  /** How often expired entries are swept and front hits applied to recency, ms. */
   readonly purgeIntervalMs: number;
+  /** Each shard's hot-read index buffer (shared with the front), or null when disabled. */
+  readonly hotIndex: { readonly buffers: readonly SharedArrayBuffer[]; readonly shape: HotIndexShape } | null;
 }
 
 const data = workerData as ShardWorkerData;
@@ -22,9 +25,12 @@ let attached: Shard | null = null;
  */
 export default function attach(task: AttachTask): Promise<void> {
   if (attached !== null) throw new Error(`worker already owns shard ${attached.index}; refused shard ${task.shard}`);
-  const shard = new Shard(task.shard, counters, data.l1MaxBytesPerShard);
+  const hotBuffer = data.hotIndex?.buffers[task.shard];
+  const hot = data.hotIndex === null || hotBuffer === undefined ? null : new HotIndexWriter(hotBuffer, data.hotIndex.shape);
+  const shard = new Shard(task.shard, counters, data.l1MaxBytesPerShard, hot);
   attached = shard;
   const purge = setInterval(() => {
+    shard.refreshTouched();
     shard.l1.purgeExpired();
     shard.publishGauges();
   }, data.purgeIntervalMs);

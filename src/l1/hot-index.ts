@@ -1,0 +1,276 @@
+/**
+ * A shard's hot-read index: entries its worker has served are copied into a
+ * SharedArrayBuffer so that the front can answer repeat GET/HEAD hits itself,
+ * without a thread hop. The worker's lru-cache stays the truth: it alone
+ * writes here, publishing an entry on a hit and unpublishing it (before it
+ * acknowledges) whenever the entry is replaced, deleted, evicted or expires.
+ *
+ * Layout (all in one SharedArrayBuffer per shard):
+ *   control: Int32 [touchWrite, touchRead]
+ *   touches: Int32 ring of record offsets the front served (lossy), so the
+ *            worker can refresh those keys' LRU recency
+ *   slots:   Int32 pairs [hash, ref] — open addressing, linear probing;
+ *            ref 0 = empty, -1 = deleted, else record offset + 1
+ *   arena:   records written in ring order, 8-byte aligned:
+ *            Int32 seq | keyLen | headLen | valueLen | f64 expiresMs | f64 createdMs | key | head | value
+ *
+ * Readers validate with a sequence lock: a record's seq is even while stable
+ * and odd while written or after it is unpublished; a reader that sees an odd
+ * seq, a different seq after copying, or another key, falls back to the hop.
+ */
+
+const RECORD_HEADER = 32;
+const MAX_PROBE = 16;
+const EMPTY = 0;
+const DELETED = -1;
+const TOUCH_CAPACITY = 4096;
+const CONTROL_INTS = 2;
+
+function align8(n: number): number {
+  return (n + 7) & ~7;
+}
+
+/** Sizes of one shard's hot index; both sides build views from the same numbers. */
+export interface HotIndexShape {
+  readonly arenaBytes: number;
+  readonly slots: number;
+}
+
+/** A shape for an arena of about `arenaBytes` (slots: a power of two, one per 64 arena bytes). */
+export function hotIndexShape(arenaBytes: number): HotIndexShape {
+  const arena = Math.max(64 * 1024, align8(arenaBytes));
+  let slots = 1024;
+  while (slots < arena / 64) slots *= 2;
+  return { arenaBytes: arena, slots };
+}
+
+/** Allocates the shared buffer for a shape. */
+export function allocateHotIndex(shape: HotIndexShape): SharedArrayBuffer {
+  return new SharedArrayBuffer((CONTROL_INTS + TOUCH_CAPACITY + shape.slots * 2) * 4 + shape.arenaBytes);
+}
+
+class Views {
+  readonly ints: Int32Array;
+  readonly touches: Int32Array;
+  readonly slotInts: Int32Array;
+  readonly arenaBase: number;
+  readonly bytes: Uint8Array;
+  readonly floats: Float64Array;
+  readonly mask: number;
+  readonly arenaBytes: number;
+  constructor(buffer: SharedArrayBuffer, shape: HotIndexShape) {
+    this.ints = new Int32Array(buffer);
+    this.touches = new Int32Array(buffer, CONTROL_INTS * 4, TOUCH_CAPACITY);
+    this.slotInts = new Int32Array(buffer, (CONTROL_INTS + TOUCH_CAPACITY) * 4, shape.slots * 2);
+    this.arenaBase = (CONTROL_INTS + TOUCH_CAPACITY + shape.slots * 2) * 4;
+    this.bytes = new Uint8Array(buffer);
+    this.floats = new Float64Array(buffer);
+    this.mask = shape.slots - 1;
+    this.arenaBytes = shape.arenaBytes;
+  }
+}
+
+/** The front's side: lock-free lookups, and touch records for the worker. */
+export class HotIndexReader {
+  readonly #v: Views;
+  readonly #scratch = new Uint8Array(4 * 512);
+  readonly #encoder = new TextEncoder();
+  /**
+   * The last hit: head block then value, copied out of shared memory. Reused
+   * by every lookup (a fresh ArrayBuffer per hit measured ~1.5 µs), so it is
+   * valid until the next lookup; uWS copies what it is given to write.
+   */
+  copy = new Uint8Array(64 * 1024);
+  /** Of the last hit: bytes of head block and of value in `copy`, and when the value was stored. */
+  headLength = 0;
+  valueLength = 0;
+  createdMs = 0;
+
+  constructor(buffer: SharedArrayBuffer, shape: HotIndexShape) {
+    this.#v = new Views(buffer, shape);
+  }
+
+  /**
+   * Finds the live entry for key (hash = hashKey(key)) and copies it into
+   * `copy`; false when it is not published, expired at `nowMs`, or changed
+   * while being read.
+   */
+  lookup(key: string, hash: number, nowMs: number): boolean {
+    const v = this.#v;
+    const keyLength = this.#encoder.encodeInto(key, this.#scratch).written;
+    const tag = hash | 0; // slots hold the hash as Int32
+    let slot = hash & v.mask;
+    for (let probe = 0; probe < MAX_PROBE; probe++, slot = (slot + 1) & v.mask) {
+      const ref = Atomics.load(v.slotInts, slot * 2 + 1);
+      if (ref === EMPTY) return false;
+      if (ref === DELETED || Atomics.load(v.slotInts, slot * 2) !== tag) continue;
+      const at = v.arenaBase + ref - 1;
+      const seqIndex = at >> 2;
+      const seq = Atomics.load(v.ints, seqIndex);
+      if ((seq & 1) === 1) return false;
+      const recordKeyLength = v.ints[seqIndex + 1] as number;
+      const headLength = v.ints[seqIndex + 2] as number;
+      const valueLength = v.ints[seqIndex + 3] as number;
+      const expiresMs = v.floats[(at + 16) >> 3] as number;
+      const createdMs = v.floats[(at + 24) >> 3] as number;
+      if (recordKeyLength !== keyLength || expiresMs <= nowMs) return false;
+      const keyAt = at + RECORD_HEADER;
+      const bytes = v.bytes;
+      const scratch = this.#scratch;
+      for (let i = 0; i < keyLength; i++) if (bytes[keyAt + i] !== scratch[i]) return false;
+      const dataAt = keyAt + keyLength;
+      const size = headLength + valueLength;
+      if (size > this.copy.length) this.copy = new Uint8Array(Math.max(size, this.copy.length * 2));
+      this.copy.set(bytes.subarray(dataAt, dataAt + size));
+      // Still the same record, and still published under this slot: otherwise the copy may be torn.
+      if (Atomics.load(v.ints, seqIndex) !== seq || Atomics.load(v.slotInts, slot * 2 + 1) !== ref) return false;
+      this.headLength = headLength;
+      this.valueLength = valueLength;
+      this.createdMs = createdMs;
+      this.#touch(ref);
+      return true;
+    }
+    return false;
+  }
+
+  /** Records that the front served the record at ref; dropped when the worker is behind. */
+  #touch(ref: number): void {
+    const ints = this.#v.ints;
+    const write = Atomics.load(ints, 0);
+    if (write - Atomics.load(ints, 1) >= TOUCH_CAPACITY) return;
+    Atomics.store(this.#v.touches, write & (TOUCH_CAPACITY - 1), ref);
+    Atomics.store(ints, 0, write + 1);
+  }
+
+  /** Empties the index (the shard's worker is gone; its replacement starts empty). */
+  clear(): void {
+    this.#v.slotInts.fill(0);
+    Atomics.store(this.#v.ints, 1, Atomics.load(this.#v.ints, 0));
+  }
+}
+
+/** A published record, as the worker remembers it. */
+interface Published {
+  readonly key: string;
+  readonly ref: number;
+  readonly slot: number;
+  readonly size: number;
+}
+
+/** The worker's side: publishes and unpublishes records; the only writer. */
+export class HotIndexWriter {
+  readonly #v: Views;
+  readonly #byKey = new Map<string, Published>();
+  readonly #byRef = new Map<number, Published>();
+  /** Published records in arena order, oldest first: the ring is reclaimed from here. */
+  readonly #order: Published[] = [];
+  #orderHead = 0;
+  #tail = 0;
+  readonly #encoder = new TextEncoder();
+
+  constructor(buffer: SharedArrayBuffer, shape: HotIndexShape) {
+    this.#v = new Views(buffer, shape);
+    this.#v.slotInts.fill(0);
+  }
+
+  get published(): number {
+    return this.#byKey.size;
+  }
+
+  /** Copies an entry into the arena and the index; does nothing if it cannot fit or find a slot. */
+  publish(key: string, hash: number, head: Uint8Array, value: Uint8Array, expiresMs: number, createdMs: number): void {
+    this.unpublish(key);
+    const v = this.#v;
+    const keyBytes = this.#encoder.encode(key);
+    const size = align8(RECORD_HEADER + keyBytes.length + head.length + value.length);
+    if (size > v.arenaBytes / 4) return;
+    let slot = hash & v.mask;
+    let free = -1;
+    for (let probe = 0; probe < MAX_PROBE; probe++, slot = (slot + 1) & v.mask) {
+      const ref = v.slotInts[slot * 2 + 1] as number;
+      if (ref === EMPTY || ref === DELETED) {
+        free = slot;
+        break;
+      }
+    }
+    if (free === -1) return;
+    if (this.#tail + size > v.arenaBytes) {
+      // Wrap: what lies past the tail is the oldest lap; drop it so the order stays ring order.
+      this.#reclaim(this.#tail, v.arenaBytes);
+      this.#tail = 0;
+    }
+    this.#reclaim(this.#tail, this.#tail + size);
+    const offset = this.#tail;
+    this.#tail += size;
+    const at = v.arenaBase + offset;
+    const seqIndex = at >> 2;
+    const seq = Atomics.load(v.ints, seqIndex);
+    Atomics.store(v.ints, seqIndex, (seq | 1) + 2); // odd: being written
+    v.ints[seqIndex + 1] = keyBytes.length;
+    v.ints[seqIndex + 2] = head.length;
+    v.ints[seqIndex + 3] = value.length;
+    v.floats[(at + 16) >> 3] = expiresMs;
+    v.floats[(at + 24) >> 3] = createdMs;
+    v.bytes.set(keyBytes, at + RECORD_HEADER);
+    v.bytes.set(head, at + RECORD_HEADER + keyBytes.length);
+    v.bytes.set(value, at + RECORD_HEADER + keyBytes.length + head.length);
+    Atomics.store(v.ints, seqIndex, (seq | 1) + 3); // even: stable
+    const ref = offset + 1;
+    Atomics.store(v.slotInts, free * 2, hash);
+    Atomics.store(v.slotInts, free * 2 + 1, ref);
+    const record: Published = { key, ref, slot: free, size };
+    this.#byKey.set(key, record);
+    this.#byRef.set(ref, record);
+    this.#order.push(record);
+  }
+
+  /** Withdraws key's record, if any: readers can no longer find or validate it. */
+  unpublish(key: string): void {
+    const record = this.#byKey.get(key);
+    if (record === undefined) return;
+    this.#drop(record);
+  }
+
+  /** Calls `use(key)` for each key the front served since the last drain. */
+  drainTouches(use: (key: string) => void): void {
+    const ints = this.#v.ints;
+    const write = Atomics.load(ints, 0);
+    let read = Atomics.load(ints, 1);
+    for (; read !== write; read++) {
+      const record = this.#byRef.get(Atomics.load(this.#v.touches, read & (TOUCH_CAPACITY - 1)));
+      if (record !== undefined) use(record.key);
+    }
+    Atomics.store(ints, 1, read);
+  }
+
+  #drop(record: Published): void {
+    const v = this.#v;
+    if (this.#byKey.get(record.key) !== record) return;
+    this.#byKey.delete(record.key);
+    this.#byRef.delete(record.ref);
+    Atomics.store(v.slotInts, record.slot * 2 + 1, DELETED);
+    const seqIndex = (v.arenaBase + record.ref - 1) >> 2;
+    Atomics.store(v.ints, seqIndex, Atomics.load(v.ints, seqIndex) | 1); // odd: no longer valid
+  }
+
+  /** Unpublishes every record overlapping [from, to) of the arena, oldest first. */
+  #reclaim(from: number, to: number): void {
+    const order = this.#order;
+    while (this.#orderHead < order.length) {
+      const record = order[this.#orderHead] as Published;
+      const start = record.ref - 1;
+      if (this.#byKey.get(record.key) !== record) {
+        this.#orderHead++;
+        continue;
+      }
+      // Live records sit in ring order from the tail on: the first that starts past the region ends it.
+      if (start >= to || start + record.size <= from) break;
+      this.#drop(record);
+      this.#orderHead++;
+    }
+    if (this.#orderHead > 1024 && this.#orderHead * 2 > order.length) {
+      order.splice(0, this.#orderHead);
+      this.#orderHead = 0;
+    }
+  }
+}
