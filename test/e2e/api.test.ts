@@ -323,3 +323,50 @@ describe('clients that go away', () => {
     expect((await get('partial0')).status).toBe(404);
   });
 });
+
+describe('hot reads (served by the front from the shard-published index)', () => {
+  const twice = async (key: string) => {
+    await get(key); // through the shard: publishes
+    return get(key); // from the front
+  };
+
+  it('serves repeat hits with the same bytes and headers, counted as L1 hits', async () => {
+    const bytes = new Uint8Array(5000).map((_, i) => (i * 13) & 0xff);
+    await put('hot-1', bytes, '', { 'content-type': 'image/x-test' });
+    const first = await get('hot-1');
+    const before = (await stats()).levels.L1.hits;
+    const second = await get('hot-1');
+    expect(second.status).toBe(200);
+    expect(second.headers.get('content-type')).toBe('image/x-test');
+    expect(second.headers.get('etag')).toBe(first.headers.get('etag'));
+    expect(second.headers.get('x-cache')).toBe('L1');
+    expect(new Uint8Array(await second.arrayBuffer())).toEqual(bytes);
+    expect((await stats()).levels.L1.hits).toBe(before + 1);
+  });
+
+  it('never serves a value after it was overwritten, deleted, invalidated by key or by tag', async () => {
+    await put('hot-w', 'one');
+    await twice('hot-w');
+    await put('hot-w', 'two');
+    expect(await (await get('hot-w')).text()).toBe('two');
+    await twice('hot-d');
+    await put('hot-d', 'x');
+    await twice('hot-d');
+    await get('hot-d', 'DELETE');
+    expect((await get('hot-d')).status).toBe(404);
+    await put('hot-i', 'x');
+    await twice('hot-i');
+    await fetch(url('/v1/invalidate'), { method: 'POST', body: '{"keys":["hot-i"]}' });
+    expect((await get('hot-i')).status).toBe(404);
+    await put('hot-t', 'x', '?tags=hot-tag');
+    await twice('hot-t');
+    await fetch(url('/v1/invalidate'), { method: 'POST', body: '{"tags":["hot-tag"]}' });
+    expect((await get('hot-t')).status).toBe(404);
+  });
+
+  it('stops serving at the TTL', async () => {
+    await put('hot-ttl', 'brief', '?ttl=1');
+    expect((await twice('hot-ttl')).status).toBe(200);
+    await until(async () => (await get('hot-ttl')).status === 404, 5000, 50);
+  });
+});

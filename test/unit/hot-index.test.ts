@@ -1,0 +1,109 @@
+import { describe, expect, it } from 'vitest';
+import { allocateHotIndex, HotIndexReader, HotIndexWriter, hotIndexShape } from '../../src/l1/hot-index.js';
+import { hashKey } from '../../src/shards/route.js';
+
+const text = new TextEncoder();
+const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+
+function setup(arenaBytes = 64 * 1024) {
+  const shape = hotIndexShape(arenaBytes);
+  const buffer = allocateHotIndex(shape);
+  return { shape, writer: new HotIndexWriter(buffer, shape), reader: new HotIndexReader(buffer, shape) };
+}
+
+function publish(writer: HotIndexWriter, key: string, value: string, expiresMs = 10_000, createdMs = 1) {
+  writer.publish(key, hashKey(key), text.encode(`text/plain\r\netag: "${value}"`), text.encode(value), expiresMs, createdMs);
+}
+
+function read(reader: HotIndexReader, key: string, nowMs = 5): { head: string; value: string } | null {
+  if (!reader.lookup(key, hashKey(key), nowMs)) return null;
+  const { copy, headLength, valueLength } = reader;
+  return { head: decode(copy.subarray(0, headLength)), value: decode(copy.subarray(headLength, headLength + valueLength)) };
+}
+
+describe('hot-read index', () => {
+  it('finds what the writer published, with head block, value and created time', () => {
+    const { writer, reader } = setup();
+    publish(writer, 'user:1', 'alice', 10_000, 1234);
+    publish(writer, 'ключ', 'unicode');
+    expect(read(reader, 'user:1')).toEqual({ head: 'text/plain\r\netag: "alice"', value: 'alice' });
+    expect(reader.createdMs).toBe(1234);
+    expect(read(reader, 'ключ')?.value).toBe('unicode');
+    expect(read(reader, 'user:2')).toBeNull();
+  });
+
+  it('never serves an unpublished, replaced or expired entry', () => {
+    const { writer, reader } = setup();
+    publish(writer, 'k', 'old', 100);
+    publish(writer, 'k', 'new', 100);
+    expect(read(reader, 'k')?.value).toBe('new');
+    expect(read(reader, 'k', 100)).toBeNull(); // expires at 100
+    writer.unpublish('k');
+    expect(read(reader, 'k')).toBeNull();
+    expect(writer.published).toBe(0);
+  });
+
+  it('distinguishes keys whose hashes collide on a slot', () => {
+    const { writer, reader, shape } = setup();
+    // Keys with the same slot but different full hashes, and a forged same-hash lookup.
+    const keys: string[] = [];
+    for (let i = 0; keys.length < 5; i++) if ((hashKey(`c${i}`) & (shape.slots - 1)) === 7) keys.push(`c${i}`);
+    for (const k of keys) publish(writer, k, `v-${k}`);
+    for (const k of keys) expect(read(reader, k)?.value).toBe(`v-${k}`);
+    expect(reader.lookup('not-published', hashKey(keys[0] as string), 5)).toBe(false);
+  });
+
+  it('reclaims the oldest records when the arena wraps, unpublishing them first', () => {
+    const { writer, reader, shape } = setup(64 * 1024);
+    const value = 'x'.repeat(1000);
+    const n = Math.ceil((shape.arenaBytes / 1000) * 3);
+    for (let i = 0; i < n; i++) publish(writer, `w${i}`, `${i}:${value}`);
+    let live = 0;
+    for (let i = 0; i < n; i++) {
+      const hit = read(reader, `w${i}`);
+      if (hit !== null) {
+        live++;
+        expect(hit.value).toBe(`${i}:${value}`); // never another key's bytes
+      }
+    }
+    expect(live).toBeGreaterThan(0);
+    expect(live).toBe(writer.published);
+    expect(live).toBeLessThan(shape.arenaBytes / 1000);
+    expect(read(reader, `w${n - 1}`)).not.toBeNull(); // the newest survives
+    expect(read(reader, 'w0')).toBeNull(); // the oldest was reclaimed
+  });
+
+  it('reports the front hits to the writer, and clear() forgets everything', () => {
+    const { writer, reader } = setup();
+    publish(writer, 'a', '1');
+    publish(writer, 'b', '2');
+    read(reader, 'a');
+    read(reader, 'a');
+    read(reader, 'b');
+    const touched: string[] = [];
+    writer.drainTouches((k) => touched.push(k));
+    expect(touched).toEqual(['a', 'a', 'b']);
+    writer.drainTouches((k) => touched.push(k));
+    expect(touched).toHaveLength(3);
+    reader.clear();
+    expect(read(reader, 'a')).toBeNull();
+  });
+
+  it('a record being rewritten (odd sequence) is not served', () => {
+    const shape = hotIndexShape(64 * 1024);
+    const buffer = allocateHotIndex(shape);
+    const writer = new HotIndexWriter(buffer, shape);
+    const reader = new HotIndexReader(buffer, shape);
+    publish(writer, 'k', 'v');
+    expect(read(reader, 'k')?.value).toBe('v');
+    // The first record sits at the start of the arena, after control words, touch ring and slots.
+    const ints = new Int32Array(buffer);
+    const seqIndex = 2 + 4096 + shape.slots * 2;
+    const stable = Atomics.load(ints, seqIndex);
+    expect(stable % 2).toBe(0);
+    Atomics.store(ints, seqIndex, stable + 1);
+    expect(read(reader, 'k')).toBeNull();
+    Atomics.store(ints, seqIndex, stable);
+    expect(read(reader, 'k')?.value).toBe('v');
+  });
+});
