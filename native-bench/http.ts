@@ -134,10 +134,10 @@ function parseLatency(text: string, pct: string): number {
   return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
 }
 
-function runWrk(port: number, script: string): WrkResult {
+function runWrk(port: number, script: string, seconds = SECONDS): WrkResult {
   const out = execFileSync(
     'taskset',
-    ['-c', WRK_CPU, 'wrk', '-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--latency', '-s', script, `http://127.0.0.1:${port}`],
+    ['-c', WRK_CPU, 'wrk', '-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', '-s', script, `http://127.0.0.1:${port}`],
     { encoding: 'utf8' },
   );
   const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
@@ -161,6 +161,8 @@ async function measure(kind: 'bare' | 'strata', workload: 'GET' | 'PUT', script:
   const child = await startServer(kind, port);
   try {
     await preload(port);
+    // Warm-up, not measured: JIT, and for Strata the first read of each key (through its shard).
+    runWrk(port, script, 2);
     const pid = child.pid as number;
     const before = cpuOf(pid);
     if (kind === 'strata') await getJson(`http://127.0.0.1:${port}/v1/stats`);

@@ -33,6 +33,9 @@ export interface AppContext {
 }
 
 const KEY_METHODS = 'GET, HEAD, PUT, DELETE';
+// Header names as bytes: uWS reads them without converting a JS string per request.
+const CONTENT_LENGTH = Buffer.from('content-length');
+const TRANSFER_ENCODING = Buffer.from('transfer-encoding');
 
 /** A GET/HEAD/PUT/DELETE on one key, waiting for its shard. */
 class KeyExchange extends Exchange implements OpWaiter {
@@ -128,7 +131,7 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
   const lookup = (head: boolean) => (res: HttpResponse, req: HttpRequest) => {
     const route = head ? 'head' : 'get';
     // Fast path: a valid key whose entry the shard has published is answered here, in the handler.
-    if (!head && req.getHeader('content-length') === '' && req.getHeader('transfer-encoding') === '' && !ctx.draining()) {
+    if (!head && req.getHeader(CONTENT_LENGTH) === '' && req.getHeader(TRANSFER_ENCODING) === '' && !ctx.draining()) {
       const key = keyFromSegment(req.getParameter(0) ?? '');
       if (typeof key === 'string') {
         const hash = hashKey(key);

@@ -26,6 +26,11 @@ const DELETED = -1;
 const TOUCH_CAPACITY = 4096;
 const CONTROL_INTS = 2;
 
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
 function align8(n: number): number {
   return (n + 7) & ~7;
 }
@@ -50,6 +55,7 @@ export function allocateHotIndex(shape: HotIndexShape): SharedArrayBuffer {
 }
 
 class Views {
+  readonly buffer: Buffer;
   readonly ints: Int32Array;
   readonly touches: Int32Array;
   readonly slotInts: Int32Array;
@@ -59,6 +65,7 @@ class Views {
   readonly mask: number;
   readonly arenaBytes: number;
   constructor(buffer: SharedArrayBuffer, shape: HotIndexShape) {
+    this.buffer = Buffer.from(buffer);
     this.ints = new Int32Array(buffer);
     this.touches = new Int32Array(buffer, CONTROL_INTS * 4, TOUCH_CAPACITY);
     this.slotInts = new Int32Array(buffer, (CONTROL_INTS + TOUCH_CAPACITY) * 4, shape.slots * 2);
@@ -75,12 +82,13 @@ export class HotIndexReader {
   readonly #v: Views;
   readonly #scratch = new Uint8Array(4 * 512);
   readonly #encoder = new TextEncoder();
+  #hits = 0;
   /**
    * The last hit: head block then value, copied out of shared memory. Reused
    * by every lookup (a fresh ArrayBuffer per hit measured ~1.5 µs), so it is
    * valid until the next lookup; uWS copies what it is given to write.
    */
-  copy = new Uint8Array(64 * 1024);
+  copy: Buffer = Buffer.alloc(64 * 1024);
   /** Of the last hit: bytes of head block and of value in `copy`, and when the value was stored. */
   headLength = 0;
   valueLength = 0;
@@ -97,7 +105,9 @@ export class HotIndexReader {
    */
   lookup(key: string, hash: number, nowMs: number): boolean {
     const v = this.#v;
-    const keyLength = this.#encoder.encodeInto(key, this.#scratch).written;
+    // ASCII keys (the common case) are compared by char code; others through UTF-8 bytes.
+    const ascii = isAscii(key);
+    const keyLength = ascii ? key.length : this.#encoder.encodeInto(key, this.#scratch).written;
     const tag = hash | 0; // slots hold the hash as Int32
     let slot = hash & v.mask;
     for (let probe = 0; probe < MAX_PROBE; probe++, slot = (slot + 1) & v.mask) {
@@ -116,18 +126,24 @@ export class HotIndexReader {
       if (recordKeyLength !== keyLength || expiresMs <= nowMs) return false;
       const keyAt = at + RECORD_HEADER;
       const bytes = v.bytes;
-      const scratch = this.#scratch;
-      for (let i = 0; i < keyLength; i++) if (bytes[keyAt + i] !== scratch[i]) return false;
+      if (ascii) {
+        for (let i = 0; i < keyLength; i++) if (bytes[keyAt + i] !== key.charCodeAt(i)) return false;
+      } else {
+        const scratch = this.#scratch;
+        for (let i = 0; i < keyLength; i++) if (bytes[keyAt + i] !== scratch[i]) return false;
+      }
       const dataAt = keyAt + keyLength;
       const size = headLength + valueLength;
-      if (size > this.copy.length) this.copy = new Uint8Array(Math.max(size, this.copy.length * 2));
-      this.copy.set(bytes.subarray(dataAt, dataAt + size));
+      if (size > this.copy.length) this.copy = Buffer.alloc(Math.max(size, this.copy.length * 2));
+      // Buffer#copy is a plain memmove; TypedArray#set from shared memory copies word by word.
+      v.buffer.copy(this.copy, 0, dataAt, dataAt + size);
       // Still the same record, and still published under this slot: otherwise the copy may be torn.
       if (Atomics.load(v.ints, seqIndex) !== seq || Atomics.load(v.slotInts, slot * 2 + 1) !== ref) return false;
       this.headLength = headLength;
       this.valueLength = valueLength;
       this.createdMs = createdMs;
-      this.#touch(ref);
+      // Recency is approximate: one hit in eight is reported to the worker.
+      if ((++this.#hits & 7) === 0) this.#touch(ref);
       return true;
     }
     return false;

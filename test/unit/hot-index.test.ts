@@ -73,18 +73,17 @@ describe('hot-read index', () => {
     expect(read(reader, 'w0')).toBeNull(); // the oldest was reclaimed
   });
 
-  it('reports the front hits to the writer, and clear() forgets everything', () => {
+  it('reports one front hit in eight to the writer, and clear() forgets everything', () => {
     const { writer, reader } = setup();
     publish(writer, 'a', '1');
     publish(writer, 'b', '2');
-    read(reader, 'a');
-    read(reader, 'a');
-    read(reader, 'b');
+    for (let i = 0; i < 8; i++) read(reader, 'a');
+    for (let i = 0; i < 8; i++) read(reader, 'b');
     const touched: string[] = [];
     writer.drainTouches((k) => touched.push(k));
-    expect(touched).toEqual(['a', 'a', 'b']);
+    expect(touched).toEqual(['a', 'b']);
     writer.drainTouches((k) => touched.push(k));
-    expect(touched).toHaveLength(3);
+    expect(touched).toHaveLength(2);
     reader.clear();
     expect(read(reader, 'a')).toBeNull();
   });
