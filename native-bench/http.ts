@@ -218,18 +218,21 @@ async function main(): Promise<void> {
       `| ${r.kind} | ${r.workload} | ${fmt(r.rps)} | ${fmt(r.p50ms, 3)} | ${fmt(r.p99ms, 3)} | ${fmt(r.cpuSeconds, 2)} | ${fmt(r.perCpuSecond)} | ${r.errors} | ${r.threads}${r.elu ? `; ELU ${r.elu}` : ''} |`,
     );
   }
-  const best = (kind: string, workload: string) => Math.max(...results.filter((r) => r.kind === kind && r.workload === workload).map((r) => r.perCpuSecond));
-  const median = (kind: string, workload: string) => {
-    const xs = results
-      .filter((r) => r.kind === kind && r.workload === workload)
-      .map((r) => r.perCpuSecond)
-      .sort((a, b) => a - b);
-    return xs[Math.floor((xs.length - 1) / 2)] as number;
+  // Each round's ratio compares two back-to-back runs, so drift on the host largely cancels out.
+  const ratios = (workload: string) => {
+    const bare = results.filter((r) => r.kind === 'bare' && r.workload === workload);
+    const strata = results.filter((r) => r.kind === 'strata' && r.workload === workload);
+    return strata.map((s, i) => s.perCpuSecond / (bare[i] as Measured).perCpuSecond);
   };
+  const get = ratios('GET');
+  const sorted = [...get].sort((a, b) => a - b);
+  const median = sorted[Math.floor(sorted.length / 2)] as number;
+  console.log(`\nGET hits, req per server CPU-second, strata/bare by round: ${get.map((r) => r.toFixed(3)).join(', ')}; median ${median.toFixed(3)}`);
   console.log(
-    `\nGET hits, req per server CPU-second: strata/bare = ${(best('strata', 'GET') / best('bare', 'GET')).toFixed(3)} (best of ${ROUNDS}), ${(median('strata', 'GET') / median('bare', 'GET')).toFixed(3)} (median)`,
+    `PUT, req per server CPU-second, strata/bare: ${ratios('PUT')
+      .map((r) => r.toFixed(3))
+      .join(', ')}`,
   );
-  console.log(`PUT, req per server CPU-second: strata/bare = ${(best('strata', 'PUT') / best('bare', 'PUT')).toFixed(3)}`);
 }
 
 main().catch((err: unknown) => {

@@ -48,6 +48,8 @@ export interface ShardPoolOptions {
   readonly workerData: ShardWorkerData;
   /** Past this, waiting ops get E_SHARD_TIMEOUT and the shard's worker is replaced. */
   readonly requestTimeoutMs: number;
+  /** The worker module (URL); tests substitute one that misbehaves. @default ./worker.js */
+  readonly workerFile?: string;
 }
 
 const WORKER_FILE = new URL('./worker.js', import.meta.url).href;
@@ -81,7 +83,7 @@ export class ShardPool {
     });
     const links = this.#links;
     this.#pool = new Piscina({
-      filename: WORKER_FILE,
+      filename: options.workerFile ?? WORKER_FILE,
       minThreads: options.shards,
       maxThreads: options.shards,
       idleTimeout: Number.POSITIVE_INFINITY,
