@@ -6,7 +6,7 @@ import type { MetricsRegistry } from '../metrics/registry.js';
 import type { StatsReporter } from '../metrics/stats.js';
 import type { BatchResult, OpWaiter, ShardPool } from '../shards/pool.js';
 import { FIELD, FIELDS, OP, STATUS } from '../shards/protocol.js';
-import { hashKey } from '../shards/route.js';
+import { hashKey, shardOf as shardOfKey } from '../shards/route.js';
 import { readBody } from './body.js';
 import { framingProblem } from './framing.js';
 import { contentTypeOf, type InputProblem, isProblem, keyFromSegment, parseJsonBody, parsePutQuery, stringList, TokenGuard, tagProblem } from './input.js';
@@ -98,6 +98,7 @@ class InvalidateExchange extends Exchange implements OpWaiter {
 /** Builds the uWS app with every v1 route. */
 export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext): TemplatedApp {
   const { config, pool } = ctx;
+  // Request counters of the front (the shards' shared counters are ctx.counters).
   const counters = ctx.front;
   const guard = new TokenGuard(config.tokens);
   const shards = config.shards;
@@ -127,7 +128,7 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     return true;
   };
 
-  const shardOf = (key: string): number => (shards === 1 ? 0 : hashKey(key) % shards);
+  const shardOf = (key: string): number => shardOfKey(key, shards);
   const lookup = (head: boolean) => (res: HttpResponse, req: HttpRequest) => {
     const route = head ? 'head' : 'get';
     // Fast path: a valid key whose entry the shard has published is answered here, in the handler.
