@@ -45,6 +45,12 @@ export class Counters {
   readonly buffer: SharedArrayBuffer;
   readonly layout: Layout;
   readonly #slots: BigUint64Array;
+  /**
+   * Counts this thread adds without Atomics (the front's hot-index hits, one
+   * per request): visible to readers on this thread only, which is where
+   * /metrics and /v1/stats are served.
+   */
+  readonly #local: Float64Array;
 
   constructor(shards: number, buffer?: SharedArrayBuffer) {
     this.layout = layoutFor(shards);
@@ -53,6 +59,13 @@ export class Counters {
       throw new RangeError(`counters buffer is ${this.buffer.byteLength} bytes, layout needs ${this.layout.total * 8}`);
     }
     this.#slots = new BigUint64Array(this.buffer);
+    this.#local = new Float64Array(shards * SHARD_SLOTS);
+  }
+
+  /** Adds one to a shard slot as seen from this thread only (see #local). */
+  incLocal(shard: number, slot: number): void {
+    const i = shard * SHARD_SLOTS + slot;
+    this.#local[i] = (this.#local[i] as number) + 1;
   }
 
   /** Adds n to a shard slot (SHARD_SLOT.*). */
@@ -71,7 +84,8 @@ export class Counters {
   }
 
   shard(shard: number, slot: number): number {
-    return Number(Atomics.load(this.#slots, shard * SHARD_SLOTS + slot));
+    const i = shard * SHARD_SLOTS + slot;
+    return Number(Atomics.load(this.#slots, i)) + (this.#local[i] as number);
   }
 
   /** Sum of a shard slot over all shards. */

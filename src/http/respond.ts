@@ -142,8 +142,8 @@ export function serveHot(
   const startMs = performance.now();
   const nowMs = performance.timeOrigin + startMs;
   if (!reader.lookup(key, hash, nowMs)) return false;
-  counters.incShard(shard, SHARD_SLOT.L1_GETS);
-  counters.incShard(shard, SHARD_SLOT.L1_HITS);
+  counters.incLocal(shard, SHARD_SLOT.L1_GETS);
+  counters.incLocal(shard, SHARD_SLOT.L1_HITS);
   const ageS = Math.max(0, Math.floor((nowMs - reader.createdMs) / 1000));
   const copy = reader.copy;
   const headLength = reader.headLength;

@@ -41,11 +41,16 @@ export interface HotIndexShape {
   readonly slots: number;
 }
 
-/** A shape for an arena of about `arenaBytes` (slots: a power of two, one per 64 arena bytes). */
+/**
+ * A shape for an arena of about `arenaBytes`. Slots: a power of two, one per
+ * 256 arena bytes (records are at least 32 bytes of header plus key, head
+ * block and value); a small table keeps probes in cache. When a shard's table
+ * is too full to place a record, the entry is simply not published.
+ */
 export function hotIndexShape(arenaBytes: number): HotIndexShape {
   const arena = Math.max(64 * 1024, align8(arenaBytes));
   let slots = 1024;
-  while (slots < arena / 64) slots *= 2;
+  while (slots < arena / 256) slots *= 2;
   return { arenaBytes: arena, slots };
 }
 
