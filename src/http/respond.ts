@@ -145,13 +145,18 @@ export function serveHot(
   counters.incLocal(shard, SHARD_SLOT.L1_GETS);
   counters.incLocal(shard, SHARD_SLOT.L1_HITS);
   const ageS = Math.max(0, Math.floor((nowMs - reader.createdMs) / 1000));
-  const copy = reader.copy;
-  const headLength = reader.headLength;
-  // One call writes content-type, etag and x-cache: the block is CRLF-joined (protocol.ts).
-  res
-    .writeHeader(CONTENT_TYPE, copy.subarray(0, headLength))
-    .writeHeader(AGE, ageS < AGES.length ? (AGES[ageS] as Uint8Array) : String(ageS))
-    .end(copy.subarray(headLength, headLength + reader.valueLength));
+  const bytes = reader.bytes;
+  try {
+    // Straight from shared memory: uWS copies what it sends before returning, and the
+    // record cannot be overwritten until done() (hot-index.ts). One call writes
+    // content-type, etag and x-cache: the block is CRLF-joined (protocol.ts).
+    res
+      .writeHeader(CONTENT_TYPE, bytes.subarray(reader.headAt, reader.headAt + reader.headLength))
+      .writeHeader(AGE, ageS < AGES.length ? (AGES[ageS] as Uint8Array) : String(ageS))
+      .end(bytes.subarray(reader.valueAt, reader.valueAt + reader.valueLength));
+  } finally {
+    reader.done();
+  }
   front.countRequest('get', 200, (performance.now() - startMs) * 1e6);
   return true;
 }

@@ -6,17 +6,24 @@
  * acknowledges) whenever the entry is replaced, deleted, evicted or expires.
  *
  * Layout (all in one SharedArrayBuffer per shard):
- *   control: Int32 [touchWrite, touchRead]
+ *   control: Int32 [touchWrite, touchRead, readerState, (pad)]
  *   touches: Int32 ring of record offsets the front served (lossy), so the
  *            worker can refresh those keys' LRU recency
  *   slots:   Int32 pairs [hash, ref] — open addressing, linear probing;
  *            ref 0 = empty, -1 = deleted, else record offset + 1
  *   arena:   records written in ring order, 8-byte aligned:
- *            Int32 seq | keyLen | headLen | valueLen | f64 expiresMs | f64 createdMs | key | head | value
+ *            Int32 (reserved) | keyLen | headLen | valueLen | f64 expiresMs | f64 createdMs | key | head | value
  *
- * Readers validate with a sequence lock: a record's seq is even while stable
- * and odd while written or after it is unpublished; a reader that sees an odd
- * seq, a different seq after copying, or another key, falls back to the hop.
+ * Records are immutable while they can be read, so the front hands their
+ * bytes to uWS without copying them first. The rule (a grace period, as in
+ * RCU): the reader sets readerState odd before it looks at a slot and even
+ * after the response is written; the writer withdraws a record by marking its
+ * slot deleted, and before it writes over arena bytes it waits until
+ * readerState is even or has changed, i.e. until every read that could have
+ * found a withdrawn record is over. Both sides use Atomics (sequentially
+ * consistent), so a read either sees the deleted slot or is waited for. If the
+ * reader stays inside one read too long (descheduled), the writer gives up and
+ * does not publish that entry.
  */
 
 const RECORD_HEADER = 32;
@@ -24,7 +31,10 @@ const MAX_PROBE = 16;
 const EMPTY = 0;
 const DELETED = -1;
 const TOUCH_CAPACITY = 4096;
-const CONTROL_INTS = 2;
+const CONTROL_INTS = 4; // keeps the arena 8-byte aligned
+const READER_STATE = 2;
+/** How long the writer waits for a read in progress before it skips publishing. */
+const GRACE_WAIT_MS = 0.2;
 
 function isAscii(text: string): boolean {
   for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
@@ -60,7 +70,6 @@ export function allocateHotIndex(shape: HotIndexShape): SharedArrayBuffer {
 }
 
 class Views {
-  readonly buffer: Buffer;
   readonly ints: Int32Array;
   readonly touches: Int32Array;
   readonly slotInts: Int32Array;
@@ -70,7 +79,6 @@ class Views {
   readonly mask: number;
   readonly arenaBytes: number;
   constructor(buffer: SharedArrayBuffer, shape: HotIndexShape) {
-    this.buffer = Buffer.from(buffer);
     this.ints = new Int32Array(buffer);
     this.touches = new Int32Array(buffer, CONTROL_INTS * 4, TOUCH_CAPACITY);
     this.slotInts = new Int32Array(buffer, (CONTROL_INTS + TOUCH_CAPACITY) * 4, shape.slots * 2);
@@ -88,28 +96,30 @@ export class HotIndexReader {
   readonly #scratch = new Uint8Array(4 * 512);
   readonly #encoder = new TextEncoder();
   #hits = 0;
-  /**
-   * The last hit: head block then value, copied out of shared memory. Reused
-   * by every lookup (a fresh ArrayBuffer per hit measured ~1.5 µs), so it is
-   * valid until the next lookup; uWS copies what it is given to write.
-   */
-  copy: Buffer = Buffer.alloc(64 * 1024);
-  /** Of the last hit: bytes of head block and of value in `copy`, and when the value was stored. */
+  #epoch = 0;
+  /** The shared memory the last hit lies in; valid until done(). */
+  readonly bytes: Uint8Array;
+  /** Of the last hit: where its head block and value are in `bytes`, and when the value was stored. */
+  headAt = 0;
   headLength = 0;
+  valueAt = 0;
   valueLength = 0;
   createdMs = 0;
 
   constructor(buffer: SharedArrayBuffer, shape: HotIndexShape) {
     this.#v = new Views(buffer, shape);
+    this.bytes = this.#v.bytes;
   }
 
   /**
-   * Finds the live entry for key (hash = hashKey(key)) and copies it into
-   * `copy`; false when it is not published, expired at `nowMs`, or changed
-   * while being read.
+   * Finds the live entry for key (hash = hashKey(key)). On true the read is
+   * open: the caller writes the response from `bytes` and then calls done().
+   * On false (not published, expired at `nowMs`) the read is already closed.
    */
   lookup(key: string, hash: number, nowMs: number): boolean {
     const v = this.#v;
+    this.#epoch = (this.#epoch + 1) & 0x3fffffff;
+    Atomics.store(v.ints, READER_STATE, this.#epoch * 2 + 1);
     // ASCII keys (the common case) are compared by char code; others through UTF-8 bytes.
     const ascii = isAscii(key);
     const keyLength = ascii ? key.length : this.#encoder.encodeInto(key, this.#scratch).written;
@@ -117,41 +127,49 @@ export class HotIndexReader {
     let slot = hash & v.mask;
     for (let probe = 0; probe < MAX_PROBE; probe++, slot = (slot + 1) & v.mask) {
       const ref = Atomics.load(v.slotInts, slot * 2 + 1);
-      if (ref === EMPTY) return false;
+      if (ref === EMPTY) break;
       if (ref === DELETED || Atomics.load(v.slotInts, slot * 2) !== tag) continue;
       const at = v.arenaBase + ref - 1;
-      const seqIndex = at >> 2;
-      const seq = Atomics.load(v.ints, seqIndex);
-      if ((seq & 1) === 1) return false;
-      const recordKeyLength = v.ints[seqIndex + 1] as number;
-      const headLength = v.ints[seqIndex + 2] as number;
-      const valueLength = v.ints[seqIndex + 3] as number;
-      const expiresMs = v.floats[(at + 16) >> 3] as number;
-      const createdMs = v.floats[(at + 24) >> 3] as number;
-      if (recordKeyLength !== keyLength || expiresMs <= nowMs) return false;
+      const i = at >> 2;
+      const recordKeyLength = v.ints[i + 1] as number;
+      if (recordKeyLength !== keyLength) continue;
       const keyAt = at + RECORD_HEADER;
       const bytes = v.bytes;
+      let same = true;
       if (ascii) {
-        for (let i = 0; i < keyLength; i++) if (bytes[keyAt + i] !== key.charCodeAt(i)) return false;
+        for (let k = 0; k < keyLength; k++) {
+          if (bytes[keyAt + k] !== key.charCodeAt(k)) {
+            same = false;
+            break;
+          }
+        }
       } else {
         const scratch = this.#scratch;
-        for (let i = 0; i < keyLength; i++) if (bytes[keyAt + i] !== scratch[i]) return false;
+        for (let k = 0; k < keyLength; k++) {
+          if (bytes[keyAt + k] !== scratch[k]) {
+            same = false;
+            break;
+          }
+        }
       }
-      const dataAt = keyAt + keyLength;
-      const size = headLength + valueLength;
-      if (size > this.copy.length) this.copy = Buffer.alloc(Math.max(size, this.copy.length * 2));
-      // Buffer#copy is a plain memmove; TypedArray#set from shared memory copies word by word.
-      v.buffer.copy(this.copy, 0, dataAt, dataAt + size);
-      // Still the same record, and still published under this slot: otherwise the copy may be torn.
-      if (Atomics.load(v.ints, seqIndex) !== seq || Atomics.load(v.slotInts, slot * 2 + 1) !== ref) return false;
-      this.headLength = headLength;
-      this.valueLength = valueLength;
-      this.createdMs = createdMs;
+      if (!same) continue;
+      if ((v.floats[(at + 16) >> 3] as number) <= nowMs) break;
+      this.headAt = keyAt + keyLength;
+      this.headLength = v.ints[i + 2] as number;
+      this.valueAt = this.headAt + this.headLength;
+      this.valueLength = v.ints[i + 3] as number;
+      this.createdMs = v.floats[(at + 24) >> 3] as number;
       // Recency is approximate: one hit in eight is reported to the worker.
       if ((++this.#hits & 7) === 0) this.#touch(ref);
       return true;
     }
+    this.done();
     return false;
+  }
+
+  /** Closes the read opened by a successful lookup: the writer may reuse what it saw. */
+  done(): void {
+    Atomics.store(this.#v.ints, READER_STATE, this.#epoch * 2);
   }
 
   /** Records that the front served the record at ref; dropped when the worker is behind. */
@@ -221,22 +239,23 @@ export class HotIndexWriter {
       this.#tail = 0;
     }
     this.#reclaim(this.#tail, this.#tail + size);
+    // These bytes may belong to records withdrawn a moment ago: wait out reads that could see them.
+    if (!this.#graceOver()) return;
     const offset = this.#tail;
     this.#tail += size;
     const at = v.arenaBase + offset;
-    const seqIndex = at >> 2;
-    const seq = Atomics.load(v.ints, seqIndex);
-    Atomics.store(v.ints, seqIndex, (seq | 1) + 2); // odd: being written
-    v.ints[seqIndex + 1] = keyBytes.length;
-    v.ints[seqIndex + 2] = head.length;
-    v.ints[seqIndex + 3] = value.length;
+    const i = at >> 2;
+    v.ints[i] = 0;
+    v.ints[i + 1] = keyBytes.length;
+    v.ints[i + 2] = head.length;
+    v.ints[i + 3] = value.length;
     v.floats[(at + 16) >> 3] = expiresMs;
     v.floats[(at + 24) >> 3] = createdMs;
     v.bytes.set(keyBytes, at + RECORD_HEADER);
     v.bytes.set(head, at + RECORD_HEADER + keyBytes.length);
     v.bytes.set(value, at + RECORD_HEADER + keyBytes.length + head.length);
-    Atomics.store(v.ints, seqIndex, (seq | 1) + 3); // even: stable
     const ref = offset + 1;
+    // Publishing is the Atomics.store of the slot: a reader that finds it sees the whole record.
     Atomics.store(v.slotInts, free * 2, hash);
     Atomics.store(v.slotInts, free * 2 + 1, ref);
     const record: Published = { key, ref, slot: free, size };
@@ -270,8 +289,18 @@ export class HotIndexWriter {
     this.#byKey.delete(record.key);
     this.#byRef.delete(record.ref);
     Atomics.store(v.slotInts, record.slot * 2 + 1, DELETED);
-    const seqIndex = (v.arenaBase + record.ref - 1) >> 2;
-    Atomics.store(v.ints, seqIndex, Atomics.load(v.ints, seqIndex) | 1); // odd: no longer valid
+  }
+
+  /** True once no read that began before now is still open (see the file comment). */
+  #graceOver(): boolean {
+    const ints = this.#v.ints;
+    const state = Atomics.load(ints, READER_STATE);
+    if ((state & 1) === 0) return true;
+    const deadline = performance.now() + GRACE_WAIT_MS;
+    while (Atomics.load(ints, READER_STATE) === state) {
+      if (performance.now() > deadline) return false;
+    }
+    return true;
   }
 
   /** Unpublishes every record overlapping [from, to) of the arena, oldest first. */
