@@ -1,7 +1,6 @@
 /** Largest key in UTF-8 bytes. */
 export const MAX_KEY_BYTES = 512;
 
-
 /** Why a decoded key is not acceptable, or null when it is. */
 export function keyProblem(key: string): string | null {
   const n = key.length;

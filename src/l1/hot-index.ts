@@ -216,7 +216,11 @@ export class HotIndexWriter {
     return this.#byKey.size;
   }
 
-  /** Copies an entry into the arena and the index; does nothing if it cannot fit or find a slot. */
+  /**
+   * Copies an entry into the arena and the index; does nothing if it cannot
+   * fit, find a slot, or wait out an open read. `head` is the block the front
+   * writes before the value (see Shard: the header lines as one uWS header name).
+   */
   publish(key: string, hash: number, head: Uint8Array, value: Uint8Array, expiresMs: number, createdMs: number): void {
     this.unpublish(key);
     const v = this.#v;

@@ -6,6 +6,22 @@ import { etagOf } from './etag.js';
 import { type Batch, FIELD, FIELDS, headerBytes, OP, STATUS } from './protocol.js';
 import { hashKey } from './route.js';
 
+const HOT_HEAD_PREFIX = asciiBytes('content-type: ');
+const HOT_HEAD_SUFFIX = asciiBytes('\r\nage');
+
+/**
+ * The header block as the hot path writes it: used as the *name* of one uWS
+ * writeHeader call whose value is the age, so `content-type: …`, `etag`,
+ * `x-cache` and `age: N` go out in a single call (see hot-index.ts).
+ */
+function hotHeadOf(head: Uint8Array): Uint8Array {
+  const out = new Uint8Array(HOT_HEAD_PREFIX.length + head.length + HOT_HEAD_SUFFIX.length);
+  out.set(HOT_HEAD_PREFIX, 0);
+  out.set(head, HOT_HEAD_PREFIX.length);
+  out.set(HOT_HEAD_SUFFIX, HOT_HEAD_PREFIX.length + head.length);
+  return out;
+}
+
 function asciiBytes(text: string): Uint8Array {
   const out = new Uint8Array(text.length);
   for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
@@ -83,7 +99,7 @@ export class Shard {
         header[base + FIELD.STATUS] = STATUS.HIT;
         dataBytes += entry.head.byteLength + (op === OP.GET ? entry.value.byteLength : 0);
         // Read once through the hop: publish it so the front serves the next reads itself.
-        hot?.publish(key, hashKey(key), entry.head, entry.value, entry.expiresMs, entry.createdMs);
+        if (hot !== null) hot.publish(key, hashKey(key), hotHeadOf(entry.head), entry.value, entry.expiresMs, entry.createdMs);
       } else if (op === OP.PUT) {
         putOps++;
         const put = puts?.[i];
