@@ -53,14 +53,15 @@ export interface HotIndexShape {
 
 /**
  * A shape for an arena of about `arenaBytes`. Slots: a power of two, one per
- * 256 arena bytes (records are at least 32 bytes of header plus key, head
- * block and value); a small table keeps probes in cache. When a shard's table
- * is too full to place a record, the entry is simply not published.
+ * KiB of arena (at least 1024), so the table stays small enough to sit in
+ * cache (64 MiB arena: 64Ki slots, 512 KiB). Many small entries can fill it
+ * before the arena; an entry that finds no free slot within the probe limit is
+ * simply not published and keeps being served through its shard.
  */
 export function hotIndexShape(arenaBytes: number): HotIndexShape {
   const arena = Math.max(64 * 1024, align8(arenaBytes));
   let slots = 1024;
-  while (slots < arena / 256) slots *= 2;
+  while (slots < arena / 1024) slots *= 2;
   return { arenaBytes: arena, slots };
 }
 
