@@ -8,6 +8,7 @@
 import { availableParallelism, cpus } from 'node:os';
 import { Bench } from 'tinybench';
 import { Counters } from '../src/counters/counters.js';
+import { allocateHotIndex, HotIndexReader, HotIndexWriter, hotIndexShape } from '../src/l1/hot-index.js';
 import { L1Partition } from '../src/l1/partition.js';
 import { type BatchResult, type OpWaiter, ShardPool } from '../src/shards/pool.js';
 import { type Batch, OP } from '../src/shards/protocol.js';
@@ -25,6 +26,12 @@ for (const key of keys) l1.set(key, entry, 3_600_000);
 const counters = new Counters(1);
 const shard = new Shard(0, counters, 64 * 1024 * 1024);
 for (const key of keys) shard.l1.set(key, entry, 3_600_000);
+const shape = hotIndexShape(64 * 1024 * 1024);
+const hotBuffer = allocateHotIndex(shape);
+const hotWriter = new HotIndexWriter(hotBuffer, shape);
+for (const key of keys) hotWriter.publish(key, hashKey(key), head, value, Date.now() + 3_600_000, Date.now());
+const hotReader = new HotIndexReader(hotBuffer, shape);
+const keyHashes = keys.map(hashKey);
 const batchOf = (n: number): Batch => ({
   sentAtMs: performance.timeOrigin + performance.now(),
   ops: new Array(n).fill(OP.GET),
@@ -68,6 +75,10 @@ bench
   })
   .add('L1 set (1 KiB)', () => {
     l1.set(keys[i++ % KEYS] as string, entry, 3_600_000);
+  })
+  .add('hot index lookup, hit (1 KiB, front side)', () => {
+    const k = i++ % KEYS;
+    if (hotReader.lookup(keys[k] as string, keyHashes[k] as number, Date.now())) hotReader.done();
   })
   .add('shard batch of 16 GET hits (no hop)', () => {
     shard.run(batch16);
