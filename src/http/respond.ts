@@ -75,7 +75,7 @@ export class Exchange {
     res.cork(() => {
       res.writeStatus(STATUS_LINE[status] as string).writeHeader('content-type', JSON_TYPE);
       if (allow !== undefined) res.writeHeader('allow', allow);
-      res.end(code === 'E_KEY_NOT_FOUND' && message === '' ? NOT_FOUND_BODY : errorBody(code, message), close);
+      res.end(errorBody(code, message), close);
     });
   }
 
