@@ -43,7 +43,7 @@ const batch16 = batchOf(16);
 const pool = new ShardPool({
   shards: 1,
   requestTimeoutMs: 5000,
-  workerData: { shards: 1, countersBuffer: new Counters(1).buffer, l1MaxBytesPerShard: 64 * 1024 * 1024, purgeIntervalMs: 1000, hotIndex: null },
+  workerData: { shards: 1, countersBuffer: new Counters(1).buffer, l1MaxBytesPerShard: 64 * 1024 * 1024, purgeIntervalMs: 1000, hotIndexShape: null },
 });
 await pool.ready();
 

@@ -2,7 +2,7 @@ import type { StrataConfig } from './config/schema.js';
 import { Counters, FrontCounters } from './counters/counters.js';
 import { createApp } from './http/app.js';
 import { loadNativeUws, type us_listen_socket } from './http/uws.js';
-import { allocateHotIndex, hotIndexShape } from './l1/hot-index.js';
+import { hotIndexShape } from './l1/hot-index.js';
 import { MetricsRegistry } from './metrics/registry.js';
 import { StatsReporter } from './metrics/stats.js';
 import { ShardPool } from './shards/pool.js';
@@ -35,7 +35,6 @@ export async function startNode(config: StrataConfig): Promise<StrataNode> {
   const counters = new Counters(config.shards);
   const l1MaxBytesPerShard = Math.floor(config.l1MaxBytes / config.shards);
   const shape = hotIndexShape(Math.min(l1MaxBytesPerShard, HOT_ARENA_MAX_BYTES));
-  const hotIndex = { buffers: Array.from({ length: config.shards }, () => allocateHotIndex(shape)), shape };
   const pool = new ShardPool({
     shards: config.shards,
     requestTimeoutMs: config.requestTimeoutMs,
@@ -44,7 +43,7 @@ export async function startNode(config: StrataConfig): Promise<StrataNode> {
       countersBuffer: counters.buffer,
       l1MaxBytesPerShard,
       purgeIntervalMs: PURGE_INTERVAL_MS,
-      hotIndex,
+      hotIndexShape: shape,
     },
   });
   try {

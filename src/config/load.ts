@@ -6,6 +6,12 @@ import { OPTIONS, type StrataConfig } from './schema.js';
 
 /** Fixed per-entry bookkeeping the L1 charges on top of key and value bytes. */
 export const L1_ENTRY_OVERHEAD_BYTES = 160;
+/**
+ * What the L1 charges for an entry beyond its value, at most: a 512-byte key
+ * counted as UTF-16 (1024), the header block (256-character content type plus
+ * etag and x-cache lines, under 320) and the fixed overhead.
+ */
+export const LARGEST_ENTRY_EXTRA_BYTES = 1024 + 320 + L1_ENTRY_OVERHEAD_BYTES;
 
 export interface ConfigSources {
   /** CLI arguments after the script name. */
@@ -105,7 +111,7 @@ export function resolveConfig(
     throw new ConfigError('defaultTtl', config.defaultTtl, `must not exceed maxTtl (${config.maxTtl})`);
   }
   const perShard = Math.floor(config.l1MaxBytes / config.shards);
-  if (perShard < config.maxValueBytes + 512 + L1_ENTRY_OVERHEAD_BYTES) {
+  if (perShard < config.maxValueBytes + LARGEST_ENTRY_EXTRA_BYTES) {
     throw new ConfigError(
       'l1MaxBytes',
       config.l1MaxBytes,

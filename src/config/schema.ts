@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { ConfigError } from '../errors.js';
 
@@ -89,9 +90,12 @@ function intOption<K extends keyof StrataConfig>(
   };
 }
 
+// RFC 1123 host name; a dotted all-numeric name is a malformed IPv4 address, not a host name.
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
 function checkHost(value: unknown): string {
-  if (typeof value !== 'string' || value.length === 0 || /[\s/]/.test(value)) {
-    throw new ConfigError('host', value, 'must be an IP address or host name');
+  if (typeof value !== 'string' || (isIP(value) === 0 && (!HOST_NAME.test(value) || /^[\d.]+$/.test(value)))) {
+    throw new ConfigError('host', value, 'must be an IPv4 or IPv6 address or a host name');
   }
   return value;
 }
@@ -148,13 +152,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     doc: 'comma-separated bearer tokens guarding writes and admin routes (empty = open)',
     defaultText: '(none)',
     default: () => Object.freeze([]) as readonly string[],
-    parse: (raw) =>
-      checkTokens(
-        raw
-          .split(',')
-          .map((t) => t.trim())
-          .filter((t) => t.length > 0),
-      ),
+    parse: (raw) => {
+      const tokens = raw
+        .split(',')
+        .map((t) => t.trim())
+        .filter((t) => t.length > 0);
+      // Set but empty would silently turn auth off: refuse it.
+      if (tokens.length === 0) throw new ConfigError('tokens', raw, 'lists no token; unset it to run without auth');
+      return checkTokens(tokens);
+    },
     check: checkTokens,
   },
   intOption(

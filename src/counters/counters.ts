@@ -13,7 +13,8 @@ import {
   ROUTES,
   type Route,
   SHARD_SLOTS,
-  STATUS_CLASSES,
+  STATUS_INDEX,
+  STATUS_LABELS,
 } from './layout.js';
 
 /** Histogram bucket for a duration: the smallest i with ns ≤ 2^i µs, or HIST_BUCKETS past the last bound. */
@@ -123,7 +124,7 @@ function readHistogram(slot: (i: number) => number): HistogramSnapshot {
 }
 
 /**
- * The front's request counters: per route, answers by status class and a
+ * The front's request counters: per route, answers by status and a
  * duration histogram. Written and read only on the main thread, so a plain
  * Float64Array (exact to 2^53) without Atomics.
  */
@@ -135,22 +136,22 @@ export class FrontCounters {
   /** Counts one answered request. */
   countRequest(route: Route, status: number, ns: number): void {
     const base = ROUTE_INDEX[route] * ROUTE_SLOTS;
-    const cls = status < 200 ? 0 : status >= 500 ? 4 : ((status / 100) | 0) - 1;
+    const code = base + (status >= 0 && status < 600 ? (STATUS_INDEX[status] as number) : STATUS_LABELS.length - 1);
     const slots = this.#slots;
-    const h = base + STATUS_CLASSES.length;
-    slots[base + cls] = (slots[base + cls] as number) + 1;
+    const h = base + STATUS_LABELS.length;
+    slots[code] = (slots[code] as number) + 1;
     slots[h + bucketOf(ns)] = (slots[h + bucketOf(ns)] as number) + 1;
     slots[h + HIST_SUM] = (slots[h + HIST_SUM] as number) + ns;
     slots[h + HIST_COUNT] = (slots[h + HIST_COUNT] as number) + 1;
   }
 
-  /** Requests on a route answered with a status class (index into STATUS_CLASSES). */
-  requests(route: Route, statusClass: number): number {
-    return this.#slots[ROUTE_INDEX[route] * ROUTE_SLOTS + statusClass] as number;
+  /** Requests on a route answered with a status (index into STATUS_LABELS). */
+  requests(route: Route, statusIndex: number): number {
+    return this.#slots[ROUTE_INDEX[route] * ROUTE_SLOTS + statusIndex] as number;
   }
 
   routeHistogram(route: Route): HistogramSnapshot {
-    const h = ROUTE_INDEX[route] * ROUTE_SLOTS + STATUS_CLASSES.length;
+    const h = ROUTE_INDEX[route] * ROUTE_SLOTS + STATUS_LABELS.length;
     return readHistogram((i) => this.#slots[h + i] as number);
   }
 }

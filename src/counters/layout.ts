@@ -58,8 +58,17 @@ export const ROUTES = ['get', 'head', 'put', 'delete', 'mget', 'invalidate', 'he
 export type Route = (typeof ROUTES)[number];
 export const ROUTE_INDEX = Object.fromEntries(ROUTES.map((r, i) => [r, i])) as Readonly<Record<Route, number>>;
 
-/** Status classes counted per route: index = Math.floor(status / 100) - 1 (1xx … 5xx). */
-export const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+/** HTTP statuses counted per route (the `code` label); anything else counts as the last, "other". */
+export const STATUS_CODES = [200, 204, 304, 400, 401, 404, 405, 413, 500, 503] as const;
+export const STATUS_LABELS = [...STATUS_CODES.map(String), 'other'] as const;
+/** Index into STATUS_LABELS by status code (0..599). */
+export const STATUS_INDEX: Readonly<Int8Array> = (() => {
+  const index = new Int8Array(600).fill(STATUS_CODES.length);
+  STATUS_CODES.forEach((code, i) => {
+    index[code] = i;
+  });
+  return index;
+})();
 
 /** Where each region of the shared buffer starts, in slots, for a node with `shards` shards. */
 export function layoutFor(shards: number) {
@@ -69,6 +78,6 @@ export function layoutFor(shards: number) {
   return { shards, shardBase, shardHistBase, total } as const;
 }
 
-/** Slots of the front's own counters (main thread only, not shared): per route, status classes then a histogram. */
-export const ROUTE_SLOTS = STATUS_CLASSES.length + HIST_SLOTS;
+/** Slots of the front's own counters (main thread only, not shared): per route, statuses then a histogram. */
+export const ROUTE_SLOTS = STATUS_LABELS.length + HIST_SLOTS;
 export type Layout = ReturnType<typeof layoutFor>;

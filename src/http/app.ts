@@ -33,13 +33,13 @@ export interface AppContext {
 }
 
 const KEY_METHODS = 'GET, HEAD, PUT, DELETE';
+const WWW_AUTHENTICATE = ['www-authenticate', 'Bearer realm="strata"'] as const;
 // Header names as bytes: uWS reads them without converting a JS string per request.
 const CONTENT_LENGTH = Buffer.from('content-length');
 const TRANSFER_ENCODING = Buffer.from('transfer-encoding');
 
 /** A GET/HEAD/PUT/DELETE on one key, waiting for its shard. */
 class KeyExchange extends Exchange implements OpWaiter {
-  head = false;
   onResult(result: BatchResult, index: number): void {
     const status = result.header[index * FIELDS + FIELD.STATUS];
     if (status === STATUS.HIT) this.hit(result, index, this.head);
@@ -119,7 +119,7 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
   const authorized = (ex: Exchange, req: HttpRequest): boolean => {
     if (guard.allows(req.getHeader('authorization'))) return true;
     // An unread body would be taken for the next request: close.
-    ex.error('E_UNAUTHORIZED', 'this route needs Authorization: Bearer <token>', hasBody(req));
+    ex.error('E_UNAUTHORIZED', 'this route needs Authorization: Bearer <token>', hasBody(req), WWW_AUTHENTICATE);
     return false;
   };
   const refuseIfDraining = (ex: Exchange): boolean => {
@@ -191,13 +191,16 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
   app.any('/v1/keys/*', (res, req) => {
     const method = req.getMethod();
     const ex = new Exchange(res, routeOfMethod(method), counters);
+    ex.head = method === 'head';
     if (!['get', 'head', 'put', 'delete'].includes(method)) {
-      return ex.error('E_METHOD_NOT_ALLOWED', `${method.toUpperCase()} is not allowed here`, hasBody(req), KEY_METHODS);
+      return ex.error('E_METHOD_NOT_ALLOWED', `${method.toUpperCase()} is not allowed here`, hasBody(req), ['allow', KEY_METHODS]);
     }
     ex.error('E_INVALID_KEY', 'the key must be exactly one non-empty path segment (encode "/" as %2F)', hasBody(req));
   });
   app.any('/v1/keys', (res, req) => {
-    new Exchange(res, 'other', counters).error('E_INVALID_KEY', 'the key is empty', hasBody(req));
+    const ex = new Exchange(res, 'other', counters);
+    ex.head = req.getMethod() === 'head';
+    ex.error('E_INVALID_KEY', 'the key is empty', hasBody(req));
   });
 
   /** Reads and parses a JSON body for mget/invalidate, then calls `use`. */
@@ -258,11 +261,19 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
   app.any('/v1/mget', (res, req) => methodNotAllowed(res, req, counters, 'POST'));
   app.any('/v1/invalidate', (res, req) => methodNotAllowed(res, req, counters, 'POST'));
 
-  const health = (res: HttpResponse) => new Exchange(res, 'health', counters).json('{"status":"ok"}');
-  app.get('/healthz', health);
-  app.get('/livez', health);
-  app.get('/readyz', (res) => {
-    const ex = new Exchange(res, 'health', counters);
+  /** GET and HEAD for a read-only route (RFC 9110 §9.1: HEAD wherever GET is). */
+  const getAndHead = (path: string, route: Route, handle: (ex: Exchange, req: HttpRequest) => void) => {
+    app.get(path, (res, req) => handle(new Exchange(res, route, counters), req));
+    app.head(path, (res, req) => {
+      const ex = new Exchange(res, route, counters);
+      ex.head = true;
+      handle(ex, req);
+    });
+  };
+  const health = (ex: Exchange) => ex.json('{"status":"ok"}');
+  getAndHead('/healthz', 'health', health);
+  getAndHead('/livez', 'health', health);
+  getAndHead('/readyz', 'health', (ex) => {
     const up = Array.from({ length: shards }, (_, s) => pool.isUp(s));
     const shardsUp = up.filter(Boolean).length;
     const draining = ctx.draining();
@@ -275,25 +286,24 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     ex.send(ready ? 200 : 503, 'application/json', body);
   });
 
-  app.get('/metrics', (res, req) => {
-    const ex = new Exchange(res, 'metrics', counters);
+  getAndHead('/metrics', 'metrics', (ex, req) => {
     if (!authorized(ex, req)) return;
     ctx.metrics.render().then(
       (text) => ex.send(200, ctx.metrics.contentType, text),
       (err: unknown) => ex.error('E_INTERNAL', `metrics failed: ${(err as Error).message}`),
     );
   });
-  app.get('/v1/stats', (res, req) => {
-    const ex = new Exchange(res, 'stats', counters);
+  getAndHead('/v1/stats', 'stats', (ex, req) => {
     if (!authorized(ex, req)) return;
     ex.json(JSON.stringify(ctx.stats.snapshot()));
   });
   for (const path of ['/healthz', '/livez', '/readyz', '/metrics', '/v1/stats']) {
-    app.any(path, (res, req) => methodNotAllowed(res, req, counters, 'GET'));
+    app.any(path, (res, req) => methodNotAllowed(res, req, counters, 'GET, HEAD'));
   }
 
   app.any('/*', (res, req) => {
     const ex = new Exchange(res, 'other', counters);
+    ex.head = req.getMethod() === 'head';
     if (!framingOk(ex, req)) return;
     ex.error('E_ROUTE_NOT_FOUND', `no route for ${req.getMethod().toUpperCase()} ${req.getUrl()}`, hasBody(req));
   });
@@ -307,5 +317,7 @@ function routeOfMethod(method: string): Route {
 function methodNotAllowed(res: HttpResponse, req: HttpRequest, counters: FrontCounters, allow: string): void {
   const method = req.getMethod().toUpperCase();
   const close = req.getHeader('content-length') !== '' || req.getHeader('transfer-encoding') !== '';
-  new Exchange(res, 'other', counters).error('E_METHOD_NOT_ALLOWED', `${method} is not allowed; use ${allow}`, close, allow);
+  const ex = new Exchange(res, 'other', counters);
+  ex.head = method === 'HEAD';
+  ex.error('E_METHOD_NOT_ALLOWED', `${method} is not allowed; use ${allow}`, close, ['allow', allow]);
 }

@@ -27,6 +27,18 @@ const TIME_ORIGIN = performance.timeOrigin;
 const AGES = Array.from({ length: 3600 }, (_, i) => Buffer.from(String(i)));
 const NOT_FOUND_BODY = errorBody('E_KEY_NOT_FOUND', 'the key is not cached');
 
+/**
+ * Ends a HEAD response: the Content-Length of the body a GET would carry, and
+ * no body. Written as a header because this uWS build's endWithoutBody(length)
+ * counts as no response inside a handler and breaks the next pipelined
+ * request on the connection (and endWithoutBody(undefined, …) reports 2^63).
+ */
+function endHead(res: HttpResponse, length: number, close: boolean): void {
+  // When the connection closes anyway there is no next request to break.
+  if (close) res.endWithoutBody(length, true);
+  else res.writeHeader('content-length', String(length)).endWithoutBody();
+}
+
 /** A JSON error body in the documented shape. */
 export function errorBody(code: ErrorCode, message: string): string {
   return JSON.stringify({ error: { code, message } });
@@ -39,6 +51,8 @@ export function errorBody(code: ErrorCode, message: string): string {
 export class Exchange {
   aborted = false;
   done = false;
+  /** A HEAD request: every answer carries headers and Content-Length but no body (RFC 9110 §9.3.2). */
+  head = false;
   /** performance.now() when the handler began. */
   readonly startMs: number;
 
@@ -67,15 +81,20 @@ export class Exchange {
     return !this.aborted;
   }
 
-  /** JSON error with its status. `close` ends the connection (unread body, bad framing). */
-  error(code: ErrorCode, message: string, close = false, allow?: string): void {
+  /**
+   * JSON error with its status. `close` ends the connection (unread body, bad
+   * framing); `header` adds one header (Allow on 405, WWW-Authenticate on 401).
+   */
+  error(code: ErrorCode, message: string, close = false, header?: readonly [string, string]): void {
     const status = ERROR_CODES[code].status;
     if (!this.#finish(status)) return;
     const res = this.res;
+    const body = errorBody(code, message);
     res.cork(() => {
       res.writeStatus(STATUS_LINE[status] as string).writeHeader('content-type', JSON_TYPE);
-      if (allow !== undefined) res.writeHeader('allow', allow);
-      res.end(errorBody(code, message), close);
+      if (header !== undefined) res.writeHeader(header[0], header[1]);
+      if (this.head) endHead(res, Buffer.byteLength(body), close);
+      else res.end(body, close);
     });
   }
 
@@ -100,8 +119,9 @@ export class Exchange {
       res
         .writeStatus(STATUS_LINE[status] as string)
         .writeHeader('content-type', contentType)
-        .writeHeader('cache-control', 'no-store')
-        .end(body);
+        .writeHeader('cache-control', 'no-store');
+      if (this.head) endHead(res, Buffer.byteLength(body), false);
+      else res.end(body);
     });
   }
 
@@ -127,7 +147,7 @@ export class Exchange {
  * Answers a GET from the shard's hot-read index, inside the uWS handler (no
  * abort tracking or cork needed). Returns false when the index has no valid
  * copy; the caller then asks the shard. HEAD always goes to the shard: this
- * uWS build treats endWithoutBody(length) inside a handler as no response.
+ * uWS build mishandles endWithoutBody(length) (see endHead).
  */
 export function serveHot(
   res: HttpResponse,
@@ -177,7 +197,7 @@ function writeHit(): void {
   const ageS = Math.max(0, Math.floor((Date.now() - (header[base + FIELD.CREATED_MS] as number)) / 1000));
   // One call writes content-type, etag and x-cache: the block is CRLF-joined (protocol.ts).
   res.writeHeader('content-type', bytes.subarray(offset, headEnd)).writeHeader('age', String(ageS));
-  if (corkedHead) res.endWithoutBody(valueLength);
+  if (corkedHead) endHead(res, valueLength, false);
   else res.end(bytes.subarray(headEnd, headEnd + valueLength));
   corkedResult = null;
 }
@@ -185,7 +205,7 @@ function writeHit(): void {
 function writeMiss(): void {
   const res = (corked as Exchange).res;
   res.writeStatus('404 Not Found').writeHeader('content-type', JSON_TYPE);
-  if (corkedHead) res.endWithoutBody(NOT_FOUND_BODY.length);
+  if (corkedHead) endHead(res, NOT_FOUND_BODY.length, false);
   else res.end(NOT_FOUND_BODY);
 }
 

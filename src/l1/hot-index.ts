@@ -35,6 +35,8 @@ const CONTROL_INTS = 4; // keeps the arena 8-byte aligned
 const READER_STATE = 2;
 /** How long the writer waits for a read in progress before it skips publishing. */
 const GRACE_WAIT_MS = 0.2;
+/** After giving up once, how long the writer publishes nothing (the read is likely still open). */
+const PAUSE_AFTER_GIVE_UP_MS = 10;
 
 function isAscii(text: string): boolean {
   for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
@@ -177,15 +179,10 @@ export class HotIndexReader {
   #touch(ref: number): void {
     const ints = this.#v.ints;
     const write = Atomics.load(ints, 0);
-    if (write - Atomics.load(ints, 1) >= TOUCH_CAPACITY) return;
+    // Counters are Int32 and wrap: all arithmetic on them stays in Int32 (| 0).
+    if (((write - Atomics.load(ints, 1)) | 0) >= TOUCH_CAPACITY) return;
     Atomics.store(this.#v.touches, write & (TOUCH_CAPACITY - 1), ref);
-    Atomics.store(ints, 0, write + 1);
-  }
-
-  /** Empties the index (the shard's worker is gone; its replacement starts empty). */
-  clear(): void {
-    this.#v.slotInts.fill(0);
-    Atomics.store(this.#v.ints, 1, Atomics.load(this.#v.ints, 0));
+    Atomics.store(ints, 0, (write + 1) | 0);
   }
 }
 
@@ -206,6 +203,8 @@ export class HotIndexWriter {
   readonly #order: Published[] = [];
   #orderHead = 0;
   #tail = 0;
+  /** After a read stayed open too long, publishing pauses until then (performance.now ms). */
+  #pausedUntil = 0;
   readonly #encoder = new TextEncoder();
 
   constructor(buffer: SharedArrayBuffer, shape: HotIndexShape) {
@@ -215,6 +214,11 @@ export class HotIndexWriter {
 
   get published(): number {
     return this.#byKey.size;
+  }
+
+  /** True when key has a record the front can find. */
+  has(key: string): boolean {
+    return this.#byKey.has(key);
   }
 
   /**
@@ -281,7 +285,7 @@ export class HotIndexWriter {
     const ints = this.#v.ints;
     const write = Atomics.load(ints, 0);
     let read = Atomics.load(ints, 1);
-    for (; read !== write; read++) {
+    for (; read !== write; read = (read + 1) | 0) {
       const record = this.#byRef.get(Atomics.load(this.#v.touches, read & (TOUCH_CAPACITY - 1)));
       if (record !== undefined) use(record.key);
     }
@@ -301,9 +305,15 @@ export class HotIndexWriter {
     const ints = this.#v.ints;
     const state = Atomics.load(ints, READER_STATE);
     if ((state & 1) === 0) return true;
-    const deadline = performance.now() + GRACE_WAIT_MS;
+    const now = performance.now();
+    // The front is stuck in one read (GC, descheduled): do not spin again for every entry of a batch.
+    if (now < this.#pausedUntil) return false;
+    const deadline = now + GRACE_WAIT_MS;
     while (Atomics.load(ints, READER_STATE) === state) {
-      if (performance.now() > deadline) return false;
+      if (performance.now() > deadline) {
+        this.#pausedUntil = deadline + PAUSE_AFTER_GIVE_UP_MS;
+        return false;
+      }
     }
     return true;
   }

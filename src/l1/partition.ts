@@ -11,7 +11,7 @@ export interface L1Entry {
   readonly head: Uint8Array;
   /** Wall-clock ms when stored (for `age`). */
   readonly createdMs: number;
-  /** Wall-clock ms when it expires. */
+  /** When it expires: ms on the performance.timeOrigin + performance.now() clock. */
   readonly expiresMs: number;
   readonly tags: readonly string[] | null;
 }

@@ -1,7 +1,7 @@
 import client from 'prom-client';
 import type { Counters, FrontCounters, HistogramSnapshot } from '../counters/counters.js';
 import { bucketBoundSeconds } from '../counters/counters.js';
-import { HIST_BUCKETS, HIST_OPS, ROUTES, SHARD_SLOT, STATUS_CLASSES } from '../counters/layout.js';
+import { HIST_BUCKETS, HIST_OPS, ROUTES, SHARD_SLOT, STATUS_LABELS } from '../counters/layout.js';
 import type { StatsReporter } from './stats.js';
 
 type MetricValue = { value: number; labels: Record<string, string | number>; metricName?: string };
@@ -65,15 +65,15 @@ export class MetricsRegistry {
 
     new client.Counter({
       name: 'strata_requests_total',
-      help: 'HTTP requests answered, by route and status class.',
+      help: 'HTTP requests answered, by route and status code.',
       labelNames: ['route', 'code'],
       registers,
       collect() {
         this.reset();
         for (const route of ROUTES) {
-          STATUS_CLASSES.forEach((cls, i) => {
+          STATUS_LABELS.forEach((code, i) => {
             const n = front.requests(route, i);
-            if (n > 0) this.inc({ route, code: cls }, n);
+            if (n > 0) this.inc({ route, code }, n);
           });
         }
       },
@@ -109,6 +109,17 @@ export class MetricsRegistry {
         for (let shard = 0; shard < shards; shard++) this.inc({ shard }, counters.shard(shard, SHARD_SLOT.WORKER_STARTS));
       },
     });
+    // Named in the design for the levels and loads that come next (Redis L2, origins); this node has neither yet.
+    new client.Gauge({
+      name: 'strata_l2_up',
+      help: '1 while the L2 (Redis) answers; 0 when it does not or, as in this version, none is configured.',
+      registers,
+      collect() {
+        this.set(0);
+      },
+    });
+    new client.Counter({ name: 'strata_l2_errors_total', help: 'L2 (Redis) errors by kind; none without an L2.', labelNames: ['kind'], registers });
+    new client.Counter({ name: 'strata_loads_coalesced_total', help: 'Origin loads joined to one already in flight; none without origins.', registers });
     this.registry.registerMetric(
       new SharedHistogram('strata_request_duration_seconds', 'Time from request to response, by route.', () =>
         ROUTES.map((route) => ({ labels: { route }, histogram: front.routeHistogram(route) })),

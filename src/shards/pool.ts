@@ -1,7 +1,8 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { ErrorCode } from '../errors.js';
-import { HotIndexReader } from '../l1/hot-index.js';
+import type { HotIndexShape } from '../l1/hot-index.js';
+import { allocateHotIndex, HotIndexReader } from '../l1/hot-index.js';
 import { type AttachTask, type Batch, FIELDS, type PutArgs } from './protocol.js';
 import type { ShardWorkerData } from './worker.js';
 
@@ -37,10 +38,13 @@ class ShardLink {
   pending: PendingBatch | null = null;
   /** Sent and not yet answered, oldest first; the worker answers in order. */
   readonly inFlight: PendingBatch[] = [];
-  constructor(
-    readonly index: number,
-    readonly hot: HotIndexReader | null,
-  ) {}
+  /**
+   * The front's view of this worker's hot-read index. Every worker gets a new
+   * one, so nothing a replaced (even a hung, still running) worker writes can
+   * be read.
+   */
+  hot: HotIndexReader | null = null;
+  constructor(readonly index: number) {}
 }
 
 export interface ShardPoolOptions {
@@ -70,17 +74,15 @@ export class ShardPool {
   readonly #links: ShardLink[];
   readonly #watchdog: NodeJS.Timeout;
   readonly #attachWaiters = new Set<() => void>();
+  readonly #hotShape: HotIndexShape | null;
   #flushScheduled = false;
   #closed = false;
 
   constructor(options: ShardPoolOptions) {
     this.shards = options.shards;
     this.#timeoutMs = options.requestTimeoutMs;
-    const hot = options.workerData.hotIndex;
-    this.#links = Array.from({ length: options.shards }, (_, i) => {
-      const buffer = hot?.buffers[i];
-      return new ShardLink(i, hot === null || buffer === undefined ? null : new HotIndexReader(buffer, hot.shape));
-    });
+    this.#hotShape = options.workerData.hotIndexShape;
+    this.#links = Array.from({ length: options.shards }, (_, i) => new ShardLink(i));
     const links = this.#links;
     this.#pool = new Piscina({
       filename: options.workerFile ?? WORKER_FILE,
@@ -115,12 +117,14 @@ export class ShardPool {
     if (link === undefined || this.#closed) return;
     link.threadId = threadId;
     const { port1, port2 } = new MessageChannel();
-    const task: AttachTask & { [kQueueOptions]: { shard: number } } = { shard: link.index, port: port2, [kQueueOptions]: { shard: link.index } };
+    const hotIndex = this.#hotShape === null ? null : allocateHotIndex(this.#hotShape);
+    const task: AttachTask & { [kQueueOptions]: { shard: number } } = { shard: link.index, port: port2, hotIndex, [kQueueOptions]: { shard: link.index } };
     this.#pool.run(task, { transferList: [port2] }).then(
       () => this.#detach(link, 'E_SHARD_UNAVAILABLE', `shard ${link.index} worker stopped`, threadId),
       (err: unknown) => this.#detach(link, 'E_SHARD_UNAVAILABLE', `shard ${link.index} worker failed: ${(err as Error)?.message ?? err}`, threadId),
     );
     port1.on('message', (buffer: ArrayBuffer) => this.#settle(link, buffer));
+    link.hot = hotIndex === null || this.#hotShape === null ? null : new HotIndexReader(hotIndex, this.#hotShape);
     link.port = port1;
     for (const wake of this.#attachWaiters) wake();
   }
@@ -131,8 +135,8 @@ export class ShardPool {
     link.threadId = -1;
     link.port?.close();
     link.port = null;
-    // The replacement starts with an empty L1: nothing the old worker published may be served.
-    link.hot?.clear();
+    // The replacement starts with an empty L1 and its own index: nothing the old worker published is read again.
+    link.hot = null;
     const owed = link.inFlight.splice(0);
     for (const batch of owed) for (const waiter of batch.waiters) waiter.onFail(code, message);
   }

@@ -31,6 +31,8 @@ export interface PutArgs {
 export interface AttachTask {
   readonly shard: number;
   readonly port: import('node:worker_threads').MessagePort;
+  /** A fresh hot-read index for this worker (shared, not copied), or null when it is off. */
+  readonly hotIndex: SharedArrayBuffer | null;
 }
 
 /** One batch for one shard. `puts` is indexed like `ops`, null where the op is not a PUT. */

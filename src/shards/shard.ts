@@ -78,6 +78,8 @@ export class Shard {
     const found: (L1Entry | undefined)[] = new Array(n);
     const header = new Float64Array(n * FIELDS);
     const nowMs = Date.now();
+    // Expiry on the clock the front reads (time origin + monotonic now), so both agree on it.
+    const nowMono = performance.timeOrigin + start;
     let gets = 0;
     let hits = 0;
     let sets = 0;
@@ -99,7 +101,9 @@ export class Shard {
         header[base + FIELD.STATUS] = STATUS.HIT;
         dataBytes += entry.head.byteLength + (op === OP.GET ? entry.value.byteLength : 0);
         // Read once through the hop: publish it so the front serves the next reads itself.
-        if (hot !== null) hot.publish(key, hashKey(key), hotHeadOf(entry.head), entry.value, entry.expiresMs, entry.createdMs);
+        if (hot !== null && op === OP.GET && !hot.has(key)) {
+          hot.publish(key, hashKey(key), hotHeadOf(entry.head), entry.value, entry.expiresMs, entry.createdMs);
+        }
       } else if (op === OP.PUT) {
         putOps++;
         const put = puts?.[i];
@@ -108,7 +112,7 @@ export class Shard {
           value: put.value,
           head: asciiBytes(`${put.contentType}\r\netag: ${etagOf(put.value)}\r\nx-cache: L1`),
           createdMs: nowMs,
-          expiresMs: nowMs + put.ttlMs,
+          expiresMs: nowMono + put.ttlMs,
           tags: put.tags,
         };
         if (l1.set(key, entry, put.ttlMs)) {

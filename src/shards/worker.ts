@@ -11,8 +11,8 @@ export interface ShardWorkerData {
   readonly l1MaxBytesPerShard: number;
   /** How often expired entries are swept and front hits applied to recency, ms. */
   readonly purgeIntervalMs: number;
-  /** Each shard's hot-read index buffer (shared with the front), or null when disabled. */
-  readonly hotIndex: { readonly buffers: readonly SharedArrayBuffer[]; readonly shape: HotIndexShape } | null;
+  /** Shape of the hot-read index each attach task brings, or null when it is off. */
+  readonly hotIndexShape: HotIndexShape | null;
 }
 
 const data = workerData as ShardWorkerData;
@@ -25,8 +25,7 @@ let attached: Shard | null = null;
  */
 export default function attach(task: AttachTask): Promise<void> {
   if (attached !== null) throw new Error(`worker already owns shard ${attached.index}; refused shard ${task.shard}`);
-  const hotBuffer = data.hotIndex?.buffers[task.shard];
-  const hot = data.hotIndex === null || hotBuffer === undefined ? null : new HotIndexWriter(hotBuffer, data.hotIndex.shape);
+  const hot = data.hotIndexShape === null || task.hotIndex === null ? null : new HotIndexWriter(task.hotIndex, data.hotIndexShape);
   const shard = new Shard(task.shard, counters, data.l1MaxBytesPerShard, hot);
   attached = shard;
   const purge = setInterval(() => {

@@ -210,8 +210,31 @@ describe('bad input stores nothing', () => {
     expect(mget.headers.get('allow')).toBe('POST');
     await expectError(mget, 'E_METHOD_NOT_ALLOWED');
     const health = await fetch(url('/healthz'), { method: 'POST' });
-    expect(health.headers.get('allow')).toBe('GET');
+    expect(health.headers.get('allow')).toBe('GET, HEAD');
     await expectError(health, 'E_METHOD_NOT_ALLOWED');
+  });
+});
+
+describe('HEAD (RFC 9110 §9.3.2)', () => {
+  it('answers errors and probes with headers and Content-Length but no body, keeping the connection usable', async () => {
+    const reply = await rawRequest(
+      node.port,
+      'HEAD /nope HTTP/1.1\r\nHost: x\r\n\r\nHEAD /v1/keys/%zz HTTP/1.1\r\nHost: x\r\n\r\nHEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /livez HTTP/1.1\r\nHost: x\r\n\r\n',
+    );
+    const heads = reply.text.split('HTTP/1.1 ').slice(1);
+    expect(heads.map((h) => h.slice(0, 3))).toEqual(['404', '400', '200', '200']);
+    // Only the final GET carries a body.
+    for (const h of heads.slice(0, 3)) expect(h.endsWith('\r\n\r\n')).toBe(true);
+    expect(heads[0]).toMatch(/content-length: \d+/i);
+    expect(reply.text.endsWith('{"status":"ok"}')).toBe(true);
+  });
+
+  it('is allowed wherever GET is', async () => {
+    for (const path of ['/healthz', '/livez', '/readyz', '/metrics', '/v1/stats']) {
+      const res = await fetch(url(path), { method: 'HEAD' });
+      expect(res.status, path).toBe(200);
+      expect(await res.text()).toBe('');
+    }
   });
 });
 
@@ -277,7 +300,10 @@ describe('health, metrics, stats', () => {
     expect(value('strata_cache_misses_total{level="L1"}')).toBe(s.levels.L1.misses);
     expect(value('strata_cache_items{level="L1"}')).toBe(s.levels.L1.items);
     for (const name of [
-      'strata_requests_total{route="get",code="2xx"}',
+      'strata_requests_total{route="get",code="200"}',
+      'strata_requests_total{route="get",code="404"}',
+      'strata_l2_up',
+      'strata_loads_coalesced_total',
       'strata_request_duration_seconds_bucket{route="get",le="+Inf"}',
       'strata_cache_evictions_total{level="L1"}',
       'strata_cache_bytes{level="L1"}',

@@ -26,6 +26,7 @@ describe('bearer tokens', () => {
     for (const token of [undefined, 'wrong-token-0123456789']) {
       const res = await call(method, path, token, body);
       expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toBe('Bearer realm="strata"');
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe('E_UNAUTHORIZED');
     }
     expect((await call(method, path, TOKEN, body)).status).toBeLessThan(300);

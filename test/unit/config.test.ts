@@ -50,6 +50,7 @@ describe('configuration', () => {
     expect(config.l1MaxBytes).toBe(64 * 1024 * 1024);
     expect(config.maxValueBytes).toBe(512 * 1024);
     expect(config.tokens).toEqual(['token-aaaa1', 'token-bbbb2']);
+    for (const host of ['0.0.0.0', '::1', 'localhost', 'cache-1.internal']) expect(resolveConfig(none, { STRATA_HOST: host }, {}).host).toBe(host);
   });
 
   it.each([
@@ -64,6 +65,9 @@ describe('configuration', () => {
     [{ STRATA_TOKENS: 'short' }, 'STRATA_TOKENS'],
     [{ STRATA_TOKENS: 'has space inside' }, 'STRATA_TOKENS'],
     [{ STRATA_HOST: 'a b' }, 'STRATA_HOST'],
+    [{ STRATA_HOST: '256.1.1.1' }, 'STRATA_HOST'],
+    [{ STRATA_HOST: '-bad-.example' }, 'STRATA_HOST'],
+    [{ STRATA_TOKENS: ' , ' }, 'STRATA_TOKENS'],
     [{ STRATA_REQUEST_TIMEOUT_MS: '1' }, 'STRATA_REQUEST_TIMEOUT_MS'],
     [{ STRATA_DRAIN_TIMEOUT_MS: '20000' }, 'STRATA_DRAIN_TIMEOUT_MS'],
   ])('rejects %o naming %s and the value', (env, name) => {

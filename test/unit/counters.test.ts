@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { bucketBoundSeconds, bucketOf, Counters, FrontCounters } from '../../src/counters/counters.js';
-import { HIST_BUCKETS, SHARD_SLOT } from '../../src/counters/layout.js';
+import { HIST_BUCKETS, SHARD_SLOT, STATUS_LABELS } from '../../src/counters/layout.js';
 import { ROOT } from '../helpers/node.js';
 
 describe('histogram buckets', () => {
@@ -57,18 +57,21 @@ describe('shared counters', () => {
     expect(() => new Counters(2, counters.buffer)).toThrow(RangeError);
   });
 
-  it('front counters count requests by route and status class with a duration histogram', () => {
+  it('front counters count requests by route and status code with a duration histogram', () => {
     const front = new FrontCounters();
     front.countRequest('get', 200, 3000);
     front.countRequest('get', 404, 3000);
     front.countRequest('get', 503, 2e9);
-    expect(front.requests('get', 1)).toBe(1);
-    expect(front.requests('get', 3)).toBe(1);
-    expect(front.requests('get', 4)).toBe(1);
-    expect(front.requests('put', 1)).toBe(0);
+    front.countRequest('get', 418, 1000);
+    const at = (code: string) => STATUS_LABELS.indexOf(code as (typeof STATUS_LABELS)[number]);
+    expect(front.requests('get', at('200'))).toBe(1);
+    expect(front.requests('get', at('404'))).toBe(1);
+    expect(front.requests('get', at('503'))).toBe(1);
+    expect(front.requests('get', at('other'))).toBe(1);
+    expect(front.requests('put', at('200'))).toBe(0);
     const h = front.routeHistogram('get');
-    expect(h.count).toBe(3);
+    expect(h.count).toBe(4);
     expect(h.buckets[bucketOf(3000)]).toBe(2);
-    expect(h.sumSeconds).toBeCloseTo(2.000006);
+    expect(h.sumSeconds).toBeCloseTo(2.000007);
   });
 });
