@@ -1,0 +1,175 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { until } from './node.js';
+
+const run = promisify(execFile);
+
+/** A free TCP port on 127.0.0.1 (the OS picks it; it is free when this returns). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+}
+
+/** redis-cli against one server; resolves with its trimmed output. */
+export async function redisCli(port: number, ...args: string[]): Promise<string> {
+  const { stdout } = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { timeout: 10_000 });
+  return stdout.trim();
+}
+
+/** A real redis-server process owned by a test. */
+export class RedisServer {
+  #child: ChildProcess | null = null;
+  readonly #dir: string;
+
+  private constructor(
+    readonly port: number,
+    readonly extraArgs: readonly string[],
+  ) {
+    this.#dir = mkdtempSync(join(tmpdir(), `strata-redis-${port}-`));
+  }
+
+  /** Starts redis-server on a free port (or `port`), with persistence off, and waits for PING. */
+  static async start(options: { port?: number; args?: readonly string[] } = {}): Promise<RedisServer> {
+    const server = new RedisServer(options.port ?? (await freePort()), options.args ?? []);
+    await server.#spawn();
+    return server;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  async #spawn(): Promise<void> {
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.#dir, ...this.extraArgs];
+    const child = spawn('redis-server', args, { stdio: 'ignore' });
+    this.#child = child;
+    let exited = false;
+    child.once('exit', () => {
+      exited = true;
+    });
+    await until(async () => {
+      if (exited) throw new Error(`redis-server on port ${this.port} exited at start`);
+      return (await redisCli(this.port, 'ping').catch(() => '')) === 'PONG';
+    }, 10_000);
+  }
+
+  /** Freezes the process (SIGSTOP): connections stay open, nothing answers. */
+  pause(): void {
+    this.#child?.kill('SIGSTOP');
+  }
+
+  /** Thaws a paused process (SIGCONT). */
+  resume(): void {
+    this.#child?.kill('SIGCONT');
+  }
+
+  /** Kills the process (SIGKILL) and waits for it to exit. */
+  async kill(): Promise<void> {
+    const child = this.#child;
+    if (child === null || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGCONT');
+    child.kill('SIGKILL');
+    await exited;
+    this.#child = null;
+  }
+
+  /** Starts it again on the same port (after kill). */
+  async restart(): Promise<void> {
+    await this.kill();
+    await this.#spawn();
+  }
+
+  /** Kills it and removes its directory. */
+  async stop(): Promise<void> {
+    await this.kill();
+    rmSync(this.#dir, { recursive: true, force: true });
+  }
+}
+
+/** A real Redis Cluster: 3 masters and 3 replicas, each a redis-server process on a free port. */
+export class RedisCluster {
+  private constructor(readonly nodes: readonly RedisServer[]) {}
+
+  /** Starts six nodes, joins them with redis-cli --cluster create, and waits for cluster_state:ok on all. */
+  static async start(options: { nodeTimeoutMs?: number } = {}): Promise<RedisCluster> {
+    const timeout = String(options.nodeTimeoutMs ?? 1000);
+    const nodes: RedisServer[] = [];
+    try {
+      for (let i = 0; i < 6; i++) {
+        const port = await freePort();
+        nodes.push(
+          await RedisServer.start({
+            port,
+            args: ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', timeout],
+          }),
+        );
+      }
+      await run('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'], {
+        timeout: 30_000,
+      });
+      const cluster = new RedisCluster(nodes);
+      await cluster.waitUntilOk();
+      return cluster;
+    } catch (err) {
+      await Promise.all(nodes.map((n) => n.stop()));
+      throw err;
+    }
+  }
+
+  /** `host:port` of every node, as STRATA_REDIS_CLUSTER takes them. */
+  get seeds(): string[] {
+    return this.nodes.map((n) => `127.0.0.1:${n.port}`);
+  }
+
+  /**
+   * Resolves when every live node reports cluster_state:ok with all 16384
+   * slots served, and every live replica is in sync with its master (a replica
+   * that never synced refuses to fail over).
+   */
+  async waitUntilOk(timeoutMs = 30_000): Promise<void> {
+    await until(
+      async () => {
+        for (const node of this.nodes) {
+          if (node.pid === undefined) continue;
+          const info = await redisCli(node.port, 'cluster', 'info').catch(() => '');
+          if (!info.includes('cluster_state:ok') || !info.includes('cluster_slots_ok:16384')) return false;
+          const replication = await redisCli(node.port, 'info', 'replication').catch(() => '');
+          if (replication.includes('role:slave') && !replication.includes('master_link_status:up')) return false;
+        }
+        return true;
+      },
+      timeoutMs,
+      100,
+    );
+  }
+
+  /** The nodes that are masters right now. */
+  async masters(): Promise<RedisServer[]> {
+    const out: RedisServer[] = [];
+    for (const node of this.nodes) {
+      if (node.pid === undefined) continue;
+      const role = await redisCli(node.port, 'role').catch(() => '');
+      if (role.startsWith('master')) out.push(node);
+    }
+    return out;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.stop()));
+  }
+}
