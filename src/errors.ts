@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   E_SHARD_UNAVAILABLE: { status: 503, summary: "the key's shard worker died or is restarting; retry" },
   E_SHARD_TIMEOUT: { status: 503, summary: "the key's shard did not answer within requestTimeoutMs; the worker is replaced" },
   E_SHUTTING_DOWN: { status: 503, summary: 'the node is draining and takes no new work' },
+  E_L2_UNAVAILABLE: { status: 503, summary: 'the L2 (Redis) did not answer within its deadline or is unreachable' },
   E_CONFIG: { status: 0, summary: 'startup: an option has a bad value (exit code 2)' },
   E_UWS_NATIVE_UNAVAILABLE: { status: 0, summary: "startup: uWebSockets.js's native binary did not load; Strata refuses the slow JS fallback" },
 } as const satisfies Record<string, { status: number; summary: string }>;
@@ -58,6 +59,18 @@ export class ConfigError extends StrataError {
 export class UwsNativeUnavailableError extends StrataError {
   constructor(detail: string, cause?: unknown) {
     super('E_UWS_NATIVE_UNAVAILABLE', `uWebSockets.js native binary unavailable: ${detail}`, { cause });
+  }
+}
+
+/** What went wrong talking to the L2, for metrics (`strata_l2_errors_total{kind}`). */
+export type L2ErrorKind = 'timeout' | 'connection' | 'cluster' | 'reply';
+
+/** The L2 (Redis) could not serve a command; `kind` says why, `cause` is the client's error. */
+export class L2UnavailableError extends StrataError {
+  readonly kind: L2ErrorKind;
+  constructor(kind: L2ErrorKind, message: string, cause?: unknown) {
+    super('E_L2_UNAVAILABLE', `L2 ${kind}: ${message}`, { cause });
+    this.kind = kind;
   }
 }
 

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { valueKey } from '../../src/l2/keys.js';
 import { until } from '../helpers/node.js';
 import { RedisCluster, RedisServer, redisCli } from '../helpers/redis.js';
 
@@ -32,6 +33,17 @@ describe('Redis Cluster fixture', () => {
     const [a, b] = cluster.nodes as [RedisServer, RedisServer];
     for (let i = 0; i < 20; i++) expect(await redisCli(a.port, '-c', 'set', `k${i}`, `v${i}`)).toBe('OK');
     for (let i = 0; i < 20; i++) expect(await redisCli(b.port, '-c', 'get', `k${i}`)).toBe(`v${i}`);
+  });
+
+  it('spreads Strata keys whose user part has braces over several slots (no accidental hash tag)', async () => {
+    const port = (cluster.nodes[0] as RedisServer).port;
+    const slots = new Set<string>();
+    for (const key of ['user{1}:a', 'user{1}:b', 'user{1}:c', 'user{1}:d']) slots.add(await redisCli(port, 'cluster', 'keyslot', valueKey(key)));
+    expect(slots.size).toBeGreaterThan(1);
+    // Unescaped, the same keys would all share the slot of "1".
+    const raw = new Set<string>();
+    for (const key of ['user{1}:a', 'user{1}:b']) raw.add(await redisCli(port, 'cluster', 'keyslot', `strata:v1:k:${key}`));
+    expect(raw.size).toBe(1);
   });
 
   it('promotes a replica when a master is killed', async () => {

@@ -1,0 +1,24 @@
+/**
+ * Where Strata's data lives in Redis (docs/redis-layout.md). Every key starts
+ * with the prefix and layout version, then the user key escaped so that a
+ * `{…}` in it can never act as a Redis Cluster hash tag: all of a user's keys
+ * spread over the slots by their whole text, none pins one slot.
+ */
+export const L2_PREFIX = 'strata:v1:';
+
+/** Escapes `%`, `{` and `}` (percent-encoding), so the result has no braces and is reversible. */
+export function escapeKey(key: string): string {
+  if (!/[%{}]/.test(key)) return key;
+  return key.replace(/[%{}]/g, (c) => (c === '%' ? '%25' : c === '{' ? '%7B' : '%7D'));
+}
+
+/** Inverse of escapeKey. */
+export function unescapeKey(escaped: string): string {
+  if (escaped.indexOf('%') === -1) return escaped;
+  return escaped.replace(/%(25|7B|7D)/g, (_, hex: string) => (hex === '25' ? '%' : hex === '7B' ? '{' : '}'));
+}
+
+/** The Redis key of a value. */
+export function valueKey(key: string): string {
+  return `${L2_PREFIX}k:${escapeKey(key)}`;
+}

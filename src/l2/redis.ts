@@ -1,0 +1,151 @@
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { type L2ErrorKind, L2UnavailableError } from '../errors.js';
+import { decodeEnvelope, encodeEnvelope, type L2Entry } from './envelope.js';
+import { valueKey } from './keys.js';
+import type { L2Hit, L2Store } from './store.js';
+
+/** Where the L2 is and how long a command may take. */
+export interface RedisL2Options {
+  /** `redis://` or `rediss://` URL of a standalone server (user and password allowed). */
+  readonly url?: string;
+  /** `host:port` seeds of a Redis Cluster. Exactly one of url and cluster. */
+  readonly cluster?: readonly string[];
+  /** Deadline of one command, ms (ioredis commandTimeout). */
+  readonly commandTimeoutMs: number;
+  /** Deadline to connect at start, ms. */
+  readonly connectTimeoutMs: number;
+}
+
+/**
+ * The L2 on Redis or Redis Cluster through ioredis, with the same behaviour on
+ * both. Fail-fast settings: a command deadline, one retry, no offline queue
+ * (a command while disconnected fails at once instead of waiting), and
+ * auto-pipelining so concurrent commands share round trips.
+ */
+export class RedisL2Store implements L2Store {
+  readonly #client: Redis | Cluster;
+
+  private constructor(client: Redis | Cluster) {
+    this.#client = client;
+  }
+
+  /** Connects and waits until the client is ready (rejects with L2UnavailableError). */
+  static async connect(options: RedisL2Options): Promise<RedisL2Store> {
+    const common: RedisOptions = {
+      commandTimeout: options.commandTimeoutMs,
+      connectTimeout: options.connectTimeoutMs,
+      maxRetriesPerRequest: 1,
+      enableAutoPipelining: true,
+      lazyConnect: true,
+    };
+    let client: Redis | Cluster;
+    if (options.cluster !== undefined && options.cluster.length > 0) {
+      const nodes = options.cluster.map((seed) => {
+        const at = seed.lastIndexOf(':');
+        return { host: seed.slice(0, at), port: Number(seed.slice(at + 1)) };
+      });
+      client = new Cluster(nodes, {
+        enableOfflineQueue: false,
+        enableAutoPipelining: true,
+        lazyConnect: true,
+        clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
+        redisOptions: { commandTimeout: options.commandTimeoutMs, connectTimeout: options.connectTimeoutMs, maxRetriesPerRequest: 1 },
+      });
+    } else if (options.url !== undefined) {
+      client = new Redis(options.url, { ...common, enableOfflineQueue: false, retryStrategy: (times) => Math.min(50 * times, 2000) });
+    } else {
+      throw new RangeError('RedisL2Store needs url or cluster');
+    }
+    // ioredis reports connection trouble as 'error' events; the commands' own rejections carry what matters.
+    client.on('error', () => {});
+    try {
+      await withDeadline(client.connect(), options.connectTimeoutMs, 'connect');
+    } catch (err) {
+      client.disconnect();
+      throw toL2Error(err);
+    }
+    return new RedisL2Store(client);
+  }
+
+  async get(key: string): Promise<L2Hit | null> {
+    const k = valueKey(key);
+    try {
+      // Same key, same slot: auto-pipelining sends both in one round trip.
+      const [bytes, ttlMs] = await Promise.all([this.#client.getBuffer(k), this.#client.pttl(k)]);
+      return hitOf(bytes, ttlMs);
+    } catch (err) {
+      throw toL2Error(err);
+    }
+  }
+
+  async mget(keys: readonly string[]): Promise<(L2Hit | null)[]> {
+    try {
+      // One GET and one PTTL per key; auto-pipelining groups them per connection (per node in a cluster).
+      return await Promise.all(
+        keys.map(async (key) => {
+          const k = valueKey(key);
+          const [bytes, ttlMs] = await Promise.all([this.#client.getBuffer(k), this.#client.pttl(k)]);
+          return hitOf(bytes, ttlMs);
+        }),
+      );
+    } catch (err) {
+      throw toL2Error(err);
+    }
+  }
+
+  async set(key: string, entry: L2Entry, ttlMs: number): Promise<void> {
+    try {
+      await this.#client.set(valueKey(key), encodeEnvelope(entry), 'PX', ttlMs);
+    } catch (err) {
+      throw toL2Error(err);
+    }
+  }
+
+  async delete(keys: readonly string[]): Promise<number> {
+    try {
+      // One DEL per key: in a cluster the keys live on different slots.
+      const counts = await Promise.all(keys.map((key) => this.#client.del(valueKey(key))));
+      return counts.reduce((a, b) => a + b, 0);
+    } catch (err) {
+      throw toL2Error(err);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#client.quit().catch(() => this.#client.disconnect());
+  }
+}
+
+function hitOf(bytes: Buffer | null, ttlMs: number): L2Hit | null {
+  if (bytes === null || ttlMs === -2) return null;
+  try {
+    return { entry: decodeEnvelope(bytes), ttlMs: ttlMs < 0 ? Number.POSITIVE_INFINITY : ttlMs };
+  } catch (err) {
+    throw new L2UnavailableError('reply', (err as Error).message, err);
+  }
+}
+
+function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new L2UnavailableError('timeout', `${what} took longer than ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Maps an ioredis failure to L2UnavailableError. ioredis gives most of its
+ * errors no code, so the kind is read from the error's class, code or (for
+ * the command timeout) its fixed message — the one place that does.
+ */
+export function toL2Error(err: unknown): L2UnavailableError {
+  if (err instanceof L2UnavailableError) return err;
+  const e = err as { name?: string; code?: string; message?: string };
+  const message = e?.message ?? String(err);
+  let kind: L2ErrorKind = 'connection';
+  if (message === 'Command timed out') kind = 'timeout';
+  else if (e?.name === 'ReplyError' && /^(CLUSTERDOWN|MOVED|ASK|TRYAGAIN)/.test(message)) kind = 'cluster';
+  else if (e?.name === 'ReplyError') kind = 'reply';
+  else if (e?.name === 'ClusterAllFailedError') kind = 'cluster';
+  return new L2UnavailableError(kind, message, err);
+}

@@ -1,0 +1,109 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { L2Entry } from '../../src/l2/envelope.js';
+import { RedisL2Store } from '../../src/l2/redis.js';
+import { RedisCluster, RedisServer } from '../helpers/redis.js';
+
+// One behavioural suite, run against a standalone Redis and a 6-node Redis Cluster (issue 3 groundwork).
+
+const entry = (text: string, tags: string[] | null = null): L2Entry => ({
+  value: new TextEncoder().encode(text),
+  contentType: 'text/plain',
+  etag: `"${text.length}"`,
+  createdMs: 1_790_000_000_000,
+  tags,
+});
+const text = (bytes: Uint8Array | undefined) => (bytes === undefined ? undefined : new TextDecoder().decode(bytes));
+
+interface Target {
+  store: RedisL2Store;
+  stop(): Promise<void>;
+}
+
+const targets: [string, () => Promise<Target>][] = [
+  [
+    'standalone',
+    async () => {
+      const redis = await RedisServer.start();
+      const store = await RedisL2Store.connect({ url: redis.url, commandTimeoutMs: 1000, connectTimeoutMs: 2000 });
+      return { store, stop: async () => (await store.close(), await redis.stop()) };
+    },
+  ],
+  [
+    'cluster',
+    async () => {
+      const cluster = await RedisCluster.start();
+      const store = await RedisL2Store.connect({ cluster: cluster.seeds, commandTimeoutMs: 1000, connectTimeoutMs: 5000 });
+      return { store, stop: async () => (await store.close(), await cluster.stop()) };
+    },
+  ],
+];
+
+describe.each(targets)('L2 store on Redis (%s)', (_name, start) => {
+  let target: Target;
+  beforeAll(async () => {
+    target = await start();
+  }, 60_000);
+  afterAll(() => target?.stop());
+
+  it('stores and reads back value and metadata with the remaining TTL', async () => {
+    await target.store.set('user:1', entry('alice', ['people']), 60_000);
+    const hit = await target.store.get('user:1');
+    expect(text(hit?.entry.value)).toBe('alice');
+    expect(hit?.entry).toMatchObject({ contentType: 'text/plain', etag: '"5"', tags: ['people'] });
+    expect(hit?.ttlMs).toBeGreaterThan(0);
+    expect(hit?.ttlMs).toBeLessThanOrEqual(60_000);
+    expect(await target.store.get('user:2')).toBeNull();
+  });
+
+  it('reads many keys across slots in order, and deletes counting what existed', async () => {
+    const keys = Array.from({ length: 50 }, (_, i) => `many:${i}`);
+    await Promise.all(keys.slice(0, 25).map((k) => target.store.set(k, entry(k), 60_000)));
+    const hits = await target.store.mget(keys);
+    expect(hits.map((h) => text(h?.entry.value) ?? null)).toEqual(keys.map((k, i) => (i < 25 ? k : null)));
+    expect(await target.store.delete(['many:0', 'many:1', 'many:40'])).toBe(2);
+    expect(await target.store.get('many:0')).toBeNull();
+  });
+
+  it('lets values expire in Redis', async () => {
+    await target.store.set('brief', entry('x'), 1);
+    const gone = async () => (await target.store.get('brief')) === null;
+    for (let i = 0; i < 100 && !(await gone()); i++) await new Promise((r) => setImmediate(r));
+    expect(await gone()).toBe(true);
+  });
+});
+
+describe('L2 store when Redis is down', () => {
+  it('rejects with E_L2_UNAVAILABLE instead of waiting, and works again once Redis is back', async () => {
+    const redis = await RedisServer.start();
+    const store = await RedisL2Store.connect({ url: redis.url, commandTimeoutMs: 300, connectTimeoutMs: 2000 });
+    try {
+      await store.set('k', entry('v'), 60_000);
+      await redis.kill();
+      await expect(store.get('k')).rejects.toMatchObject({ code: 'E_L2_UNAVAILABLE' });
+      await redis.restart();
+      let value: string | undefined;
+      for (let i = 0; i < 200 && value !== 'again'; i++) {
+        await store.set('k', entry('again'), 60_000).catch(() => undefined);
+        value = text((await store.get('k').catch(() => null))?.entry.value);
+        if (value !== 'again') await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(value).toBe('again');
+    } finally {
+      await store.close();
+      await redis.stop();
+    }
+  });
+
+  it('a hung Redis (SIGSTOP) fails commands at the command deadline', async () => {
+    const redis = await RedisServer.start();
+    const store = await RedisL2Store.connect({ url: redis.url, commandTimeoutMs: 200, connectTimeoutMs: 2000 });
+    try {
+      redis.pause();
+      await expect(store.get('k')).rejects.toMatchObject({ code: 'E_L2_UNAVAILABLE', kind: 'timeout' });
+      redis.resume();
+    } finally {
+      await store.close();
+      await redis.stop();
+    }
+  });
+});

@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { decodeEnvelope, encodeEnvelope } from '../../src/l2/envelope.js';
+import { escapeKey, unescapeKey, valueKey } from '../../src/l2/keys.js';
+
+describe('L2 key layout', () => {
+  it('prefixes with the layout version and escapes braces and percent reversibly', () => {
+    expect(valueKey('user:1')).toBe('strata:v1:k:user:1');
+    for (const key of ['a{b}c', '{x}', '%7B', '100%', 'plain', 'ключ{}']) {
+      const escaped = escapeKey(key);
+      expect(escaped).not.toMatch(/[{}]/);
+      expect(unescapeKey(escaped)).toBe(key);
+    }
+    expect(escapeKey('a{b}c')).toBe('a%7Bb%7Dc');
+    expect(escapeKey('%7B')).not.toBe(escapeKey('{'));
+  });
+});
+
+describe('L2 envelope', () => {
+  it('round-trips value and metadata', () => {
+    const entry = {
+      value: new Uint8Array([0, 1, 2, 255]),
+      contentType: 'text/plain; charset=utf-8',
+      etag: '"abcd-4"',
+      createdMs: 1_790_000_000_123.5,
+      tags: ['red', 'ключ'],
+    };
+    expect(decodeEnvelope(encodeEnvelope(entry))).toEqual(entry);
+    const bare = { value: new Uint8Array(0), contentType: 'application/octet-stream', etag: '"0-0"', createdMs: 0, tags: null };
+    expect(decodeEnvelope(encodeEnvelope(bare))).toEqual(bare);
+  });
+
+  it('refuses bytes that are not an envelope', () => {
+    expect(() => decodeEnvelope(Buffer.from('hello, plain redis value'))).toThrow(/not a Strata L2 envelope/);
+    const good = encodeEnvelope({ value: new Uint8Array(1), contentType: 'x/y', etag: '"e"', createdMs: 1, tags: ['t'] });
+    expect(() => decodeEnvelope(good.subarray(0, 10))).toThrow(/not a Strata L2 envelope/);
+  });
+});
