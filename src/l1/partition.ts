@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { L1_ENTRY_OVERHEAD_BYTES } from '../config/load.js';
+import { ExpiryWheel } from './expiry-wheel.js';
 
 /** One cached value with the metadata the HTTP layer answers with. */
 export interface L1Entry {
@@ -44,14 +45,18 @@ export function entrySize(key: string, entry: L1Entry): number {
 export class L1Partition {
   readonly #lru: LRUCache<string, L1Entry>;
   readonly #events: L1Events;
+  readonly #clock: () => number;
+  readonly #wheel: ExpiryWheel;
 
   constructor(options: L1PartitionOptions) {
     this.#events = options.events;
     const clock = options.now;
+    this.#clock = clock ?? (() => performance.now());
+    this.#wheel = new ExpiryWheel(this.#clock());
     this.#lru = new LRUCache<string, L1Entry>({
       maxSize: options.maxBytes,
       sizeCalculation: (entry, key) => entrySize(key, entry),
-      // Expired entries are dropped lazily on access and by purgeExpired(); no timer per entry.
+      // Expired entries are dropped lazily on access and by purgeExpired() (an expiry wheel); no timer per entry.
       ttlAutopurge: false,
       allowStale: false,
       updateAgeOnGet: false,
@@ -75,6 +80,7 @@ export class L1Partition {
   set(key: string, entry: L1Entry, ttlMs: number): boolean {
     if (entrySize(key, entry) > this.#lru.maxSize) return false;
     this.#lru.set(key, entry, { ttl: ttlMs });
+    this.#wheel.add(key, this.#clock() + ttlMs);
     return true;
   }
 
@@ -93,10 +99,21 @@ export class L1Partition {
     return doomed.length;
   }
 
-  /** Drops every expired entry now (called on a timer by the shard). */
-  purgeExpired(): void {
-    this.#lru.purgeStale();
+  /**
+   * Drops entries whose TTL has ended (called on a timer by the shard). Work
+   * is bounded by what expires (and at most `limit` keys a call), not by what
+   * is stored.
+   */
+  purgeExpired(limit?: number): void {
+    this.#wheel.due(this.#clock(), this.#expireIfStale, limit);
   }
+
+  /** Deletes key through lru-cache (reason 'expire') only if its TTL has really ended. */
+  readonly #expireIfStale = (key: string): void => {
+    // A stale entry is removed by get() with dispose reason 'expire'; a key set again since is left alone.
+    if (this.#lru.has(key) || !this.#lru.peek(key, { allowStale: true })) return;
+    this.#lru.get(key);
+  };
 
   get items(): number {
     return this.#lru.size;

@@ -66,3 +66,32 @@ describe('L1 partition', () => {
     expect(l1.items).toBe(1);
   });
 });
+
+describe('L1 expiry sweep', () => {
+  it('drops only entries whose TTL ended, counting each once, and spares keys set again with a longer TTL', () => {
+    const { l1, seen, advance } = partition(1 << 24);
+    for (let i = 0; i < 100; i++) l1.set(`short${i}`, entry(1), 1000);
+    for (let i = 0; i < 100; i++) l1.set(`long${i}`, entry(1), 60_000);
+    l1.set('renewed', entry(1), 1000);
+    l1.set('renewed', entry(1), 60_000);
+    advance(1500);
+    l1.purgeExpired();
+    expect(seen.expired).toBe(100);
+    expect(l1.items).toBe(101);
+    expect(l1.get('renewed')).toBeDefined();
+    l1.purgeExpired();
+    expect(seen.expired).toBe(100);
+  });
+
+  it('sweeps at most `limit` keys per call and carries the rest over', () => {
+    const { l1, seen, advance } = partition(1 << 24);
+    for (let i = 0; i < 50; i++) l1.set(`k${i}`, entry(1), 1000);
+    advance(2000);
+    l1.purgeExpired(20);
+    expect(seen.expired).toBe(20);
+    l1.purgeExpired(20);
+    l1.purgeExpired(20);
+    expect(seen.expired).toBe(50);
+    expect(l1.items).toBe(0);
+  });
+});
