@@ -47,6 +47,8 @@ export class L1Partition {
   readonly #events: L1Events;
   readonly #clock: () => number;
   readonly #wheel: ExpiryWheel;
+  /** tag → keys of the entries carrying it, so invalidating a tag costs what it names. */
+  readonly #byTag = new Map<string, Set<string>>();
 
   constructor(options: L1PartitionOptions) {
     this.#events = options.events;
@@ -63,7 +65,8 @@ export class L1Partition {
       // A given clock is read on every access (ttlResolution 0), so a test's fake time applies at once.
       ...(clock === undefined ? {} : { perf: { now: clock }, ttlResolution: 0 }),
       // dispose (not disposeAfter): runs before set/delete return, so the hot index never outlives the entry.
-      dispose: (_value, key, reason) => {
+      dispose: (value, key, reason) => {
+        if (value.tags !== null) this.#untag(key, value.tags);
         this.#events.removed?.(key);
         if (reason === 'evict') this.#events.evicted(1);
         else if (reason === 'expire') this.#events.expired(1);
@@ -81,6 +84,13 @@ export class L1Partition {
     if (entrySize(key, entry) > this.#lru.maxSize) return false;
     this.#lru.set(key, entry, { ttl: ttlMs });
     this.#wheel.add(key, this.#clock() + ttlMs);
+    if (entry.tags !== null && this.#lru.peek(key) === entry) {
+      for (const tag of entry.tags) {
+        const keys = this.#byTag.get(tag);
+        if (keys === undefined) this.#byTag.set(tag, new Set([key]));
+        else keys.add(key);
+      }
+    }
     return true;
   }
 
@@ -89,14 +99,30 @@ export class L1Partition {
     return this.#lru.delete(key);
   }
 
-  /** Removes every entry carrying one of the tags; returns how many. O(entries). */
+  /** Removes every entry carrying one of the tags (expired ones too); returns how many live ones went. */
   deleteTagged(tags: ReadonlySet<string>): number {
-    const doomed: string[] = [];
-    for (const [key, entry] of this.#lru.entries()) {
-      if (entry.tags?.some((t) => tags.has(t))) doomed.push(key);
+    const doomed = new Set<string>();
+    for (const tag of tags) for (const key of this.#byTag.get(tag) ?? []) doomed.add(key);
+    let removed = 0;
+    for (const key of doomed) {
+      if (this.#lru.has(key)) removed++;
+      this.#lru.delete(key);
     }
-    for (const key of doomed) this.#lru.delete(key);
-    return doomed.length;
+    return removed;
+  }
+
+  #untag(key: string, tags: readonly string[]): void {
+    for (const tag of tags) {
+      const keys = this.#byTag.get(tag);
+      if (keys === undefined) continue;
+      keys.delete(key);
+      if (keys.size === 0) this.#byTag.delete(tag);
+    }
+  }
+
+  /** Distinct tags in the index (for tests and stats). */
+  get tagCount(): number {
+    return this.#byTag.size;
   }
 
   /**

@@ -95,3 +95,25 @@ describe('L1 expiry sweep', () => {
     expect(l1.items).toBe(0);
   });
 });
+
+describe('L1 tag index', () => {
+  it('follows replacement, deletion, eviction and expiry, so a tag names exactly its live entries', () => {
+    const size = entrySize('k0', entry(1000, ['t']));
+    const { l1, advance } = partition(size * 3);
+    l1.set('a', entry(10, ['red']), 60_000);
+    l1.set('a', entry(10, ['blue']), 60_000); // replaced: no longer red
+    expect(l1.deleteTagged(new Set(['red']))).toBe(0);
+    expect(l1.get('a')).toBeDefined();
+    l1.set('b', entry(10, ['blue', 'green']), 1000);
+    advance(1001);
+    // b expired: not counted, but its tags are cleaned up when it goes.
+    expect(l1.deleteTagged(new Set(['blue']))).toBe(1);
+    expect(l1.tagCount).toBe(0);
+    for (let i = 0; i < 10; i++) l1.set(`e${i}`, entry(1000, ['bulk']), 60_000); // evicts most of them
+    const live = l1.items;
+    expect(live).toBeLessThanOrEqual(3);
+    expect(l1.deleteTagged(new Set(['bulk']))).toBe(live);
+    expect(l1.items).toBe(0);
+    expect(l1.tagCount).toBe(0);
+  });
+});
