@@ -63,7 +63,7 @@ export class UwsNativeUnavailableError extends StrataError {
 }
 
 /** What went wrong talking to the L2, for metrics (`strata_l2_errors_total{kind}`). */
-export type L2ErrorKind = 'timeout' | 'connection' | 'cluster' | 'reply';
+export type L2ErrorKind = 'timeout' | 'connection' | 'cluster' | 'reply' | 'breaker';
 
 /** The L2 (Redis) could not serve a command; `kind` says why, `cause` is the client's error. */
 export class L2UnavailableError extends StrataError {

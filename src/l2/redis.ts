@@ -1,5 +1,6 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { type L2ErrorKind, L2UnavailableError } from '../errors.js';
+import { type BreakerOptions, CircuitBreaker } from './breaker.js';
 import { decodeEnvelope, encodeEnvelope, type L2Entry } from './envelope.js';
 import { valueKey } from './keys.js';
 import type { L2Hit, L2Store } from './store.js';
@@ -14,6 +15,8 @@ export interface RedisL2Options {
   readonly commandTimeoutMs: number;
   /** Deadline to connect at start, ms. */
   readonly connectTimeoutMs: number;
+  /** Circuit breaker in front of every command. @default { failureThreshold: 5, cooldownMs: 1000 } */
+  readonly breaker?: BreakerOptions;
 }
 
 /**
@@ -24,9 +27,35 @@ export interface RedisL2Options {
  */
 export class RedisL2Store implements L2Store {
   readonly #client: Redis | Cluster;
+  readonly #breaker: CircuitBreaker;
 
-  private constructor(client: Redis | Cluster) {
+  private constructor(client: Redis | Cluster, breaker: CircuitBreaker) {
     this.#client = client;
+    this.#breaker = breaker;
+  }
+
+  /** closed, open (commands refused at once) or half-open (one probe allowed). */
+  get breakerState() {
+    return this.#breaker.state;
+  }
+
+  /**
+   * Runs one store operation through the breaker: refused at once while the
+   * circuit is open; timeouts and connection or cluster failures count against
+   * Redis, a reply it could not decode does not (Redis answered).
+   */
+  async #run<T>(operation: () => Promise<T>): Promise<T> {
+    if (!this.#breaker.allow()) throw new L2UnavailableError('breaker', 'circuit open after repeated failures; probing');
+    try {
+      const result = await operation();
+      this.#breaker.success();
+      return result;
+    } catch (err) {
+      const l2 = toL2Error(err);
+      if (l2.kind === 'reply') this.#breaker.success();
+      else this.#breaker.failure();
+      throw l2;
+    }
   }
 
   /** Connects and waits until the client is ready (rejects with L2UnavailableError). */
@@ -64,51 +93,37 @@ export class RedisL2Store implements L2Store {
       client.disconnect();
       throw toL2Error(err);
     }
-    return new RedisL2Store(client);
+    return new RedisL2Store(client, new CircuitBreaker(options.breaker));
   }
 
-  async get(key: string): Promise<L2Hit | null> {
-    const k = valueKey(key);
-    try {
-      // Same key, same slot: auto-pipelining sends both in one round trip.
-      const [bytes, ttlMs] = await Promise.all([this.#client.getBuffer(k), this.#client.pttl(k)]);
-      return hitOf(bytes, ttlMs);
-    } catch (err) {
-      throw toL2Error(err);
-    }
+  get(key: string): Promise<L2Hit | null> {
+    return this.#run(() => this.#read(key));
   }
 
-  async mget(keys: readonly string[]): Promise<(L2Hit | null)[]> {
-    try {
-      // One GET and one PTTL per key; auto-pipelining groups them per connection (per node in a cluster).
-      return await Promise.all(
-        keys.map(async (key) => {
-          const k = valueKey(key);
-          const [bytes, ttlMs] = await Promise.all([this.#client.getBuffer(k), this.#client.pttl(k)]);
-          return hitOf(bytes, ttlMs);
-        }),
-      );
-    } catch (err) {
-      throw toL2Error(err);
-    }
+  mget(keys: readonly string[]): Promise<(L2Hit | null)[]> {
+    // One GET and one PTTL per key; auto-pipelining groups them per connection (per node in a cluster).
+    return this.#run(() => Promise.all(keys.map((key) => this.#read(key))));
   }
 
-  async set(key: string, entry: L2Entry, ttlMs: number): Promise<void> {
-    try {
+  set(key: string, entry: L2Entry, ttlMs: number): Promise<void> {
+    return this.#run(async () => {
       await this.#client.set(valueKey(key), encodeEnvelope(entry), 'PX', ttlMs);
-    } catch (err) {
-      throw toL2Error(err);
-    }
+    });
   }
 
-  async delete(keys: readonly string[]): Promise<number> {
-    try {
-      // One DEL per key: in a cluster the keys live on different slots.
+  delete(keys: readonly string[]): Promise<number> {
+    // One DEL per key: in a cluster the keys live on different slots.
+    return this.#run(async () => {
       const counts = await Promise.all(keys.map((key) => this.#client.del(valueKey(key))));
       return counts.reduce((a, b) => a + b, 0);
-    } catch (err) {
-      throw toL2Error(err);
-    }
+    });
+  }
+
+  async #read(key: string): Promise<L2Hit | null> {
+    const k = valueKey(key);
+    // Same key, same slot: auto-pipelining sends both in one round trip.
+    const [bytes, ttlMs] = await Promise.all([this.#client.getBuffer(k), this.#client.pttl(k)]);
+    return hitOf(bytes, ttlMs);
   }
 
   async close(): Promise<void> {

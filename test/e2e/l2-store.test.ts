@@ -94,6 +94,36 @@ describe('L2 store when Redis is down', () => {
     }
   });
 
+  it('opens its circuit after repeated failures (refusing at once), then closes through a probe once Redis is back', async () => {
+    const redis = await RedisServer.start();
+    const store = await RedisL2Store.connect({
+      url: redis.url,
+      commandTimeoutMs: 300,
+      connectTimeoutMs: 2000,
+      breaker: { failureThreshold: 3, cooldownMs: 100 },
+    });
+    try {
+      await redis.kill();
+      for (let i = 0; i < 3; i++) await expect(store.get('k')).rejects.toMatchObject({ code: 'E_L2_UNAVAILABLE' });
+      expect(store.breakerState).toBe('open');
+      await expect(store.get('k')).rejects.toMatchObject({ kind: 'breaker' });
+      await redis.restart();
+      let ok = false;
+      for (let i = 0; i < 200 && !ok; i++) {
+        ok = await store.get('k').then(
+          () => true,
+          () => false,
+        );
+        if (!ok) await new Promise((r) => setTimeout(r, 25));
+      }
+      expect(ok).toBe(true);
+      expect(store.breakerState).toBe('closed');
+    } finally {
+      await store.close();
+      await redis.stop();
+    }
+  });
+
   it('a hung Redis (SIGSTOP) fails commands at the command deadline', async () => {
     const redis = await RedisServer.start();
     const store = await RedisL2Store.connect({ url: redis.url, commandTimeoutMs: 200, connectTimeoutMs: 2000 });
