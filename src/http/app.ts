@@ -6,7 +6,7 @@ import type { MetricsRegistry } from '../metrics/registry.js';
 import type { StatsReporter } from '../metrics/stats.js';
 import type { BatchResult, OpWaiter, ShardPool } from '../shards/pool.js';
 import { FIELD, FIELDS, OP, STATUS } from '../shards/protocol.js';
-import { hashKey, shardOf as shardOfKey } from '../shards/route.js';
+import { hashKey, shardOfHash, shardOf as shardOfKey } from '../shards/route.js';
 import { readBody } from './body.js';
 import { framingProblem } from './framing.js';
 import { contentTypeOf, type InputProblem, isProblem, keyFromSegment, parseJsonBody, parsePutQuery, stringList, TokenGuard, tagProblem } from './input.js';
@@ -136,7 +136,7 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
       const key = keyFromSegment(req.getParameter(0) ?? '');
       if (typeof key === 'string') {
         const hash = hashKey(key);
-        const shard = shards === 1 ? 0 : hash % shards;
+        const shard = shardOfHash(hash, shards);
         if (serveHot(res, pool.hotReader(shard), key, hash, ctx.counters, shard, counters)) return;
         pool.submit(shard, OP.GET, key, null, new KeyExchange(res, route, counters), 0);
         return;

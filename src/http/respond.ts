@@ -25,6 +25,12 @@ const JSON_TYPE = 'application/json';
 const TIME_ORIGIN = performance.timeOrigin;
 // Small ages as bytes: uWS takes them without converting a JS string each time.
 const AGES = Array.from({ length: 3600 }, (_, i) => Buffer.from(String(i)));
+
+/** The `age` header value (RFC 9111 §5.1: whole seconds since stored). */
+function ageOf(nowMs: number, createdMs: number): Uint8Array | string {
+  const ageS = Math.max(0, Math.floor((nowMs - createdMs) / 1000));
+  return ageS < AGES.length ? (AGES[ageS] as Uint8Array) : String(ageS);
+}
 const NOT_FOUND_BODY = errorBody('E_KEY_NOT_FOUND', 'the key is not cached');
 
 /**
@@ -164,7 +170,6 @@ export function serveHot(
   if (!reader.lookup(key, hash, nowMs)) return false;
   counters.incLocal(shard, SHARD_SLOT.L1_GETS);
   counters.incLocal(shard, SHARD_SLOT.L1_HITS);
-  const ageS = Math.max(0, Math.floor((nowMs - reader.createdMs) / 1000));
   const bytes = reader.bytes;
   try {
     // Straight from shared memory: uWS copies what it sends before returning, and the
@@ -172,7 +177,7 @@ export function serveHot(
     // `content-type: …\r\netag: …\r\nx-cache: L1\r\nage`, written as a header *name*
     // with the age as its value: every per-entry header in one call.
     res
-      .writeHeader(bytes.subarray(reader.headAt, reader.headAt + reader.headLength), ageS < AGES.length ? (AGES[ageS] as Uint8Array) : String(ageS))
+      .writeHeader(bytes.subarray(reader.headAt, reader.headAt + reader.headLength), ageOf(nowMs, reader.createdMs))
       .end(bytes.subarray(reader.valueAt, reader.valueAt + reader.valueLength));
   } finally {
     reader.done();
@@ -194,9 +199,8 @@ function writeHit(): void {
   const offset = header[base + FIELD.OFFSET] as number;
   const headEnd = offset + (header[base + FIELD.HEAD_LEN] as number);
   const valueLength = header[base + FIELD.VALUE_LEN] as number;
-  const ageS = Math.max(0, Math.floor((Date.now() - (header[base + FIELD.CREATED_MS] as number)) / 1000));
   // One call writes content-type, etag and x-cache: the block is CRLF-joined (protocol.ts).
-  res.writeHeader('content-type', bytes.subarray(offset, headEnd)).writeHeader('age', String(ageS));
+  res.writeHeader('content-type', bytes.subarray(offset, headEnd)).writeHeader('age', ageOf(Date.now(), header[base + FIELD.CREATED_MS] as number));
   if (corkedHead) endHead(res, valueLength, false);
   else res.end(bytes.subarray(headEnd, headEnd + valueLength));
   corkedResult = null;

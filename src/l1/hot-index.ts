@@ -1,6 +1,6 @@
 /**
  * A shard's hot-read index: entries its worker has served are copied into a
- * SharedArrayBuffer so that the front can answer repeat GET/HEAD hits itself,
+ * SharedArrayBuffer so that the front can answer repeat GET hits itself,
  * without a thread hop. The worker's lru-cache stays the truth: it alone
  * writes here, publishing an entry on a hit and unpublishing it (before it
  * acknowledges) whenever the entry is replaced, deleted, evicted or expires.

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
-import { toL2Error } from './redis.js';
+import { clusterNodes, toL2Error } from './redis.js';
 
 /** The pub/sub channel every node publishes invalidations on (docs/redis-layout.md). */
 export const BUS_CHANNEL = 'strata:v1:bus';
@@ -111,8 +111,7 @@ export class InvalidationBus {
   ): Promise<InvalidationBus> {
     const connect = (): Redis | Cluster => {
       if ('url' in target) return new Redis(target.url, { commandTimeout: commandTimeoutMs, maxRetriesPerRequest: 1, lazyConnect: true });
-      const nodes = target.cluster.map((seed) => ({ host: seed.slice(0, seed.lastIndexOf(':')), port: Number(seed.slice(seed.lastIndexOf(':') + 1)) }));
-      return new Cluster(nodes, { lazyConnect: true, redisOptions: { commandTimeout: commandTimeoutMs, maxRetriesPerRequest: 1 } });
+      return new Cluster(clusterNodes(target.cluster), { lazyConnect: true, redisOptions: { commandTimeout: commandTimeoutMs, maxRetriesPerRequest: 1 } });
     };
     const publisher = connect();
     const subscriber = connect();

@@ -69,11 +69,7 @@ export class RedisL2Store implements L2Store {
     };
     let client: Redis | Cluster;
     if (options.cluster !== undefined && options.cluster.length > 0) {
-      const nodes = options.cluster.map((seed) => {
-        const at = seed.lastIndexOf(':');
-        return { host: seed.slice(0, at), port: Number(seed.slice(at + 1)) };
-      });
-      client = new Cluster(nodes, {
+      client = new Cluster(clusterNodes(options.cluster), {
         enableOfflineQueue: false,
         enableAutoPipelining: true,
         lazyConnect: true,
@@ -129,6 +125,14 @@ export class RedisL2Store implements L2Store {
   async close(): Promise<void> {
     await this.#client.quit().catch(() => this.#client.disconnect());
   }
+}
+
+/** `host:port` seeds as ioredis Cluster takes them. */
+export function clusterNodes(seeds: readonly string[]): { host: string; port: number }[] {
+  return seeds.map((seed) => {
+    const at = seed.lastIndexOf(':');
+    return { host: seed.slice(0, at), port: Number(seed.slice(at + 1)) };
+  });
 }
 
 function hitOf(bytes: Buffer | null, ttlMs: number): L2Hit | null {

@@ -66,14 +66,13 @@ export const STATUS = {
 export const FIELD = {
   STATUS: 0,
   CREATED_MS: 1,
-  EXPIRES_MS: 2,
   /** Offset in the result buffer of this op's header block. */
-  OFFSET: 3,
-  HEAD_LEN: 4,
+  OFFSET: 2,
+  HEAD_LEN: 3,
   /** Value length (HEAD: length of the value not sent); DELETE/INVALIDATE_TAG: removed count. */
-  VALUE_LEN: 5,
+  VALUE_LEN: 4,
 } as const;
-export const FIELDS = 6;
+export const FIELDS = 5;
 
 /** Bytes of the header for n ops; the data area starts here. */
 export function headerBytes(n: number): number {

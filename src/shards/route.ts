@@ -38,3 +38,8 @@ export function hashKey(key: string): number {
 export function shardOf(key: string, shards: number): number {
   return shards === 1 ? 0 : hashKey(key) % shards;
 }
+
+/** The shard for a key whose hashKey() the caller already has. */
+export function shardOfHash(hash: number, shards: number): number {
+  return shards === 1 ? 0 : hash % shards;
+}

@@ -147,7 +147,6 @@ export class Shard {
       if (entry === undefined) continue;
       const base = i * FIELDS;
       header[base + FIELD.CREATED_MS] = entry.createdMs;
-      header[base + FIELD.EXPIRES_MS] = entry.expiresMs;
       header[base + FIELD.OFFSET] = offset;
       header[base + FIELD.HEAD_LEN] = entry.head.byteLength;
       header[base + FIELD.VALUE_LEN] = entry.value.byteLength;

@@ -25,13 +25,12 @@ function read(reader: HotIndexReader, key: string, nowMs = 5): { head: string; v
 
 describe('hot-read index', () => {
   it('keeps counting touches across the Int32 wrap of its ring counters', () => {
-    const { writer, reader, shape } = setup();
+    const { writer, reader } = setup();
     publish(writer, 'w', 'v');
     // Start both ring counters just below 2^31 (they sit at the start of the buffer).
-    const ints = new Int32Array((reader as unknown as { bytes: Uint8Array }).bytes.buffer);
+    const ints = new Int32Array(reader.bytes.buffer);
     ints[0] = 2 ** 31 - 2;
     ints[1] = 2 ** 31 - 2;
-    expect(shape.slots).toBeGreaterThan(0);
     let seen = 0;
     for (let round = 0; round < 4; round++) {
       for (let i = 0; i < 8; i++) read(reader, 'w');
