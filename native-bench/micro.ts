@@ -33,6 +33,7 @@ for (const key of keys) hotWriter.publish(key, hashKey(key), head, value, Date.n
 const hotReader = new HotIndexReader(hotBuffer, shape);
 const keyHashes = keys.map(hashKey);
 const batchOf = (n: number): Batch => ({
+  id: 1,
   sentAtMs: performance.timeOrigin + performance.now(),
   ops: new Array(n).fill(OP.GET),
   keys: keys.slice(0, n),
@@ -43,7 +44,7 @@ const batch16 = batchOf(16);
 const pool = new ShardPool({
   shards: 1,
   requestTimeoutMs: 5000,
-  workerData: { shards: 1, countersBuffer: new Counters(1).buffer, l1MaxBytesPerShard: 64 * 1024 * 1024, purgeIntervalMs: 1000, hotIndexShape: null },
+  workerData: { shards: 1, countersBuffer: new Counters(1).buffer, l1MaxBytesPerShard: 64 * 1024 * 1024, purgeIntervalMs: 1000, hotIndexShape: null, l2: null },
 });
 await pool.ready();
 

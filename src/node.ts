@@ -3,6 +3,7 @@ import { Counters, FrontCounters } from './counters/counters.js';
 import { createApp } from './http/app.js';
 import { loadNativeUws, type us_listen_socket } from './http/uws.js';
 import { hotIndexShape } from './l1/hot-index.js';
+import { type L2Status, l2TargetOf, NodeL2Link } from './l2/node-link.js';
 import { MetricsRegistry } from './metrics/registry.js';
 import { StatsReporter } from './metrics/stats.js';
 import { ShardPool } from './shards/pool.js';
@@ -13,10 +14,12 @@ export interface StrataNode {
   /** The port actually bound (differs from config.port when that is 0). */
   readonly port: number;
   readonly counters: Counters;
+  /** The L2's state now ({ configured: false } for an L1-only node). */
+  l2Status(): L2Status;
   /** Drains and stops: /readyz 503, listen socket closed, in-flight requests finished, workers stopped. */
   close(): Promise<void>;
   /** Test-only access to internals. */
-  readonly internals: { readonly pool: ShardPool; readonly stats: StatsReporter };
+  readonly internals: { readonly pool: ShardPool; readonly stats: StatsReporter; readonly l2: NodeL2Link | null };
 }
 
 /** Closes every socket of the app. The native App has close(); this package's typings miss it. */
@@ -28,6 +31,8 @@ function closeApp(app: object): void {
 const PURGE_INTERVAL_MS = 1000;
 /** Largest hot-read arena per shard (values served by the front without a hop are copied there). */
 export const HOT_ARENA_MAX_BYTES = 64 * 1024 * 1024;
+/** At start, how long the node waits for the L2 before it listens anyway (not ready until the L2 is). */
+const L2_START_WAIT_MS = 5000;
 
 /** Starts a node: shard workers first, then the HTTP front. Rejects when either cannot start. */
 export async function startNode(config: StrataConfig): Promise<StrataNode> {
@@ -35,6 +40,9 @@ export async function startNode(config: StrataConfig): Promise<StrataNode> {
   const counters = new Counters(config.shards);
   const l1MaxBytesPerShard = Math.floor(config.l1MaxBytes / config.shards);
   const shape = hotIndexShape(Math.min(l1MaxBytesPerShard, HOT_ARENA_MAX_BYTES));
+  const target = l2TargetOf(config);
+  const l2 = target === null ? null : new NodeL2Link(target, config);
+  const l2Status = (): L2Status => l2?.status(counters) ?? { configured: false, up: false };
   const pool = new ShardPool({
     shards: config.shards,
     requestTimeoutMs: config.requestTimeoutMs,
@@ -44,6 +52,7 @@ export async function startNode(config: StrataConfig): Promise<StrataNode> {
       l1MaxBytesPerShard,
       purgeIntervalMs: PURGE_INTERVAL_MS,
       hotIndexShape: shape,
+      l2: l2?.shardSettings ?? null,
     },
   });
   try {
@@ -52,11 +61,17 @@ export async function startNode(config: StrataConfig): Promise<StrataNode> {
     await pool.close(0);
     throw err;
   }
+  if (l2 !== null) {
+    l2.start(pool);
+    // A Redis that is down now is not fatal: the node listens, reports not ready, and heals when Redis answers.
+    const deadline = Date.now() + L2_START_WAIT_MS;
+    while (!l2Status().up && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  }
   const front = new FrontCounters();
-  const stats = new StatsReporter(counters, front, pool, config);
-  const metrics = new MetricsRegistry(counters, front, stats, config.shards, pool);
+  const stats = new StatsReporter(counters, front, pool, config, l2Status, l2?.bus ?? null);
+  const metrics = new MetricsRegistry(counters, front, stats, config.shards, pool, l2Status, l2?.bus ?? null);
   let draining = false;
-  const app = createApp(uws, { config, pool, counters, front, metrics, stats, draining: () => draining });
+  const app = createApp(uws, { config, pool, counters, front, metrics, stats, draining: () => draining, l2Status });
 
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
     app.listen(config.host, config.port, (socket) => {
@@ -65,6 +80,7 @@ export async function startNode(config: StrataConfig): Promise<StrataNode> {
     });
   }).catch(async (err: unknown) => {
     stats.close();
+    await l2?.close();
     await pool.close(0);
     closeApp(app);
     throw err;
@@ -80,6 +96,7 @@ export async function startNode(config: StrataConfig): Promise<StrataNode> {
       const deadline = Date.now() + config.drainTimeoutMs;
       while (front.active > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
       await pool.close(Math.max(0, deadline - Date.now()));
+      await l2?.close();
       stats.close();
       // Give responses corked in the last turn a chance to flush before sockets close.
       await new Promise((r) => setImmediate(r));
@@ -87,5 +104,5 @@ export async function startNode(config: StrataConfig): Promise<StrataNode> {
     })();
     return closing;
   };
-  return { config, port, counters, close, internals: { pool, stats } };
+  return { config, port, counters, l2Status, close, internals: { pool, stats, l2 } };
 }

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { transform } from 'sucrase';
 import { ConfigError } from '../errors.js';
-import { OPTIONS, type StrataConfig } from './schema.js';
+import { OPTIONS, redactUrl, type StrataConfig } from './schema.js';
 
 /** Fixed per-entry bookkeeping the L1 charges on top of key and value bytes. */
 export const L1_ENTRY_OVERHEAD_BYTES = 160;
@@ -110,6 +110,16 @@ export function resolveConfig(
   if (config.defaultTtl > config.maxTtl) {
     throw new ConfigError('defaultTtl', config.defaultTtl, `must not exceed maxTtl (${config.maxTtl})`);
   }
+  if (config.redisUrl !== '' && config.redisCluster.length > 0) {
+    throw new ConfigError('redisCluster', config.redisCluster.join(','), 'set either redisUrl (REDIS_URL) or redisCluster (STRATA_REDIS_CLUSTER), not both');
+  }
+  if (config.l2TimeoutMs >= config.requestTimeoutMs) {
+    throw new ConfigError(
+      'l2TimeoutMs',
+      config.l2TimeoutMs,
+      `must be below requestTimeoutMs (${config.requestTimeoutMs}), so an L2 failure is answered before the shard is declared hung`,
+    );
+  }
   const perShard = Math.floor(config.l1MaxBytes / config.shards);
   if (perShard < config.maxValueBytes + LARGEST_ENTRY_EXTRA_BYTES) {
     throw new ConfigError(
@@ -126,7 +136,8 @@ function parseAs<T>(source: string, raw: string, parse: (raw: string) => T): T {
   try {
     return parse(raw);
   } catch (err) {
-    if (err instanceof ConfigError) throw new ConfigError(source, raw, err.rule);
+    // A Redis URL may carry a password: it never reaches a message.
+    if (err instanceof ConfigError) throw new ConfigError(source, err.option === 'redisUrl' ? redactUrl(raw) : raw, err.rule);
     throw err;
   }
 }

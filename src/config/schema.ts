@@ -24,6 +24,25 @@ export interface StrataConfig {
   readonly requestTimeoutMs: number;
   /** On SIGTERM/SIGINT, how long in-flight requests may take before the node exits anyway. @default 8000 */
   readonly drainTimeoutMs: number;
+  /**
+   * A standalone Redis as the L2: `redis://[user:password@]host:port[/db]` or
+   * `rediss://…` (TLS). Empty = no L2 unless redisCluster is set. Exclusive with redisCluster. @default ""
+   */
+  readonly redisUrl: string;
+  /** A Redis Cluster as the L2: `host:port` seeds (any of its nodes). Exclusive with redisUrl. @default [] */
+  readonly redisCluster: readonly string[];
+  /**
+   * Deadline in ms of one L2 operation (read, write with its bus message,
+   * delete). Past it the request gets 503 E_L2_UNAVAILABLE. Must be below
+   * requestTimeoutMs. @default 500
+   */
+  readonly l2TimeoutMs: number;
+  /**
+   * Longest time in seconds an L1 keeps a value it has from (or wrote to) the
+   * L2. Bounds how long a lost invalidation can leave another node's L1
+   * stale. Ignored without an L2. @default 60
+   */
+  readonly l1MaxTtl: number;
 }
 
 /** What a config file may set: any subset of the options. */
@@ -112,6 +131,42 @@ function checkTokens(value: unknown): readonly string[] {
   return Object.freeze([...value] as string[]);
 }
 
+function checkRedisUrl(value: unknown): string {
+  if (value === '') return '';
+  let url: URL | null = null;
+  try {
+    url = typeof value === 'string' ? new URL(value) : null;
+  } catch {
+    url = null;
+  }
+  if (url === null || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || url.hostname === '') {
+    // The value may hold a password: name the rule, not the secret.
+    throw new ConfigError('redisUrl', typeof value === 'string' ? redactUrl(value) : value, 'must be a redis:// or rediss:// URL with a host');
+  }
+  if (url.pathname !== '' && url.pathname !== '/' && !/^\/\d+$/.test(url.pathname)) {
+    throw new ConfigError('redisUrl', redactUrl(value as string), 'the path, if any, must be a database number (/0, /1, …)');
+  }
+  return value as string;
+}
+
+/** A Redis URL with any password replaced by ***. */
+export function redactUrl(raw: string): string {
+  return raw.replace(/^(\w+:\/\/[^:@/]*:)[^@/]*@/, '$1***@');
+}
+
+function checkRedisCluster(value: unknown): readonly string[] {
+  if (!Array.isArray(value)) throw new ConfigError('redisCluster', value, 'must be a list of host:port');
+  for (const seed of value) {
+    const at = typeof seed === 'string' ? seed.lastIndexOf(':') : -1;
+    const host = at > 0 ? (seed as string).slice(0, at).replace(/^\[(.*)\]$/, '$1') : '';
+    const port = at > 0 ? Number((seed as string).slice(at + 1)) : Number.NaN;
+    if (host === '' || !Number.isInteger(port) || port < 1 || port > 65535 || /\s/.test(host)) {
+      throw new ConfigError('redisCluster', seed, 'each seed must be host:port with a port in [1, 65535]');
+    }
+  }
+  return Object.freeze([...value] as string[]);
+}
+
 /** Default shard count: one thread per core, leaving one core to the HTTP front. */
 export function defaultShards(): number {
   return Math.max(1, availableParallelism() - 1);
@@ -174,4 +229,42 @@ export const OPTIONS: readonly OptionSpec[] = [
     '5000',
   ),
   intOption('drainTimeoutMs', 'STRATA_DRAIN_TIMEOUT_MS', '--drain-timeout-ms', 'on SIGTERM, how long in-flight requests may take', 0, 9000, () => 8000, '8000'),
+  {
+    key: 'redisUrl',
+    env: 'REDIS_URL',
+    flag: '--redis-url',
+    doc: 'standalone Redis as L2: redis://[user:password@]host:port[/db] or rediss:// (TLS)',
+    defaultText: '(none)',
+    default: () => '',
+    parse: (raw) => checkRedisUrl(raw.trim()),
+    check: checkRedisUrl,
+  },
+  {
+    key: 'redisCluster',
+    env: 'STRATA_REDIS_CLUSTER',
+    flag: '--redis-cluster',
+    doc: 'Redis Cluster as L2: comma-separated host:port seeds',
+    defaultText: '(none)',
+    default: () => Object.freeze([]) as readonly string[],
+    parse: (raw) => {
+      const seeds = raw
+        .split(',')
+        .map((t) => t.trim())
+        .filter((t) => t.length > 0);
+      if (seeds.length === 0) throw new ConfigError('redisCluster', raw, 'lists no seed; unset it to run without a cluster');
+      return checkRedisCluster(seeds);
+    },
+    check: checkRedisCluster,
+  },
+  intOption(
+    'l2TimeoutMs',
+    'STRATA_L2_TIMEOUT_MS',
+    '--l2-timeout-ms',
+    'deadline of one L2 operation; past it 503 E_L2_UNAVAILABLE',
+    1,
+    60_000,
+    () => 500,
+    '500',
+  ),
+  intOption('l1MaxTtl', 'STRATA_L1_MAX_TTL', '--l1-max-ttl', 'longest an L1 keeps a value it has from the L2, seconds', 1, 2 ** 31, () => 60, '60'),
 ];

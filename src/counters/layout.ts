@@ -35,14 +35,37 @@ export const SHARD_SLOT = {
   BUSY_NS: 11,
   /** Times a worker started for this shard (1 + restarts). */
   WORKER_STARTS: 12,
+  /** L1 misses this shard looked up in the L2 (one per key, coalesced or not). */
+  L2_GETS: 13,
+  /** L2 lookups that found a value. */
+  L2_HITS: 14,
+  /** L2 lookups that found nothing. */
+  L2_MISSES: 15,
+  /** Values written to the L2 (PUT). */
+  L2_SETS: 16,
+  /** L1 misses that joined an L2 read already in flight for the same key. */
+  LOADS_COALESCED: 17,
+  /** L2 failures by kind, in L2_ERROR_KINDS order (5 slots). */
+  L2_ERRORS: 18,
+  /** Gauge: 1 while this shard's L2 client is connected and ready. */
+  L2_READY: 23,
+  /** Gauge: this shard's L2 circuit breaker, 0 closed, 1 half-open, 2 open. */
+  L2_BREAKER: 24,
+  /** Invalidation messages this shard published on the bus. */
+  BUS_SENT: 25,
+  /** L1 entries dropped because another node invalidated them or the bus had a gap. */
+  L1_REMOTE_DROPS: 26,
 } as const;
 
-export const SHARD_SLOTS = 16;
+export const SHARD_SLOTS = 32;
 
-/** Operations with their own latency histogram. */
-export const HIST_OPS = ['get', 'put', 'delete'] as const;
+/** L2 failure kinds, in slot order from SHARD_SLOT.L2_ERRORS (the `kind` label). */
+export const L2_ERROR_KINDS = ['timeout', 'connection', 'cluster', 'reply', 'breaker'] as const;
+
+/** Operations with their own latency histogram; `l2` is one L2 round trip (read, write or delete) as the shard saw it. */
+export const HIST_OPS = ['get', 'put', 'delete', 'l2'] as const;
 export type HistOp = (typeof HIST_OPS)[number];
-export const HIST_OP_INDEX: Readonly<Record<HistOp, number>> = { get: 0, put: 1, delete: 2 };
+export const HIST_OP_INDEX: Readonly<Record<HistOp, number>> = { get: 0, put: 1, delete: 2, l2: 3 };
 
 /**
  * Histogram buckets: bucket i counts observations ≤ 2^i µs (1 µs … 2^23 µs ≈ 8.4 s),

@@ -1,7 +1,8 @@
 import type { StrataConfig } from '../config/schema.js';
 import type { Counters, FrontCounters } from '../counters/counters.js';
-import type { Route } from '../counters/layout.js';
+import { L2_ERROR_KINDS, type Route } from '../counters/layout.js';
 import type { ErrorCode } from '../errors.js';
+import type { L2Status } from '../l2/node-link.js';
 import type { MetricsRegistry } from '../metrics/registry.js';
 import type { StatsReporter } from '../metrics/stats.js';
 import type { BatchResult, OpWaiter, ShardPool } from '../shards/pool.js';
@@ -30,6 +31,24 @@ export interface AppContext {
   readonly stats: StatsReporter;
   /** True once shutdown began: /readyz turns 503, new work is refused. */
   readonly draining: () => boolean;
+  /** The L2's state for /readyz. */
+  readonly l2Status: () => L2Status;
+}
+
+/** The message of a 503 E_L2_UNAVAILABLE for an op the shard answered with STATUS.L2_ERROR. */
+function l2ErrorMessage(result: BatchResult, index: number): string {
+  const kind = L2_ERROR_KINDS[result.header[index * FIELDS + FIELD.VALUE_LEN] as number] ?? 'connection';
+  const why =
+    kind === 'timeout'
+      ? 'did not answer within l2TimeoutMs'
+      : kind === 'breaker'
+        ? 'is failing; the circuit is open and Strata is probing it'
+        : kind === 'cluster'
+          ? 'cluster is failing over or misconfigured'
+          : kind === 'reply'
+            ? 'answered with something Strata cannot use'
+            : 'is unreachable';
+  return `the L2 (Redis) ${why} (${kind}); retry`;
 }
 
 const KEY_METHODS = 'GET, HEAD, PUT, DELETE';
@@ -46,6 +65,7 @@ class KeyExchange extends Exchange implements OpWaiter {
     else if (status === STATUS.MISS) this.miss(this.head);
     else if (status === STATUS.STORED || status === STATUS.DONE) this.noContent();
     else if (status === STATUS.TOO_LARGE) this.error('E_VALUE_TOO_LARGE', 'the value does not fit in the L1 partition');
+    else if (status === STATUS.L2_ERROR) this.error('E_L2_UNAVAILABLE', l2ErrorMessage(result, index));
     else this.error('E_INTERNAL', `unexpected shard status ${status}`);
   }
   onFail(code: ErrorCode, message: string): void {
@@ -66,6 +86,8 @@ class MgetExchange extends Exchange implements OpWaiter {
   }
   onResult(result: BatchResult, index: number, slot: number): void {
     const base = index * FIELDS;
+    // A key the L2 could not be asked about is not known to be absent: the whole answer fails rather than say null.
+    if (result.header[base + FIELD.STATUS] === STATUS.L2_ERROR) return this.error('E_L2_UNAVAILABLE', l2ErrorMessage(result, index));
     if (result.header[base + FIELD.STATUS] === STATUS.HIT) {
       const offset = (result.header[base + FIELD.OFFSET] as number) + (result.header[base + FIELD.HEAD_LEN] as number);
       const length = result.header[base + FIELD.VALUE_LEN] as number;
@@ -87,6 +109,7 @@ class InvalidateExchange extends Exchange implements OpWaiter {
   invalidated = 0;
   remaining = 0;
   onResult(result: BatchResult, index: number): void {
+    if (result.header[index * FIELDS + FIELD.STATUS] === STATUS.L2_ERROR) return this.error('E_L2_UNAVAILABLE', l2ErrorMessage(result, index));
     this.invalidated += result.header[index * FIELDS + FIELD.VALUE_LEN] as number;
     if (--this.remaining === 0) this.json(JSON.stringify({ invalidated: this.invalidated }));
   }
@@ -255,7 +278,11 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
       if (ops === 0) return ex.json('{"invalidated":0}');
       ex.remaining = ops;
       for (const key of uniqueKeys) pool.submit(shardOf(key), OP.DELETE, key, null, ex, 0);
-      for (const tag of uniqueTags) for (let s = 0; s < shards; s++) pool.submit(s, OP.INVALIDATE_TAG, tag, null, ex, 0);
+      // The tag's own shard sweeps the L2 and tells the other nodes; every other shard cleans its L1.
+      for (const tag of uniqueTags) {
+        const owner = shardOf(tag);
+        for (let s = 0; s < shards; s++) pool.submit(s, s === owner ? OP.INVALIDATE_TAG : OP.DROP_TAG, tag, null, ex, 0);
+      }
     });
   });
   app.any('/v1/mget', (res, req) => methodNotAllowed(res, req, counters, 'POST'));
@@ -277,11 +304,13 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     const up = Array.from({ length: shards }, (_, s) => pool.isUp(s));
     const shardsUp = up.filter(Boolean).length;
     const draining = ctx.draining();
-    const ready = !draining && shardsUp === shards;
+    const l2 = ctx.l2Status();
+    // A configured L2 is required: without it misses and writes fail, so the load balancer should look elsewhere.
+    const ready = !draining && shardsUp === shards && (!l2.configured || l2.up);
     const body = JSON.stringify({
       status: ready ? 'ready' : draining ? 'draining' : 'degraded',
       shards: { up: shardsUp, total: shards },
-      l2: { configured: false },
+      l2,
     });
     ex.send(ready ? 200 : 503, 'application/json', body);
   });

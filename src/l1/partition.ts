@@ -111,6 +111,14 @@ export class L1Partition {
     return removed;
   }
 
+  /** Removes every entry; returns how many there were. */
+  clear(): number {
+    const n = this.#lru.size;
+    // lru-cache disposes each entry (reason 'delete'): tags and the hot index are cleaned as for delete().
+    this.#lru.clear();
+    return n;
+  }
+
   #untag(key: string, tags: readonly string[]): void {
     for (const tag of tags) {
       const keys = this.#byTag.get(tag);

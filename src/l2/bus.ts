@@ -1,185 +1,259 @@
 import { randomBytes } from 'node:crypto';
-import { Cluster, Redis } from 'ioredis';
-import { clusterNodes, toL2Error } from './redis.js';
+import { Redis } from 'ioredis';
+import { clusterNodes, type L2Target } from './redis.js';
 
 /** The pub/sub channel every node publishes invalidations on (docs/redis-layout.md). */
 export const BUS_CHANNEL = 'strata:v1:bus';
 
+/** What a message invalidates: keys, or every entry carrying one of the tags. */
+export const BUS_KIND = { KEYS: 0, TAGS: 1 } as const;
+export type BusKind = (typeof BUS_KIND)[keyof typeof BUS_KIND];
+
 /** What a node tells the others. */
 export interface BusMessage {
-  /** The publishing node. */
+  readonly kind: BusKind;
+  /** The publishing node (8 bytes, hex); a node ignores its own messages. */
   readonly node: string;
-  /** The publisher's message number: 1, 2, 3, … for the publisher's life. */
+  /** The publishing stream within the node (4 bytes, hex): one per shard worker incarnation. */
+  readonly stream: string;
+  /** The stream's message number: 1, 2, 3, … for the stream's life. */
   readonly seq: number;
-  /** Keys whose L1 entries the others must drop. */
-  readonly keys: readonly string[];
+  /** Keys (or tags) whose L1 entries the others must drop. */
+  readonly items: readonly string[];
 }
 
 /** Why a receiver can no longer trust its L1: it may have missed messages. */
-export type GapReason = { readonly kind: 'gap'; readonly node: string; readonly expected: number; readonly got: number } | { readonly kind: 'reconnect' };
+export type GapReason = { readonly kind: 'gap'; readonly from: string; readonly expected: number; readonly got: number } | { readonly kind: 'reconnect' };
 
 export interface BusHandlers {
   /** Keys another node invalidated. */
-  onInvalidate(keys: readonly string[], from: string): void;
+  onKeys(keys: readonly string[], from: string): void;
+  /** Tags another node invalidated. */
+  onTags(tags: readonly string[], from: string): void;
   /** Messages may have been lost: drop (or revalidate) whatever L1 holds. */
   onGap(reason: GapReason): void;
 }
 
 const MAGIC = 0x53; // 'S'
-const VERSION = 1;
-const NODE_ID_BYTES = 8;
+const VERSION = 2;
+export const NODE_ID_BYTES = 8;
+export const STREAM_ID_BYTES = 4;
+const HEAD_BYTES = 3 + NODE_ID_BYTES + STREAM_ID_BYTES + 8 + 2;
+
+/** A fresh random node id. */
+export function newNodeId(): string {
+  return randomBytes(NODE_ID_BYTES).toString('hex');
+}
 
 /**
- * Encodes a message: u8 magic | u8 version | 8-byte node id | f64 seq |
- * u16 key count | per key: u16 length | UTF-8 bytes.
+ * Encodes a message: u8 magic | u8 version | u8 kind | 8-byte node id |
+ * 4-byte stream id | f64 seq | u16 item count | per item: u16 length | UTF-8 bytes.
  */
 export function encodeBusMessage(message: BusMessage): Buffer {
   const node = Buffer.from(message.node, 'hex');
+  const stream = Buffer.from(message.stream, 'hex');
   if (node.length !== NODE_ID_BYTES) throw new RangeError('node id must be 8 bytes of hex');
-  const keys = message.keys.map((k) => Buffer.from(k, 'utf8'));
-  if (keys.length > 0xffff || keys.some((k) => k.length > 0xffff)) throw new RangeError('bus message too large');
-  const out = Buffer.allocUnsafe(2 + NODE_ID_BYTES + 8 + 2 + keys.reduce((n, k) => n + 2 + k.length, 0));
+  if (stream.length !== STREAM_ID_BYTES) throw new RangeError('stream id must be 4 bytes of hex');
+  const items = message.items.map((k) => Buffer.from(k, 'utf8'));
+  if (items.length > 0xffff || items.some((k) => k.length > 0xffff)) throw new RangeError('bus message too large');
+  const out = Buffer.allocUnsafe(HEAD_BYTES + items.reduce((n, k) => n + 2 + k.length, 0));
   let at = 0;
   out[at++] = MAGIC;
   out[at++] = VERSION;
+  out[at++] = message.kind;
   node.copy(out, at);
   at += NODE_ID_BYTES;
+  stream.copy(out, at);
+  at += STREAM_ID_BYTES;
   out.writeDoubleLE(message.seq, at);
   at += 8;
-  out.writeUInt16LE(keys.length, at);
+  out.writeUInt16LE(items.length, at);
   at += 2;
-  for (const key of keys) {
-    out.writeUInt16LE(key.length, at);
+  for (const item of items) {
+    out.writeUInt16LE(item.length, at);
     at += 2;
-    key.copy(out, at);
-    at += key.length;
+    item.copy(out, at);
+    at += item.length;
   }
   return out;
 }
 
 /** Decodes a bus message, or returns null for bytes that are not one (they are ignored). */
 export function decodeBusMessage(bytes: Buffer): BusMessage | null {
-  if (bytes.length < 2 + NODE_ID_BYTES + 8 + 2 || bytes[0] !== MAGIC || bytes[1] !== VERSION) return null;
-  let at = 2;
+  if (bytes.length < HEAD_BYTES || bytes[0] !== MAGIC || bytes[1] !== VERSION) return null;
+  const kind = bytes[2];
+  if (kind !== BUS_KIND.KEYS && kind !== BUS_KIND.TAGS) return null;
+  let at = 3;
   const node = bytes.toString('hex', at, at + NODE_ID_BYTES);
   at += NODE_ID_BYTES;
+  const stream = bytes.toString('hex', at, at + STREAM_ID_BYTES);
+  at += STREAM_ID_BYTES;
   const seq = bytes.readDoubleLE(at);
   at += 8;
   const count = bytes.readUInt16LE(at);
   at += 2;
-  const keys: string[] = [];
+  const items: string[] = [];
   for (let i = 0; i < count; i++) {
     if (at + 2 > bytes.length) return null;
     const length = bytes.readUInt16LE(at);
     at += 2;
     if (at + length > bytes.length) return null;
-    keys.push(bytes.toString('utf8', at, at + length));
+    items.push(bytes.toString('utf8', at, at + length));
     at += length;
   }
-  return { node, seq, keys };
+  return { kind, node, stream, seq, items };
 }
 
 /**
- * The cross-node L1 invalidation bus on Redis pub/sub. Classic (not sharded)
- * pub/sub on one channel: in a Redis Cluster a PUBLISH reaches subscribers
- * on every node, so a node may subscribe through any of them and keeps
- * working when one fails; sharded pub/sub would tie the only channel to one
- * slot's master and gain nothing for a single channel.
- *
- * Delivery is at most once. Each publisher numbers its messages; a receiver
- * that sees a number skip, or whose subscription reconnects (messages sent
- * meanwhile are lost), reports a gap so the node stops trusting its L1.
+ * One numbered stream of a node's invalidations (each shard worker owns one).
+ * `send` hands the bytes to Redis (RedisL2Store.publish) and resolves once
+ * Redis has taken them, that is, once Redis has queued them to every subscriber.
  */
-export class InvalidationBus {
-  readonly node: string;
-  readonly #publisher: Redis | Cluster;
-  readonly #subscriber: Redis | Cluster;
-  readonly #lastSeen = new Map<string, number>();
+export class BusPublisher {
+  readonly stream = randomBytes(STREAM_ID_BYTES).toString('hex');
   #seq = 0;
+  constructor(
+    readonly node: string,
+    readonly send: (message: Buffer) => Promise<unknown>,
+  ) {}
 
-  private constructor(node: string, publisher: Redis | Cluster, subscriber: Redis | Cluster) {
-    this.node = node;
-    this.#publisher = publisher;
-    this.#subscriber = subscriber;
+  /** Tells the other nodes to drop keys (or tagged entries) from their L1. */
+  async publish(kind: BusKind, items: readonly string[]): Promise<void> {
+    await this.send(encodeBusMessage({ kind, node: this.node, stream: this.stream, seq: ++this.#seq, items }));
+  }
+}
+
+/** How often the subscriber checks that Redis still answers, ms. */
+export const PING_INTERVAL_MS = 500;
+
+/**
+ * The receiving end of the cross-node L1 invalidation bus, on Redis pub/sub
+ * (one per node, on the main thread). Classic (not sharded) pub/sub on one
+ * channel: in a Redis Cluster a PUBLISH reaches subscribers on every node, so
+ * a node may subscribe through any of them and keeps working when one fails;
+ * sharded pub/sub would tie the only channel to one slot's master and gain
+ * nothing for a single channel.
+ *
+ * The subscription is one plain connection this class manages itself, also
+ * for a Cluster: ioredis's Cluster client moves its subscriber between nodes
+ * on topology changes without telling anyone, and a move loses messages
+ * unseen. Here every (re)subscription after the first is reported.
+ *
+ * Delivery is at most once. Each stream numbers its messages; a receiver that
+ * sees a number skip, or whose subscription restarts (messages sent meanwhile
+ * are lost), reports a gap so the node stops trusting its L1.
+ */
+export class BusSubscriber {
+  readonly #lastSeen = new Map<string, number>();
+  readonly #targets: readonly { host: string; port: number }[] | string;
+  readonly #handlers: BusHandlers;
+  readonly #timeoutMs: number;
+  #connection: Redis | null = null;
+  #attempt = 0;
+  #subscribedOnce = false;
+  #ready = false;
+  #closed = false;
+  #retry: NodeJS.Timeout | null = null;
+
+  private constructor(
+    readonly node: string,
+    target: L2Target,
+    handlers: BusHandlers,
+    timeoutMs: number,
+  ) {
+    this.#targets = 'url' in target ? target.url : clusterNodes(target.cluster);
+    this.#handlers = handlers;
+    this.#timeoutMs = timeoutMs;
   }
 
-  /** Connects a publisher and a subscriber and subscribes; handlers start receiving at once. */
-  static async start(
-    target: { readonly url: string } | { readonly cluster: readonly string[] },
-    handlers: BusHandlers,
-    commandTimeoutMs: number,
-  ): Promise<InvalidationBus> {
-    const connect = (): Redis | Cluster => {
-      if ('url' in target) return new Redis(target.url, { commandTimeout: commandTimeoutMs, maxRetriesPerRequest: 1, lazyConnect: true });
-      return new Cluster(clusterNodes(target.cluster), { lazyConnect: true, redisOptions: { commandTimeout: commandTimeoutMs, maxRetriesPerRequest: 1 } });
-    };
-    const publisher = connect();
-    const subscriber = connect();
-    for (const client of [publisher, subscriber]) client.on('error', () => {});
-    const bus = new InvalidationBus(randomBytes(NODE_ID_BYTES).toString('hex'), publisher, subscriber);
-    try {
-      await Promise.all([publisher.connect(), subscriber.connect()]);
-      subscriber.on('messageBuffer', (_channel: Buffer, payload: Buffer) => bus.#receive(payload, handlers));
-      let subscribedOnce = false;
-      // After a reconnect ioredis subscribes again by itself; what was published meanwhile is gone.
-      subscriber.on('ready', () => {
-        if (subscribedOnce) handlers.onGap({ kind: 'reconnect' });
-      });
-      await subscriber.subscribe(BUS_CHANNEL);
-      subscribedOnce = true;
-    } catch (err) {
-      publisher.disconnect();
-      subscriber.disconnect();
-      throw toL2Error(err);
-    }
+  /** True while subscribed. */
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  /** Starts subscribing in the background (and keeps at it until close). */
+  static start(target: L2Target, node: string, handlers: BusHandlers, timeoutMs: number): BusSubscriber {
+    const bus = new BusSubscriber(node, target, handlers, timeoutMs);
+    bus.#connect();
     return bus;
   }
 
-  /** Tells the other nodes to drop keys from their L1; resolves when Redis took the message. */
-  async publish(keys: readonly string[]): Promise<void> {
-    const message = encodeBusMessage({ node: this.node, seq: ++this.#seq, keys });
-    try {
-      await this.#via().publish(BUS_CHANNEL, message);
-    } catch (err) {
-      throw toL2Error(err);
-    }
+  /** Opens one connection (to the next Cluster node in turn) and subscribes; on loss, tries again. */
+  #connect(): void {
+    if (this.#closed) return;
+    const attempt = this.#attempt++;
+    const options = { connectTimeout: this.#timeoutMs, commandTimeout: this.#timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true };
+    const targets = this.#targets;
+    const connection =
+      typeof targets === 'string'
+        ? new Redis(targets, options)
+        : new Redis({ ...options, ...(targets[attempt % targets.length] as { host: string; port: number }) });
+    this.#connection = connection;
+    connection.on('error', () => {});
+    connection.on('messageBuffer', (_channel: Buffer, payload: Buffer) => this.#receive(payload));
+    connection.once('end', () => {
+      this.#ready = false;
+      if (this.#connection !== connection || this.#closed) return;
+      this.#connection = null;
+      // Back off a little when nothing answers; the next attempt goes to the next node.
+      this.#retry = setTimeout(() => this.#connect(), Math.min(1000, 50 * Math.min(20, attempt + 1)));
+      this.#retry.unref();
+    });
+    connection
+      .connect()
+      .then(() => connection.subscribe(BUS_CHANNEL))
+      .then(
+        () => {
+          if (this.#connection !== connection) return;
+          this.#attempt = 0;
+          this.#ready = true;
+          // What was published while this node was not subscribed is gone.
+          if (this.#subscribedOnce) this.#handlers.onGap({ kind: 'reconnect' });
+          this.#subscribedOnce = true;
+          this.#watch(connection);
+        },
+        () => connection.disconnect(),
+      );
   }
 
   /**
-   * The connection a publish goes through. A Cluster client would send each
-   * keyless PUBLISH to any node, and messages entering the cluster at
-   * different nodes can arrive out of order (seen as gaps); so all of a
-   * node's messages go through one master, the first by address. After a
-   * failover it changes, and receivers may see one gap: safe, they drop L1.
+   * PINGs the subscription every PING_INTERVAL_MS: a Redis that hangs
+   * (SIGSTOP, CLIENT PAUSE) keeps the socket open but answers nothing, and
+   * only a deadline notices. A missed PING drops the connection, so the next
+   * subscription reports the gap.
    */
-  #via(): Redis | Cluster {
-    const publisher = this.#publisher;
-    if (!(publisher instanceof Cluster)) return publisher;
-    const masters = publisher.nodes('master');
-    let first: Redis | undefined;
-    let firstName = '';
-    for (const node of masters) {
-      const name = `${node.options.host}:${node.options.port}`;
-      if (first === undefined || name < firstName) {
-        first = node;
-        firstName = name;
-      }
-    }
-    return first ?? publisher;
+  #watch(connection: Redis): void {
+    const timer = setInterval(() => {
+      if (this.#connection !== connection) return clearInterval(timer);
+      connection.ping().catch(() => {
+        clearInterval(timer);
+        connection.disconnect();
+      });
+    }, PING_INTERVAL_MS);
+    timer.unref();
+    connection.once('end', () => clearInterval(timer));
   }
 
-  #receive(payload: Buffer, handlers: BusHandlers): void {
+  #receive(payload: Buffer): void {
     const message = decodeBusMessage(payload);
     if (message === null || message.node === this.node) return;
-    const last = this.#lastSeen.get(message.node);
-    this.#lastSeen.set(message.node, message.seq);
+    const handlers = this.#handlers;
+    const from = `${message.node}/${message.stream}`;
+    const last = this.#lastSeen.get(from);
+    this.#lastSeen.set(from, message.seq);
     if (last !== undefined && message.seq !== last + 1) {
-      handlers.onGap({ kind: 'gap', node: message.node, expected: last + 1, got: message.seq });
+      handlers.onGap({ kind: 'gap', from, expected: last + 1, got: message.seq });
     }
-    handlers.onInvalidate(message.keys, message.node);
+    if (message.kind === BUS_KIND.KEYS) handlers.onKeys(message.items, from);
+    else handlers.onTags(message.items, from);
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.#publisher.quit().catch(() => this.#publisher.disconnect()), this.#subscriber.quit().catch(() => this.#subscriber.disconnect())]);
+    this.#closed = true;
+    this.#ready = false;
+    if (this.#retry !== null) clearTimeout(this.#retry);
+    const connection = this.#connection;
+    this.#connection = null;
+    if (connection !== null) await connection.quit().catch(() => connection.disconnect());
   }
 }

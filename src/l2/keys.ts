@@ -22,3 +22,8 @@ export function unescapeKey(escaped: string): string {
 export function valueKey(key: string): string {
   return `${L2_PREFIX}k:${escapeKey(key)}`;
 }
+
+/** The Redis set of the keys written with a tag (swept by invalidate). */
+export function tagKey(tag: string): string {
+  return `${L2_PREFIX}t:${escapeKey(tag)}`;
+}

@@ -2,18 +2,21 @@ import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { type L2ErrorKind, L2UnavailableError } from '../errors.js';
 import { type BreakerOptions, CircuitBreaker } from './breaker.js';
 import { decodeEnvelope, encodeEnvelope, type L2Entry } from './envelope.js';
-import { valueKey } from './keys.js';
+import { tagKey, valueKey } from './keys.js';
 import type { L2Hit, L2Store } from './store.js';
 
-/** Where the L2 is and how long a command may take. */
+/** Where the L2 is: a standalone server's URL, or a Redis Cluster's `host:port` seeds. */
+export type L2Target = { readonly url: string } | { readonly cluster: readonly string[] };
+
+/** Where the L2 is and how long an operation may take. */
 export interface RedisL2Options {
   /** `redis://` or `rediss://` URL of a standalone server (user and password allowed). */
   readonly url?: string;
   /** `host:port` seeds of a Redis Cluster. Exactly one of url and cluster. */
   readonly cluster?: readonly string[];
-  /** Deadline of one command, ms (ioredis commandTimeout). */
+  /** Deadline of one store operation, ms: every method settles within it (ioredis commandTimeout as well). */
   readonly commandTimeoutMs: number;
-  /** Deadline to connect at start, ms. */
+  /** Deadline of one connection attempt, ms. */
   readonly connectTimeoutMs: number;
   /** Circuit breaker in front of every command. @default { failureThreshold: 5, cooldownMs: 1000 } */
   readonly breaker?: BreakerOptions;
@@ -28,10 +31,17 @@ export interface RedisL2Options {
 export class RedisL2Store implements L2Store {
   readonly #client: Redis | Cluster;
   readonly #breaker: CircuitBreaker;
+  readonly #deadlineMs: number;
 
-  private constructor(client: Redis | Cluster, breaker: CircuitBreaker) {
+  private constructor(client: Redis | Cluster, breaker: CircuitBreaker, deadlineMs: number) {
     this.#client = client;
     this.#breaker = breaker;
+    this.#deadlineMs = deadlineMs;
+  }
+
+  /** True while the client is connected (for a Cluster: knows the slots) and takes commands. */
+  get ready(): boolean {
+    return this.#client.status === 'ready';
   }
 
   /** closed, open (commands refused at once) or half-open (one probe allowed). */
@@ -47,7 +57,8 @@ export class RedisL2Store implements L2Store {
   async #run<T>(operation: () => Promise<T>): Promise<T> {
     if (!this.#breaker.allow()) throw new L2UnavailableError('breaker', 'circuit open after repeated failures; probing');
     try {
-      const result = await operation();
+      // The client's commandTimeout bounds each command; this bounds the whole operation (several round trips, cluster redirects).
+      const result = await withDeadline(operation(), this.#deadlineMs, 'the L2 operation');
       this.#breaker.success();
       return result;
     } catch (err) {
@@ -60,19 +71,35 @@ export class RedisL2Store implements L2Store {
 
   /** Connects and waits until the client is ready (rejects with L2UnavailableError). */
   static async connect(options: RedisL2Options): Promise<RedisL2Store> {
+    const store = RedisL2Store.create(options, true);
+    try {
+      await withDeadline(store.#client.connect(), options.connectTimeoutMs, 'connect');
+    } catch (err) {
+      store.#client.disconnect();
+      throw toL2Error(err);
+    }
+    return store;
+  }
+
+  /**
+   * A store that connects in the background and keeps reconnecting; until it
+   * is ready its operations fail at once with kind `connection`. A node
+   * starts with it, so a Redis that is down at boot heals like one lost later.
+   */
+  static create(options: RedisL2Options, lazy = false): RedisL2Store {
     const common: RedisOptions = {
       commandTimeout: options.commandTimeoutMs,
       connectTimeout: options.connectTimeoutMs,
       maxRetriesPerRequest: 1,
       enableAutoPipelining: true,
-      lazyConnect: true,
+      lazyConnect: lazy,
     };
     let client: Redis | Cluster;
     if (options.cluster !== undefined && options.cluster.length > 0) {
       client = new Cluster(clusterNodes(options.cluster), {
         enableOfflineQueue: false,
         enableAutoPipelining: true,
-        lazyConnect: true,
+        lazyConnect: lazy,
         clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
         redisOptions: { commandTimeout: options.commandTimeoutMs, connectTimeout: options.connectTimeoutMs, maxRetriesPerRequest: 1 },
       });
@@ -83,13 +110,7 @@ export class RedisL2Store implements L2Store {
     }
     // ioredis reports connection trouble as 'error' events; the commands' own rejections carry what matters.
     client.on('error', () => {});
-    try {
-      await withDeadline(client.connect(), options.connectTimeoutMs, 'connect');
-    } catch (err) {
-      client.disconnect();
-      throw toL2Error(err);
-    }
-    return new RedisL2Store(client, new CircuitBreaker(options.breaker));
+    return new RedisL2Store(client, new CircuitBreaker(options.breaker), options.commandTimeoutMs);
   }
 
   get(key: string): Promise<L2Hit | null> {
@@ -102,9 +123,76 @@ export class RedisL2Store implements L2Store {
   }
 
   set(key: string, entry: L2Entry, ttlMs: number): Promise<void> {
+    const client = this.#client;
     return this.#run(async () => {
-      await this.#client.set(valueKey(key), encodeEnvelope(entry), 'PX', ttlMs);
+      // Tag sets first: a value must never be stored where a sweep of its tags cannot find it.
+      if (entry.tags !== null && entry.tags.length > 0) {
+        await Promise.all(
+          entry.tags.map((tag) => {
+            const k = tagKey(tag);
+            // The set lives as long as its longest-lived member (NX: a new set; GT: extend only).
+            return Promise.all([client.sadd(k, key), client.pexpire(k, ttlMs, 'NX'), client.pexpire(k, ttlMs, 'GT')]);
+          }),
+        );
+      }
+      await client.set(valueKey(key), encodeEnvelope(entry), 'PX', ttlMs);
     });
+  }
+
+  deleteTags(tags: readonly string[]): Promise<number> {
+    const client = this.#client;
+    return this.#run(async () => {
+      const counts = await Promise.all(
+        tags.map(async (tag) => {
+          const k = tagKey(tag);
+          const members = await client.smembers(k);
+          const deleted = await Promise.all(members.map((member) => client.del(valueKey(member))));
+          await client.del(k);
+          return deleted.reduce((a, b) => a + b, 0);
+        }),
+      );
+      return counts.reduce((a, b) => a + b, 0);
+    });
+  }
+
+  publish(channel: string, message: Buffer): Promise<void> {
+    return this.#run(async () => {
+      await this.#publisher().publish(channel, message);
+    });
+  }
+
+  ping(): Promise<void> {
+    return this.#run(async () => {
+      await this.#client.ping();
+    });
+  }
+
+  /** 0 closed, 1 half-open, 2 open (the SHARD_SLOT.L2_BREAKER gauge). */
+  get breakerCode(): number {
+    const state = this.#breaker.state;
+    return state === 'closed' ? 0 : state === 'half-open' ? 1 : 2;
+  }
+
+  /**
+   * The connection a publish goes through. A Cluster client would send each
+   * keyless PUBLISH to any node, and messages entering the cluster at
+   * different nodes can arrive out of order (seen as gaps); so all of a
+   * stream's messages go through one master, the first by address. After a
+   * failover it changes, and receivers may see one gap: safe, they drop L1.
+   */
+  #publisher(): Redis | Cluster {
+    const client = this.#client;
+    if (!(client instanceof Cluster)) return client;
+    let first: Redis | undefined;
+    let firstName = '';
+    for (const node of client.nodes('master')) {
+      const name = `${node.options.host}:${node.options.port}`;
+      if (first === undefined || name < firstName) {
+        first = node;
+        firstName = name;
+      }
+    }
+    return first ?? client;
   }
 
   delete(keys: readonly string[]): Promise<number> {

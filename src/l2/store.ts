@@ -17,8 +17,19 @@ export interface L2Store {
   get(key: string): Promise<L2Hit | null>;
   /** One result per key, in order. */
   mget(keys: readonly string[]): Promise<(L2Hit | null)[]>;
+  /** Stores a value for ttlMs, and records it under each of its tags. */
   set(key: string, entry: L2Entry, ttlMs: number): Promise<void>;
   /** Removes keys; resolves with how many existed. */
   delete(keys: readonly string[]): Promise<number>;
+  /** Removes every value written with one of the tags; resolves with how many existed. */
+  deleteTags(tags: readonly string[]): Promise<number>;
+  /** Publishes bytes on a pub/sub channel; resolves once the L2 took them. */
+  publish(channel: string, message: Buffer): Promise<void>;
+  /** Resolves when the L2 answers. */
+  ping(): Promise<void>;
+  /** True while connected and taking commands. */
+  readonly ready: boolean;
+  /** Circuit breaker: 0 closed, 1 half-open, 2 open. */
+  readonly breakerCode: number;
   close(): Promise<void>;
 }

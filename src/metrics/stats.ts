@@ -1,7 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import type { StrataConfig } from '../config/schema.js';
 import type { Counters, FrontCounters } from '../counters/counters.js';
-import { SHARD_SLOT } from '../counters/layout.js';
+import { L2_ERROR_KINDS, SHARD_SLOT } from '../counters/layout.js';
+import type { BusCounts, L2Status } from '../l2/node-link.js';
 import type { ShardPool } from '../shards/pool.js';
 
 /** L1 counters of one shard or of the node. */
@@ -17,6 +18,34 @@ export interface LevelStats {
   expirations: number;
   items: number;
   bytes: number;
+}
+
+/** L2 counters of one shard or of the node. */
+export interface L2LevelStats {
+  /** L1 misses looked up in the L2 (one read per key; joined misses not counted again). */
+  gets: number;
+  hits: number;
+  misses: number;
+  /** hits / gets, 0 when there were none. */
+  hitRate: number;
+  sets: number;
+  /** L1 misses that joined an L2 read already in flight. */
+  coalesced: number;
+  errors: Record<string, number>;
+}
+
+function l2LevelOf(read: (slot: number) => number): L2LevelStats {
+  const gets = read(SHARD_SLOT.L2_GETS);
+  const hits = read(SHARD_SLOT.L2_HITS);
+  return {
+    gets,
+    hits,
+    misses: read(SHARD_SLOT.L2_MISSES),
+    hitRate: gets === 0 ? 0 : hits / gets,
+    sets: read(SHARD_SLOT.L2_SETS),
+    coalesced: read(SHARD_SLOT.LOADS_COALESCED),
+    errors: Object.fromEntries(L2_ERROR_KINDS.map((kind, i) => [kind, read(SHARD_SLOT.L2_ERRORS + i)])),
+  };
 }
 
 /** A per-second rate sample of one shard. */
@@ -61,7 +90,20 @@ export class StatsReporter {
   #rates: Rate[];
   #frontUtilization = 0;
 
-  constructor(counters: Counters, front: FrontCounters, pool: ShardPool, config: StrataConfig, sampleMs = 1000) {
+  readonly #l2Status: () => L2Status;
+  readonly #bus: BusCounts | null;
+
+  constructor(
+    counters: Counters,
+    front: FrontCounters,
+    pool: ShardPool,
+    config: StrataConfig,
+    l2Status: () => L2Status = () => ({ configured: false, up: false }),
+    bus: BusCounts | null = null,
+    sampleMs = 1000,
+  ) {
+    this.#l2Status = l2Status;
+    this.#bus = bus;
     this.#counters = counters;
     this.#front = front;
     this.#pool = pool;
@@ -111,12 +153,15 @@ export class StatsReporter {
       opsPerSecond: Math.round((this.#rates[s] as Rate).opsPerSecond),
       utilization: (this.#rates[s] as Rate).utilization,
       l1: levelOf((slot) => c.shard(s, slot)),
+      ...(this.#bus === null ? {} : { l2: l2LevelOf((slot) => c.shard(s, slot)) }),
     }));
     const total = levelOf((slot) => c.total(slot));
+    const l2 = this.#l2Status();
     return {
       uptimeSeconds: Math.floor((Date.now() - this.#startedMs) / 1000),
-      config: { shards: this.#config.shards, l1MaxBytes: this.#config.l1MaxBytes, l2: null },
-      levels: { L1: total },
+      config: { shards: this.#config.shards, l1MaxBytes: this.#config.l1MaxBytes, l2: l2.configured ? l2.mode : null },
+      levels: this.#bus === null ? { L1: total } : { L1: total, L2: l2LevelOf((slot) => c.total(slot)) },
+      l2: this.#bus === null ? l2 : { ...l2, bus: { ...this.#bus, sent: c.total(SHARD_SLOT.BUS_SENT), l1Drops: c.total(SHARD_SLOT.L1_REMOTE_DROPS) } },
       opsPerSecond: shards.reduce((sum, s) => sum + s.opsPerSecond, 0),
       /** Requests begun and not yet answered, this one included. */
       requestsInFlight: this.#front.active,

@@ -3,7 +3,7 @@ import { Piscina } from 'piscina';
 import type { ErrorCode } from '../errors.js';
 import type { HotIndexShape } from '../l1/hot-index.js';
 import { allocateHotIndex, HotIndexReader } from '../l1/hot-index.js';
-import { type AttachTask, type Batch, FIELDS, type PutArgs } from './protocol.js';
+import { type AttachTask, type Batch, FIELD, FIELDS, type PutArgs, RESULT_PREFIX_BYTES, STATUS } from './protocol.js';
 import type { ShardWorkerData } from './worker.js';
 
 /** The decoded answer to one batch; ops read their fields at their index. */
@@ -28,6 +28,18 @@ class PendingBatch {
   readonly transfer: ArrayBuffer[] = [];
   /** performance.now() when sent. */
   sentAt = 0;
+  /** Names the batch in the worker's answers. */
+  id = 0;
+  /** Ops answered so far (an answer may leave some PENDING for a later one). */
+  answered = 0;
+  /** Which ops are answered, once an answer left some PENDING (null until then). */
+  done: Uint8Array | null = null;
+
+  /** Fails every op not answered yet. */
+  fail(code: ErrorCode, message: string): void {
+    const { waiters, done } = this;
+    for (let i = 0; i < waiters.length; i++) if (done === null || done[i] === 0) (waiters[i] as OpWaiter).onFail(code, message);
+  }
 }
 
 /** A shard's link to the worker that owns it. */
@@ -36,8 +48,10 @@ class ShardLink {
   threadId = -1;
   port: MessagePort | null = null;
   pending: PendingBatch | null = null;
-  /** Sent and not yet answered, oldest first; the worker answers in order. */
-  readonly inFlight: PendingBatch[] = [];
+  /** Sent and not fully answered, by id, oldest first (Map keeps insertion order). */
+  readonly inFlight = new Map<number, PendingBatch>();
+  /** Id of the last batch sent. */
+  lastId = 0;
   /**
    * The front's view of this worker's hot-read index. Every worker gets a new
    * one, so nothing a replaced (even a hung, still running) worker writes can
@@ -137,8 +151,9 @@ export class ShardPool {
     link.port = null;
     // The replacement starts with an empty L1 and its own index: nothing the old worker published is read again.
     link.hot = null;
-    const owed = link.inFlight.splice(0);
-    for (const batch of owed) for (const waiter of batch.waiters) waiter.onFail(code, message);
+    const owed = [...link.inFlight.values()];
+    link.inFlight.clear();
+    for (const batch of owed) batch.fail(code, message);
   }
 
   /** Resolves when every shard has a worker (rejects after 30 s). */
@@ -216,31 +231,52 @@ export class ShardPool {
       link.pending = null;
       const port = link.port;
       if (port === null) {
-        for (const waiter of batch.waiters) waiter.onFail('E_SHARD_UNAVAILABLE', `shard ${link.index} lost its worker; retry`);
+        batch.fail('E_SHARD_UNAVAILABLE', `shard ${link.index} lost its worker; retry`);
         continue;
       }
       batch.sentAt = now;
-      const message: Batch = { sentAtMs: performance.timeOrigin + now, ops: batch.ops, keys: batch.keys, puts: batch.puts };
-      link.inFlight.push(batch);
+      batch.id = ++link.lastId;
+      const message: Batch = { id: batch.id, sentAtMs: performance.timeOrigin + now, ops: batch.ops, keys: batch.keys, puts: batch.puts };
+      link.inFlight.set(batch.id, batch);
       if (batch.transfer.length > 0) port.postMessage(message, batch.transfer);
       else port.postMessage(message);
     }
   };
 
   #settle(link: ShardLink, buffer: ArrayBuffer): void {
-    const batch = link.inFlight.shift();
+    const id = new Float64Array(buffer, 0, 1)[0] as number;
+    const batch = link.inFlight.get(id);
     if (batch === undefined) return;
     const n = batch.ops.length;
-    const result: BatchResult = { header: new Float64Array(buffer, 0, n * FIELDS), bytes: new Uint8Array(buffer) };
+    const header = new Float64Array(buffer, RESULT_PREFIX_BYTES, n * FIELDS);
+    const result: BatchResult = { header, bytes: new Uint8Array(buffer) };
     const { waiters, slots } = batch;
-    for (let i = 0; i < n; i++) (waiters[i] as OpWaiter).onResult(result, i, slots[i] as number);
+    if (batch.done === null) {
+      // Only a batch answered in two parts needs to remember which ops are done.
+      for (let i = 0; i < n; i++) {
+        if (header[i * FIELDS + FIELD.STATUS] === STATUS.PENDING) {
+          batch.done = new Uint8Array(n);
+          break;
+        }
+      }
+    }
+    const done = batch.done;
+    let answered = 0;
+    for (let i = 0; i < n; i++) {
+      if (header[i * FIELDS + FIELD.STATUS] === STATUS.PENDING) continue;
+      answered++;
+      if (done !== null) done[i] = 1;
+      (waiters[i] as OpWaiter).onResult(result, i, slots[i] as number);
+    }
+    batch.answered += answered;
+    if (batch.answered >= n) link.inFlight.delete(id);
   }
 
   /** Fails a shard's batches past their deadline and replaces the worker that sat on them. */
   #checkDeadlines(): void {
     const now = performance.now();
     for (const link of this.#links) {
-      const oldest = link.inFlight[0];
+      const oldest = link.inFlight.values().next().value;
       if (oldest === undefined || now - oldest.sentAt < this.#timeoutMs) continue;
       const threadId = link.threadId;
       this.#detach(link, 'E_SHARD_TIMEOUT', `shard ${link.index} did not answer within ${this.#timeoutMs} ms; its worker is being replaced`);
@@ -252,7 +288,7 @@ export class ShardPool {
   get inFlight(): number {
     let n = 0;
     for (const link of this.#links) {
-      for (const batch of link.inFlight) n += batch.ops.length;
+      for (const batch of link.inFlight.values()) n += batch.ops.length - batch.answered;
       n += link.pending?.ops.length ?? 0;
     }
     return n;

@@ -1,7 +1,11 @@
 /**
  * The message format between the front and a shard worker: one Batch per
- * shard per front event-loop turn over the shard's own MessagePort, answered
- * in order by one ArrayBuffer that is transferred, not copied.
+ * shard per front event-loop turn over the shard's own MessagePort. The answer
+ * is an ArrayBuffer that is transferred, not copied, and names its batch. Ops
+ * the shard can finish at once (L1 hits, L1-only writes) are answered in the
+ * first buffer; ops that wait for the L2 are marked PENDING there and answered
+ * by one later buffer for the same batch, so an L2 round trip never holds up
+ * the L1 hits batched with it. Batches may therefore finish out of order.
  */
 
 /** Operation codes in BatchTask.ops. */
@@ -14,8 +18,18 @@ export const OP = {
   PUT: 3,
   /** Remove keys[i]; the answer's COUNT is 1 when it was present. */
   DELETE: 4,
-  /** keys[i] is a tag: remove every entry carrying it; COUNT says how many. */
+  /**
+   * keys[i] is a tag: remove every entry carrying it. Sent to the tag's own
+   * shard, which also sweeps the L2 and tells the other nodes; the node's
+   * other shards get DROP_TAG.
+   */
   INVALIDATE_TAG: 5,
+  /** Remove keys[i] from this L1 only (another node changed it). */
+  DROP: 6,
+  /** Remove entries tagged keys[i] from this L1 only. */
+  DROP_TAG: 7,
+  /** Empty this L1 (the bus may have lost messages: nothing here can be trusted). */
+  CLEAR: 8,
 } as const;
 export type OpCode = (typeof OP)[keyof typeof OP];
 
@@ -37,6 +51,8 @@ export interface AttachTask {
 
 /** One batch for one shard. `puts` is indexed like `ops`, null where the op is not a PUT. */
 export interface Batch {
+  /** Names the batch in its answers (unique per shard link). */
+  readonly id: number;
   /** Epoch ms (performance.timeOrigin + now) when the front closed the batch. */
   readonly sentAtMs: number;
   readonly ops: number[];
@@ -52,6 +68,10 @@ export const STATUS = {
   DONE: 3,
   /** The value cannot fit in this partition even when empty. */
   TOO_LARGE: 4,
+  /** Not answered in this buffer: a later buffer for the same batch answers it. */
+  PENDING: 5,
+  /** The L2 could not serve it; VALUE_LEN is the index of the kind in L2_ERROR_KINDS. */
+  L2_ERROR: 6,
 } as const;
 
 /**
@@ -74,7 +94,10 @@ export const FIELD = {
 } as const;
 export const FIELDS = 5;
 
-/** Bytes of the header for n ops; the data area starts here. */
+/** Bytes before the per-op fields: the batch id (Float64). */
+export const RESULT_PREFIX_BYTES = 8;
+
+/** Bytes of the header for n ops (batch id, then the fields); the data area starts here. */
 export function headerBytes(n: number): number {
-  return n * FIELDS * 8;
+  return RESULT_PREFIX_BYTES + n * FIELDS * 8;
 }

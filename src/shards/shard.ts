@@ -1,9 +1,12 @@
 import type { Counters } from '../counters/counters.js';
-import { SHARD_SLOT } from '../counters/layout.js';
+import { L2_ERROR_KINDS, SHARD_SLOT } from '../counters/layout.js';
+import type { L2UnavailableError } from '../errors.js';
 import type { HotIndexWriter } from '../l1/hot-index.js';
 import { type L1Entry, L1Partition } from '../l1/partition.js';
+import { BUS_KIND, type BusPublisher } from '../l2/bus.js';
+import type { L2Hit, L2Store } from '../l2/store.js';
 import { etagOf } from './etag.js';
-import { type Batch, FIELD, FIELDS, headerBytes, OP, STATUS } from './protocol.js';
+import { type Batch, FIELD, FIELDS, headerBytes, OP, RESULT_PREFIX_BYTES, STATUS } from './protocol.js';
 import { hashKey } from './route.js';
 
 const HOT_HEAD_PREFIX = asciiBytes('content-type: ');
@@ -28,15 +31,102 @@ function asciiBytes(text: string): Uint8Array {
   return out;
 }
 
+/** The L2 side of a shard: its own Redis client and its own numbered bus stream. */
+export interface ShardL2 {
+  readonly store: L2Store;
+  readonly bus: BusPublisher;
+  /** Longest an L2 value is kept in L1, ms: bounds how long a lost bus message can leave L1 stale. */
+  readonly l1MaxTtlMs: number;
+}
+
+/** What an op answers with: a status, and for hits the header block and value. */
+interface Found {
+  readonly head: Uint8Array;
+  readonly value: Uint8Array;
+  readonly createdMs: number;
+}
+
+/** An L2 read in flight for one key; `stale` once a write or drop for the key overtook it. */
+interface Load {
+  readonly promise: Promise<L2Hit | null>;
+  stale: boolean;
+}
+
+/** The answers of one batch, filled op by op, then packed into one transferable buffer. */
+class Answers {
+  readonly header: Float64Array;
+  readonly found: (Found | undefined)[];
+  dataBytes = 0;
+  constructor(
+    readonly id: number,
+    readonly ops: readonly number[],
+    pending: boolean,
+  ) {
+    const n = ops.length;
+    this.header = new Float64Array(n * FIELDS);
+    if (pending) for (let i = 0; i < n; i++) this.header[i * FIELDS + FIELD.STATUS] = STATUS.PENDING;
+    this.found = new Array(n);
+  }
+
+  hit(i: number, found: Found): void {
+    this.header[i * FIELDS + FIELD.STATUS] = STATUS.HIT;
+    this.found[i] = found;
+    this.dataBytes += found.head.byteLength + (this.ops[i] === OP.GET ? found.value.byteLength : 0);
+  }
+
+  set(i: number, status: number, valueLen = 0): void {
+    this.header[i * FIELDS + FIELD.STATUS] = status;
+    this.header[i * FIELDS + FIELD.VALUE_LEN] = valueLen;
+  }
+
+  /** Packs the batch id, the fields and the hits' bytes into one buffer. */
+  pack(): ArrayBuffer {
+    const { header, found, ops } = this;
+    const n = ops.length;
+    const headerSize = headerBytes(n);
+    const buffer = new ArrayBuffer(headerSize + this.dataBytes);
+    const bytes = new Uint8Array(buffer);
+    let offset = headerSize;
+    for (let i = 0; i < n; i++) {
+      const entry = found[i];
+      if (entry === undefined) continue;
+      const base = i * FIELDS;
+      header[base + FIELD.CREATED_MS] = entry.createdMs;
+      header[base + FIELD.OFFSET] = offset;
+      header[base + FIELD.HEAD_LEN] = entry.head.byteLength;
+      header[base + FIELD.VALUE_LEN] = entry.value.byteLength;
+      bytes.set(entry.head, offset);
+      offset += entry.head.byteLength;
+      if (ops[i] === OP.GET) {
+        bytes.set(entry.value, offset);
+        offset += entry.value.byteLength;
+      }
+    }
+    new Float64Array(buffer, 0, 1)[0] = this.id;
+    bytes.set(new Uint8Array(header.buffer), RESULT_PREFIX_BYTES);
+    return buffer;
+  }
+}
+
+/** What a batch yields: the answer now, and for ops waiting on the L2 a second answer later. */
+export interface BatchOutcome {
+  readonly now: ArrayBuffer;
+  readonly later: Promise<ArrayBuffer> | null;
+}
+
 /** A shard's state and batch processing; lives in the worker that owns the shard. */
 export class Shard {
   readonly l1: L1Partition;
+  /** L2 reads in flight, by key: concurrent misses for one key share one read. */
+  readonly #loads = new Map<string, Load>();
   constructor(
     readonly index: number,
     readonly counters: Counters,
     l1MaxBytes: number,
     /** Where hits are published for the front to serve without a hop; null to serve every read here. */
     readonly hot: HotIndexWriter | null = null,
+    /** The L2 and the bus, or null for an L1-only node. */
+    readonly l2: ShardL2 | null = null,
   ) {
     counters.incShard(index, SHARD_SLOT.WORKER_STARTS);
     this.l1 = new L1Partition({
@@ -63,20 +153,27 @@ export class Shard {
     const counters = this.counters;
     counters.setShard(this.index, SHARD_SLOT.L1_ITEMS, this.l1.items);
     counters.setShard(this.index, SHARD_SLOT.L1_BYTES, this.l1.bytes);
+    const l2 = this.l2;
+    if (l2 !== null) {
+      counters.setShard(this.index, SHARD_SLOT.L2_READY, l2.store.ready ? 1 : 0);
+      counters.setShard(this.index, SHARD_SLOT.L2_BREAKER, l2.store.breakerCode);
+    }
   }
 
-  /** Runs one batch; returns the result buffer (header, then header blocks and values). */
-  run(batch: Batch): ArrayBuffer {
+  /** Runs one batch: L1 work at once, L2 work (if any) answered later. */
+  run(batch: Batch): BatchOutcome {
     const counters = this.counters;
     const start = performance.now();
     this.refreshTouched();
     const hot = this.hot;
     const s = this.index;
     const l1 = this.l1;
+    const l2 = this.l2;
     const { ops, keys, puts } = batch;
     const n = ops.length;
-    const found: (L1Entry | undefined)[] = new Array(n);
-    const header = new Float64Array(n * FIELDS);
+    const now = new Answers(batch.id, ops, false);
+    let later: Answers | null = null;
+    const waits: Promise<void>[] = [];
     const nowMs = Date.now();
     // Expiry on the clock the front reads (time origin + monotonic now), so both agree on it.
     const nowMono = performance.timeOrigin + start;
@@ -86,78 +183,88 @@ export class Shard {
     let putOps = 0;
     let deleteOps = 0;
     let removed = 0;
-    let dataBytes = 0;
 
     for (let i = 0; i < n; i++) {
       const op = ops[i] as number;
       const key = keys[i] as string;
-      const base = i * FIELDS;
       if (op === OP.GET || op === OP.HEAD) {
         gets++;
         const entry = l1.get(key);
-        if (entry === undefined) continue; // STATUS.MISS is 0
-        hits++;
-        found[i] = entry;
-        header[base + FIELD.STATUS] = STATUS.HIT;
-        dataBytes += entry.head.byteLength + (op === OP.GET ? entry.value.byteLength : 0);
-        // Read once through the hop: publish it so the front serves the next reads itself.
-        if (hot !== null && op === OP.GET && !hot.has(key)) {
-          hot.publish(key, hashKey(key), hotHeadOf(entry.head), entry.value, entry.expiresMs, entry.createdMs);
+        if (entry !== undefined) {
+          hits++;
+          now.hit(i, entry);
+          // Read once through the hop: publish it so the front serves the next reads itself.
+          if (hot !== null && op === OP.GET && !hot.has(key)) {
+            hot.publish(key, hashKey(key), hotHeadOf(entry.head), entry.value, entry.expiresMs, entry.createdMs);
+          }
+          continue;
         }
+        if (l2 === null) continue; // STATUS.MISS is 0
+        later ??= new Answers(batch.id, ops, true);
+        now.set(i, STATUS.PENDING);
+        waits.push(this.#readThrough(key, i, later, l2));
       } else if (op === OP.PUT) {
         putOps++;
         const put = puts?.[i];
         if (put == null) throw new Error(`PUT op ${i} without arguments`);
+        const etag = etagOf(put.value);
         const entry: L1Entry = {
           value: put.value,
-          head: asciiBytes(`${put.contentType}\r\netag: ${etagOf(put.value)}\r\nx-cache: L1`),
+          head: asciiBytes(`${put.contentType}\r\netag: ${etag}\r\nx-cache: L1`),
           createdMs: nowMs,
           expiresMs: nowMono + put.ttlMs,
           tags: put.tags,
         };
-        if (l1.set(key, entry, put.ttlMs)) {
-          sets++;
-          header[base + FIELD.STATUS] = STATUS.STORED;
-        } else {
-          header[base + FIELD.STATUS] = STATUS.TOO_LARGE;
+        if (l2 === null) {
+          if (l1.set(key, entry, put.ttlMs)) {
+            sets++;
+            now.set(i, STATUS.STORED);
+          } else {
+            now.set(i, STATUS.TOO_LARGE);
+          }
+          continue;
         }
+        later ??= new Answers(batch.id, ops, true);
+        now.set(i, STATUS.PENDING);
+        const l2Entry = { value: put.value, contentType: put.contentType, etag, createdMs: nowMs, tags: put.tags };
+        waits.push(this.#writeThrough(key, entry, put.ttlMs, () => l2.store.set(key, l2Entry, put.ttlMs), i, later, l2));
       } else if (op === OP.DELETE) {
         deleteOps++;
-        const gone = l1.delete(key) ? 1 : 0;
+        const gone = this.#drop(key) ? 1 : 0;
         removed += gone;
-        header[base + FIELD.STATUS] = STATUS.DONE;
-        header[base + FIELD.VALUE_LEN] = gone;
-      } else if (op === OP.INVALIDATE_TAG) {
+        if (l2 === null) {
+          now.set(i, STATUS.DONE, gone);
+          continue;
+        }
+        later ??= new Answers(batch.id, ops, true);
+        now.set(i, STATUS.PENDING);
+        waits.push(this.#removeThrough(() => l2.store.delete([key]), BUS_KIND.KEYS, key, i, later, l2));
+      } else if (op === OP.INVALIDATE_TAG || op === OP.DROP_TAG) {
         deleteOps++;
-        const gone = l1.deleteTagged(new Set([key]));
+        const gone = this.#dropTagged(key);
         removed += gone;
-        header[base + FIELD.STATUS] = STATUS.DONE;
-        header[base + FIELD.VALUE_LEN] = gone;
+        if (l2 === null) {
+          now.set(i, STATUS.DONE, gone);
+        } else if (op === OP.DROP_TAG) {
+          // The tag's own shard counts what the L2 held; the others only clean their L1.
+          now.set(i, STATUS.DONE, 0);
+        } else {
+          later ??= new Answers(batch.id, ops, true);
+          now.set(i, STATUS.PENDING);
+          waits.push(this.#removeThrough(() => l2.store.deleteTags([key]), BUS_KIND.TAGS, key, i, later, l2));
+        }
+      } else if (op === OP.DROP) {
+        if (this.#drop(key)) counters.incShard(s, SHARD_SLOT.L1_REMOTE_DROPS);
+        now.set(i, STATUS.DONE);
+      } else if (op === OP.CLEAR) {
+        for (const load of this.#loads.values()) load.stale = true;
+        this.#loads.clear();
+        counters.addShard(s, SHARD_SLOT.L1_REMOTE_DROPS, l1.clear());
+        now.set(i, STATUS.DONE);
       } else {
         throw new Error(`unknown op ${op}`);
       }
     }
-
-    const headerSize = headerBytes(n);
-    const buffer = new ArrayBuffer(headerSize + dataBytes);
-    const bytes = new Uint8Array(buffer);
-    let offset = headerSize;
-    for (let i = 0; i < n; i++) {
-      const entry = found[i];
-      if (entry === undefined) continue;
-      const base = i * FIELDS;
-      header[base + FIELD.CREATED_MS] = entry.createdMs;
-      header[base + FIELD.OFFSET] = offset;
-      header[base + FIELD.HEAD_LEN] = entry.head.byteLength;
-      header[base + FIELD.VALUE_LEN] = entry.value.byteLength;
-      bytes.set(entry.head, offset);
-      offset += entry.head.byteLength;
-      if (ops[i] === OP.GET) {
-        bytes.set(entry.value, offset);
-        offset += entry.value.byteLength;
-      }
-    }
-    bytes.set(new Uint8Array(header.buffer), 0);
 
     if (gets > 0) {
       counters.addShard(s, SHARD_SLOT.L1_GETS, gets);
@@ -172,10 +279,194 @@ export class Shard {
     const end = performance.now();
     counters.addShard(s, SHARD_SLOT.BUSY_NS, Math.round((end - start) * 1e6));
     // Latency of the batch's ops as the shard saw them: from the front closing the batch to done here.
-    const latencyNs = (performance.timeOrigin + end - batch.sentAtMs) * 1e6;
-    if (gets > 0) counters.observeShard(s, 'get', latencyNs, gets);
-    if (putOps > 0) counters.observeShard(s, 'put', latencyNs, putOps);
-    if (deleteOps > 0) counters.observeShard(s, 'delete', latencyNs, deleteOps);
-    return buffer;
+    this.#observe(batch, now, end);
+    const answered = later;
+    return {
+      now: now.pack(),
+      later:
+        answered === null
+          ? null
+          : Promise.all(waits).then(() => {
+              this.#observe(batch, answered, performance.now());
+              this.publishGauges();
+              return answered.pack();
+            }),
+    };
   }
+
+  /** Records per-op latency (front closing the batch → answered here) for the ops `answers` answers. */
+  #observe(batch: Batch, answers: Answers, end: number): void {
+    const latencyNs = (performance.timeOrigin + end - batch.sentAtMs) * 1e6;
+    const { ops, header } = answers;
+    let gets = 0;
+    let puts = 0;
+    let deletes = 0;
+    for (let i = 0; i < ops.length; i++) {
+      if (header[i * FIELDS + FIELD.STATUS] === STATUS.PENDING) continue;
+      const op = ops[i];
+      if (op === OP.GET || op === OP.HEAD) gets++;
+      else if (op === OP.PUT) puts++;
+      else if (op === OP.DELETE || op === OP.INVALIDATE_TAG || op === OP.DROP_TAG) deletes++;
+    }
+    const s = this.index;
+    if (gets > 0) this.counters.observeShard(s, 'get', latencyNs, gets);
+    if (puts > 0) this.counters.observeShard(s, 'put', latencyNs, puts);
+    if (deletes > 0) this.counters.observeShard(s, 'delete', latencyNs, deletes);
+  }
+
+  /** L1 miss: read the L2 (joining a read in flight), fill L1 on a hit, answer `x-cache: L2`. */
+  #readThrough(key: string, i: number, answers: Answers, l2: ShardL2): Promise<void> {
+    return this.#load(key, l2).then(
+      (hit) => {
+        if (hit === null) answers.set(i, STATUS.MISS);
+        else
+          answers.hit(i, {
+            head: asciiBytes(`${hit.entry.contentType}\r\netag: ${hit.entry.etag}\r\nx-cache: L2`),
+            value: hit.entry.value,
+            createdMs: hit.entry.createdMs,
+          });
+      },
+      (err: L2UnavailableError) => answers.set(i, STATUS.L2_ERROR, kindIndex(err)),
+    );
+  }
+
+  /** One L2 read per key at a time; a write or drop for the key while it is in flight keeps its result out of L1. */
+  #load(key: string, l2: ShardL2): Promise<L2Hit | null> {
+    const s = this.index;
+    const counters = this.counters;
+    const inFlight = this.#loads.get(key);
+    if (inFlight !== undefined) {
+      counters.incShard(s, SHARD_SLOT.LOADS_COALESCED);
+      return inFlight.promise;
+    }
+    counters.incShard(s, SHARD_SLOT.L2_GETS);
+    const started = performance.now();
+    const promise = l2.store.get(key).then(
+      (hit) => {
+        this.#l2Done(started);
+        if (this.#loads.get(key) === load) this.#loads.delete(key);
+        if (hit === null) {
+          counters.incShard(s, SHARD_SLOT.L2_MISSES);
+          return null;
+        }
+        counters.incShard(s, SHARD_SLOT.L2_HITS);
+        const ttlMs = Math.min(hit.ttlMs, l2.l1MaxTtlMs);
+        if (!load.stale && ttlMs >= 1) {
+          const entry = hit.entry;
+          this.l1.set(
+            key,
+            {
+              value: entry.value,
+              head: asciiBytes(`${entry.contentType}\r\netag: ${entry.etag}\r\nx-cache: L1`),
+              createdMs: entry.createdMs,
+              expiresMs: performance.timeOrigin + performance.now() + ttlMs,
+              tags: entry.tags,
+            },
+            ttlMs,
+          );
+        }
+        return hit;
+      },
+      (err: L2UnavailableError) => {
+        this.#l2Done(started);
+        if (this.#loads.get(key) === load) this.#loads.delete(key);
+        this.#l2Failed(err);
+        throw err;
+      },
+    );
+    const load: Load = { promise, stale: false };
+    this.#loads.set(key, load);
+    return promise;
+  }
+
+  /** PUT: L2 first, then L1, then the other nodes are told; acknowledged only when all three are done. */
+  #writeThrough(key: string, entry: L1Entry, ttlMs: number, write: () => Promise<void>, i: number, answers: Answers, l2: ShardL2): Promise<void> {
+    const started = performance.now();
+    const s = this.index;
+    return write()
+      .then(() => {
+        this.#l2Done(started);
+        this.counters.incShard(s, SHARD_SLOT.L2_SETS);
+        this.#forget(key);
+        if (this.l1.set(key, entry, Math.min(ttlMs, l2.l1MaxTtlMs))) this.counters.incShard(s, SHARD_SLOT.L1_SETS);
+        return this.#publish(BUS_KIND.KEYS, key, l2);
+      })
+      .then(
+        () => answers.set(i, STATUS.STORED),
+        (err: L2UnavailableError) => {
+          // The write may or may not have reached Redis: this L1 must not keep the value it replaced.
+          this.#drop(key);
+          this.#l2Failed(err);
+          answers.set(i, STATUS.L2_ERROR, kindIndex(err));
+        },
+      );
+  }
+
+  /** DELETE or tag invalidation: L2 first, then the other nodes are told; answers how many the L2 held. */
+  #removeThrough(
+    remove: () => Promise<number>,
+    kind: (typeof BUS_KIND)[keyof typeof BUS_KIND],
+    item: string,
+    i: number,
+    answers: Answers,
+    l2: ShardL2,
+  ): Promise<void> {
+    const started = performance.now();
+    let count = 0;
+    return remove()
+      .then((n) => {
+        this.#l2Done(started);
+        count = n;
+        // Reads that began before the L2 removal may have refilled L1 meanwhile.
+        if (kind === BUS_KIND.KEYS) this.#drop(item);
+        else this.#dropTagged(item);
+        return this.#publish(kind, item, l2);
+      })
+      .then(
+        () => answers.set(i, STATUS.DONE, count),
+        (err: L2UnavailableError) => {
+          this.#l2Failed(err);
+          answers.set(i, STATUS.L2_ERROR, kindIndex(err));
+        },
+      );
+  }
+
+  #publish(kind: (typeof BUS_KIND)[keyof typeof BUS_KIND], item: string, l2: ShardL2): Promise<void> {
+    this.counters.incShard(this.index, SHARD_SLOT.BUS_SENT);
+    return l2.bus.publish(kind, [item]);
+  }
+
+  /** Removes key from L1 and keeps an L2 read in flight for it from filling L1. */
+  #drop(key: string): boolean {
+    this.#forget(key);
+    return this.l1.delete(key);
+  }
+
+  #dropTagged(tag: string): number {
+    // Which in-flight reads carry the tag is unknown until they land: none of them may fill L1.
+    for (const load of this.#loads.values()) load.stale = true;
+    this.#loads.clear();
+    return this.l1.deleteTagged(new Set([tag]));
+  }
+
+  #forget(key: string): void {
+    const load = this.#loads.get(key);
+    if (load === undefined) return;
+    load.stale = true;
+    this.#loads.delete(key);
+  }
+
+  #l2Done(started: number): void {
+    this.counters.observeShard(this.index, 'l2', (performance.now() - started) * 1e6);
+  }
+
+  #l2Failed(err: L2UnavailableError): void {
+    this.counters.incShard(this.index, SHARD_SLOT.L2_ERRORS + kindIndex(err));
+  }
+}
+
+/** Index of an L2 failure's kind in L2_ERROR_KINDS (anything unexpected counts as a connection failure). */
+function kindIndex(err: L2UnavailableError): number {
+  const i = L2_ERROR_KINDS.indexOf(err?.kind);
+  return i === -1 ? 1 : i;
 }

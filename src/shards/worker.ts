@@ -1,8 +1,24 @@
 import { workerData } from 'piscina';
 import { Counters } from '../counters/counters.js';
 import { type HotIndexShape, HotIndexWriter } from '../l1/hot-index.js';
+import { BUS_CHANNEL, BusPublisher } from '../l2/bus.js';
+import { type L2Target, RedisL2Store } from '../l2/redis.js';
 import type { AttachTask, Batch } from './protocol.js';
-import { Shard } from './shard.js';
+import { Shard, type ShardL2 } from './shard.js';
+
+/** How each shard reaches the L2, or null for an L1-only node. */
+export interface ShardL2Settings {
+  readonly target: L2Target;
+  /** Deadline of one L2 operation, ms. */
+  readonly timeoutMs: number;
+  /** Longest an L2 value stays in L1, ms. */
+  readonly l1MaxTtlMs: number;
+  /** This node's id on the bus (its own messages are not applied again). */
+  readonly nodeId: string;
+}
+
+/** How often a shard refreshes its L2 readiness and breaker gauges, ms. */
+const L2_GAUGE_INTERVAL_MS = 100;
 
 /** What the pool hands every worker at start. */
 export interface ShardWorkerData {
@@ -13,6 +29,7 @@ export interface ShardWorkerData {
   readonly purgeIntervalMs: number;
   /** Shape of the hot-read index each attach task brings, or null when it is off. */
   readonly hotIndexShape: HotIndexShape | null;
+  readonly l2: ShardL2Settings | null;
 }
 
 const data = workerData as ShardWorkerData;
@@ -21,12 +38,14 @@ let attached: Shard | null = null;
 
 /**
  * The piscina task: takes ownership of a shard and serves its batches from
- * `port` until the port closes. Batches are answered in arrival order.
+ * `port` until the port closes. Each batch gets its L1 answers at once and,
+ * when some of its ops wait on the L2, one more answer when those are done.
  */
 export default function attach(task: AttachTask): Promise<void> {
   if (attached !== null) throw new Error(`worker already owns shard ${attached.index}; refused shard ${task.shard}`);
   const hot = data.hotIndexShape === null || task.hotIndex === null ? null : new HotIndexWriter(task.hotIndex, data.hotIndexShape);
-  const shard = new Shard(task.shard, counters, data.l1MaxBytesPerShard, hot);
+  const l2 = data.l2 === null ? null : connectL2(data.l2);
+  const shard = new Shard(task.shard, counters, data.l1MaxBytesPerShard, hot, l2);
   attached = shard;
   const purge = setInterval(() => {
     shard.refreshTouched();
@@ -34,15 +53,26 @@ export default function attach(task: AttachTask): Promise<void> {
     shard.publishGauges();
   }, data.purgeIntervalMs);
   purge.unref();
+  const gauges = l2 === null ? null : setInterval(() => shard.publishGauges(), L2_GAUGE_INTERVAL_MS);
+  gauges?.unref();
   const { port } = task;
   port.on('message', (batch: Batch) => {
-    const buffer = shard.run(batch);
-    port.postMessage(buffer, [buffer]);
+    const { now, later } = shard.run(batch);
+    port.postMessage(now, [now]);
+    later?.then((buffer) => port.postMessage(buffer, [buffer]));
   });
   return new Promise<void>((resolve) => {
     port.once('close', () => {
       clearInterval(purge);
-      resolve();
+      if (gauges !== null) clearInterval(gauges);
+      if (l2 === null) resolve();
+      else void l2.store.close().finally(resolve);
     });
   });
+}
+
+/** This shard's own L2 client (connecting in the background) and bus stream. */
+function connectL2(settings: ShardL2Settings): ShardL2 {
+  const store = RedisL2Store.create({ ...settings.target, commandTimeoutMs: settings.timeoutMs, connectTimeoutMs: settings.timeoutMs });
+  return { store, bus: new BusPublisher(settings.nodeId, (message) => store.publish(BUS_CHANNEL, message)), l1MaxTtlMs: settings.l1MaxTtlMs };
 }

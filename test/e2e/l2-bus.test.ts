@@ -1,43 +1,56 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BUS_CHANNEL, type BusHandlers, decodeBusMessage, encodeBusMessage, type GapReason, InvalidationBus } from '../../src/l2/bus.js';
+import {
+  BUS_CHANNEL,
+  BUS_KIND,
+  type BusHandlers,
+  BusPublisher,
+  BusSubscriber,
+  decodeBusMessage,
+  encodeBusMessage,
+  type GapReason,
+  newNodeId,
+} from '../../src/l2/bus.js';
+import { type L2Target, RedisL2Store } from '../../src/l2/redis.js';
 import { until } from '../helpers/node.js';
 import { RedisCluster, RedisServer } from '../helpers/redis.js';
 
-// The cross-node invalidation bus (issue 3 groundwork), on a standalone Redis and on a Redis Cluster.
+// The cross-node invalidation bus, on a standalone Redis and on a Redis Cluster.
 
 function recorder() {
-  const got: { keys: readonly string[]; from: string }[] = [];
+  const keys: { items: readonly string[]; from: string }[] = [];
+  const tags: (readonly string[])[] = [];
   const gaps: GapReason[] = [];
   const handlers: BusHandlers = {
-    onInvalidate: (keys, from) => got.push({ keys, from }),
+    onKeys: (items, from) => keys.push({ items, from }),
+    onTags: (items) => tags.push(items),
     onGap: (reason) => gaps.push(reason),
   };
-  return { got, gaps, handlers };
+  return { keys, tags, gaps, handlers };
 }
 
 describe('bus message format', () => {
   it('round-trips, and ignores bytes that are not a bus message', () => {
-    const message = { node: '0123456789abcdef', seq: 42, keys: ['a', 'ключ', 'x{y}'] };
+    const message = { kind: BUS_KIND.TAGS, node: '0123456789abcdef', stream: '01020304', seq: 42, items: ['a', 'ключ', 'x{y}'] };
     expect(decodeBusMessage(encodeBusMessage(message))).toEqual(message);
     expect(decodeBusMessage(Buffer.from('hello'))).toBeNull();
-    expect(decodeBusMessage(encodeBusMessage(message).subarray(0, 20))).toBeNull();
+    expect(decodeBusMessage(encodeBusMessage(message).subarray(0, 30))).toBeNull();
   });
 });
 
-const targets: [string, () => Promise<{ target: { url: string } | { cluster: string[] }; stop: () => Promise<void>; url?: string }>][] = [
+const targets: [string, () => Promise<{ target: L2Target; stop: () => Promise<void>; rawPort: number }>][] = [
   [
     'standalone',
     async () => {
       const redis = await RedisServer.start();
-      return { target: { url: redis.url }, url: redis.url, stop: () => redis.stop() };
+      return { target: { url: redis.url }, rawPort: redis.port, stop: () => redis.stop() };
     },
   ],
   [
     'cluster',
     async () => {
       const cluster = await RedisCluster.start();
-      return { target: { cluster: cluster.seeds }, stop: () => cluster.stop() };
+      return { target: { cluster: cluster.seeds }, rawPort: cluster.nodes[0]?.port as number, stop: () => cluster.stop() };
     },
   ],
 ];
@@ -50,52 +63,80 @@ describe.each(targets)('invalidation bus (%s)', (_name, start) => {
   afterAll(() => env?.stop());
 
   it('delivers a node’s invalidations to the other nodes, not back to itself, in order and without gaps', async () => {
-    const a = recorder();
-    const b = recorder();
-    const busA = await InvalidationBus.start(env.target, a.handlers, 1000);
-    const busB = await InvalidationBus.start(env.target, b.handlers, 1000);
+    const nodeA = newNodeId();
+    const store = await RedisL2Store.connect({ ...env.target, commandTimeoutMs: 1000, connectTimeoutMs: 5000 });
+    const publisher = new BusPublisher(nodeA, (message) => store.publish(BUS_CHANNEL, message));
+    const self = recorder();
+    const other = recorder();
+    const subA = BusSubscriber.start(env.target, nodeA, self.handlers, 1000);
+    const subB = BusSubscriber.start(env.target, newNodeId(), other.handlers, 1000);
     try {
-      for (let i = 0; i < 20; i++) await busA.publish([`k${i}`, `x${i}`]);
-      await until(() => b.got.length === 20);
-      expect(b.got.map((m) => m.keys[0])).toEqual(Array.from({ length: 20 }, (_, i) => `k${i}`));
-      expect(b.got.every((m) => m.from === busA.node)).toBe(true);
-      expect(b.gaps).toEqual([]);
-      await busB.publish(['from-b']);
-      await until(() => a.got.length === 1);
-      expect(a.got[0]?.keys).toEqual(['from-b']);
-      expect(a.got.some((m) => m.from === busA.node)).toBe(false);
+      await until(() => subA.ready && subB.ready);
+      for (let i = 0; i < 20; i++) await publisher.publish(BUS_KIND.KEYS, [`k${i}`, `x${i}`]);
+      await publisher.publish(BUS_KIND.TAGS, ['t1']);
+      await until(() => other.tags.length === 1);
+      expect(other.keys.map((m) => m.items[0])).toEqual(Array.from({ length: 20 }, (_, i) => `k${i}`));
+      expect(other.keys.every((m) => m.from === `${nodeA}/${publisher.stream}`)).toBe(true);
+      expect(other.tags).toEqual([['t1']]);
+      expect(other.gaps).toEqual([]);
+      // The publishing node's own subscriber saw all of it arrive and applied none.
+      expect(self.keys).toEqual([]);
+      expect(self.tags).toEqual([]);
     } finally {
-      await busA.close();
-      await busB.close();
+      await Promise.all([subA.close(), subB.close(), store.close()]);
     }
   });
 
-  it('reports a gap when a publisher’s numbers skip', async () => {
+  it('reports a gap when a stream’s numbers skip', async () => {
     const b = recorder();
-    const bus = await InvalidationBus.start(env.target, b.handlers, 1000);
-    // A raw client publishes as a node whose message 2 never arrives.
-    const raw = 'url' in env.target ? new Redis(env.target.url) : new Redis(Number(env.target.cluster[0]?.split(':')[1]));
+    const sub = BusSubscriber.start(env.target, newNodeId(), b.handlers, 1000);
+    // A raw client publishes as a stream whose message 2 never arrives.
+    const raw = new Redis(env.rawPort, '127.0.0.1');
     try {
-      for (const seq of [1, 3]) await raw.publish(BUS_CHANNEL, encodeBusMessage({ node: 'feedfacefeedface', seq, keys: [`s${seq}`] }));
-      await until(() => b.got.length === 2);
-      expect(b.gaps).toEqual([{ kind: 'gap', node: 'feedfacefeedface', expected: 2, got: 3 }]);
+      await until(() => sub.ready);
+      for (const seq of [1, 3]) {
+        await raw.publish(BUS_CHANNEL, encodeBusMessage({ kind: BUS_KIND.KEYS, node: 'feedfacefeedface', stream: 'cafebabe', seq, items: [`s${seq}`] }));
+      }
+      await until(() => b.keys.length === 2);
+      expect(b.gaps).toEqual([{ kind: 'gap', from: 'feedfacefeedface/cafebabe', expected: 2, got: 3 }]);
     } finally {
       raw.disconnect();
-      await bus.close();
+      await sub.close();
     }
   });
 });
 
-describe('invalidation bus when Redis restarts', () => {
-  it('reports a reconnect gap: what was published while away is lost', async () => {
+describe('invalidation bus when Redis fails', () => {
+  it('reports a reconnect gap after a restart: what was published while away is lost', async () => {
     const redis = await RedisServer.start();
     const b = recorder();
-    const bus = await InvalidationBus.start({ url: redis.url }, b.handlers, 500);
+    const sub = BusSubscriber.start({ url: redis.url }, newNodeId(), b.handlers, 300);
     try {
+      await until(() => sub.ready);
       await redis.restart();
       await until(() => b.gaps.some((g) => g.kind === 'reconnect'), 15_000, 50);
+      expect(sub.ready).toBe(true);
     } finally {
-      await bus.close();
+      await sub.close();
+      await redis.stop();
+    }
+  });
+
+  it('notices a hung Redis (SIGSTOP) by its missed PING, and reports a gap once it answers again', async () => {
+    const redis = await RedisServer.start();
+    const b = recorder();
+    const sub = BusSubscriber.start({ url: redis.url }, newNodeId(), b.handlers, 300);
+    try {
+      await until(() => sub.ready);
+      redis.pause();
+      await until(() => !sub.ready, 10_000, 20);
+      expect(b.gaps).toEqual([]);
+      redis.resume();
+      await until(() => sub.ready && b.gaps.length === 1, 15_000, 50);
+      expect(b.gaps).toEqual([{ kind: 'reconnect' }]);
+    } finally {
+      redis.resume();
+      await sub.close();
       await redis.stop();
     }
   });

@@ -11,7 +11,7 @@ const pool = new ShardPool({
   shards: 1,
   requestTimeoutMs: 300,
   workerFile: new URL(`file://${ROOT}dist/test/helpers/hanging-worker.js`).href,
-  workerData: { shards: 1, countersBuffer: new Counters(1).buffer, l1MaxBytesPerShard: 1 << 20, purgeIntervalMs: 1000, hotIndexShape: null },
+  workerData: { shards: 1, countersBuffer: new Counters(1).buffer, l1MaxBytesPerShard: 1 << 20, purgeIntervalMs: 1000, hotIndexShape: null, l2: null },
 });
 afterAll(() => pool.close(0));
 

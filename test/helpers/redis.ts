@@ -138,8 +138,9 @@ export class RedisCluster {
 
   /**
    * Resolves when every live node reports cluster_state:ok with all 16384
-   * slots served, and every live replica is in sync with its master (a replica
-   * that never synced refuses to fail over).
+   * slots served and sees every live node connected and healthy, and every
+   * live replica is in sync with its master (a replica that never synced
+   * refuses to fail over).
    */
   async waitUntilOk(timeoutMs = 30_000): Promise<void> {
     await until(
@@ -148,6 +149,10 @@ export class RedisCluster {
           if (node.pid === undefined) continue;
           const info = await redisCli(node.port, 'cluster', 'info').catch(() => '');
           if (!info.includes('cluster_state:ok') || !info.includes('cluster_slots_ok:16384')) return false;
+          // Every node must know every live node over a connected bus link: pub/sub messages travel on those links.
+          const view = (await redisCli(node.port, 'cluster', 'nodes').catch(() => '')).split('\n').filter((l) => l.trim() !== '');
+          const live = this.nodes.filter((n) => n.pid !== undefined).length;
+          if (view.filter((l) => / connected/.test(l) && !/fail|handshake|noaddr/.test(l)).length < live) return false;
           const replication = await redisCli(node.port, 'info', 'replication').catch(() => '');
           if (replication.includes('role:slave') && !replication.includes('master_link_status:up')) return false;
         }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Counters } from '../../src/counters/counters.js';
 import { SHARD_SLOT } from '../../src/counters/layout.js';
 import { allocateHotIndex, HotIndexReader, HotIndexWriter, hotIndexShape } from '../../src/l1/hot-index.js';
-import { FIELD, FIELDS, OP, STATUS } from '../../src/shards/protocol.js';
+import { FIELD, FIELDS, OP, RESULT_PREFIX_BYTES, STATUS } from '../../src/shards/protocol.js';
 import { hashKey } from '../../src/shards/route.js';
 import { Shard } from '../../src/shards/shard.js';
 
@@ -15,13 +15,14 @@ function setup(l1MaxBytes: number) {
 }
 
 const put = (key: string, bytes: number) => ({
+  id: 1,
   sentAtMs: performance.timeOrigin + performance.now(),
   ops: [OP.PUT],
   keys: [key],
   puts: [{ value: new Uint8Array(bytes), contentType: 'application/octet-stream', ttlMs: 60_000, tags: null }],
 });
-const get = (key: string) => ({ sentAtMs: performance.timeOrigin + performance.now(), ops: [OP.GET], keys: [key], puts: null });
-const status = (buffer: ArrayBuffer) => new Float64Array(buffer, 0, FIELDS)[FIELD.STATUS];
+const get = (key: string) => ({ id: 2, sentAtMs: performance.timeOrigin + performance.now(), ops: [OP.GET], keys: [key], puts: null });
+const status = (outcome: { now: ArrayBuffer }) => new Float64Array(outcome.now, RESULT_PREFIX_BYTES, FIELDS)[FIELD.STATUS];
 
 describe('shard', () => {
   it('publishes an entry on its first hit and withdraws it when L1 evicts it', () => {
@@ -40,6 +41,7 @@ describe('shard', () => {
     const { shard, counters } = setup(1024 * 1024);
     shard.run(put('a', 10));
     shard.run({
+      id: 3,
       sentAtMs: performance.timeOrigin + performance.now(),
       ops: [OP.GET, OP.GET, OP.HEAD, OP.DELETE, OP.DELETE],
       keys: ['a', 'b', 'a', 'a', 'a'],
