@@ -87,7 +87,10 @@ class MgetExchange extends Exchange implements OpWaiter {
   onResult(result: BatchResult, index: number, slot: number): void {
     const base = index * FIELDS;
     // A key the L2 could not be asked about is not known to be absent: the whole answer fails rather than say null.
-    if (result.header[base + FIELD.STATUS] === STATUS.L2_ERROR) return this.error('E_L2_UNAVAILABLE', l2ErrorMessage(result, index));
+    if (result.header[base + FIELD.STATUS] === STATUS.L2_ERROR) {
+      this.error('E_L2_UNAVAILABLE', l2ErrorMessage(result, index));
+      return;
+    }
     if (result.header[base + FIELD.STATUS] === STATUS.HIT) {
       const offset = (result.header[base + FIELD.OFFSET] as number) + (result.header[base + FIELD.HEAD_LEN] as number);
       const length = result.header[base + FIELD.VALUE_LEN] as number;
@@ -109,7 +112,10 @@ class InvalidateExchange extends Exchange implements OpWaiter {
   invalidated = 0;
   remaining = 0;
   onResult(result: BatchResult, index: number): void {
-    if (result.header[index * FIELDS + FIELD.STATUS] === STATUS.L2_ERROR) return this.error('E_L2_UNAVAILABLE', l2ErrorMessage(result, index));
+    if (result.header[index * FIELDS + FIELD.STATUS] === STATUS.L2_ERROR) {
+      this.error('E_L2_UNAVAILABLE', l2ErrorMessage(result, index));
+      return;
+    }
     this.invalidated += result.header[index * FIELDS + FIELD.VALUE_LEN] as number;
     if (--this.remaining === 0) this.json(JSON.stringify({ invalidated: this.invalidated }));
   }

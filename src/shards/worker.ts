@@ -59,7 +59,15 @@ export default function attach(task: AttachTask): Promise<void> {
   port.on('message', (batch: Batch) => {
     const { now, later } = shard.run(batch);
     port.postMessage(now, [now]);
-    later?.then((buffer) => port.postMessage(buffer, [buffer]));
+    // Every L2 failure is an answer (STATUS.L2_ERROR); a rejection here is a bug: crash, and the pool replaces the worker.
+    later?.then(
+      (buffer) => port.postMessage(buffer, [buffer]),
+      (err: unknown) => {
+        setImmediate(() => {
+          throw err;
+        });
+      },
+    );
   });
   return new Promise<void>((resolve) => {
     port.once('close', () => {
