@@ -1,0 +1,175 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { StrataFileConfig } from '../../src/config/schema.js';
+import { type L2Target, RedisL2Store } from '../../src/l2/redis.js';
+import { startTestNode, until } from '../helpers/node.js';
+import { RedisCluster, RedisServer } from '../helpers/redis.js';
+
+// One behavioural suite for the L2, run against a standalone Redis and a Redis Cluster:
+// two nodes share the L2, and what one writes or deletes the other sees on its next read.
+
+type Node = Awaited<ReturnType<typeof startTestNode>>;
+
+const targets: [string, () => Promise<{ target: L2Target; config: StrataFileConfig; stop: () => Promise<void> }>][] = [
+  [
+    'standalone',
+    async () => {
+      const redis = await RedisServer.start();
+      return { target: { url: redis.url }, config: { redisUrl: redis.url }, stop: () => redis.stop() };
+    },
+  ],
+  [
+    'cluster',
+    async () => {
+      const cluster = await RedisCluster.start();
+      return { target: { cluster: cluster.seeds }, config: { redisCluster: cluster.seeds }, stop: () => cluster.stop() };
+    },
+  ],
+];
+
+const put = (node: Node, key: string, body: string, query = '', headers: Record<string, string> = {}) =>
+  fetch(`${node.url}/v1/keys/${encodeURIComponent(key)}${query}`, { method: 'PUT', body, headers });
+const get = (node: Node, key: string, method = 'GET') => fetch(`${node.url}/v1/keys/${encodeURIComponent(key)}`, { method });
+const del = (node: Node, key: string) => fetch(`${node.url}/v1/keys/${encodeURIComponent(key)}`, { method: 'DELETE' });
+const post = (node: Node, path: string, body: unknown) =>
+  fetch(`${node.url}${path}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+async function read(node: Node, key: string): Promise<{ status: number; body: string; cache: string | null }> {
+  const res = await get(node, key);
+  return { status: res.status, body: await res.text(), cache: res.headers.get('x-cache') };
+}
+async function stats(node: Node) {
+  return (await (await fetch(`${node.url}/v1/stats`)).json()) as {
+    levels: { L1: { hits: number; misses: number }; L2: { gets: number; hits: number; misses: number; sets: number; coalesced: number } };
+    l2: { configured: boolean; up: boolean; mode: string; bus: { sent: number; received: number; gaps: number } };
+  };
+}
+
+describe.each(targets)('L2 shared by two nodes (%s)', (mode, start) => {
+  let env: Awaited<ReturnType<(typeof targets)[number][1]>>;
+  let a: Node;
+  let b: Node;
+  let store: RedisL2Store;
+  beforeAll(async () => {
+    env = await start();
+    a = await startTestNode({ ...env.config, shards: 2 });
+    b = await startTestNode({ ...env.config, shards: 3 });
+    store = await RedisL2Store.connect({ ...env.target, commandTimeoutMs: 2000, connectTimeoutMs: 5000 });
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all([a?.close(), b?.close(), store?.close()]);
+    await env?.stop();
+  });
+
+  it('reports the L2 as up in /readyz and /v1/stats', async () => {
+    const res = await fetch(`${a.url}/readyz`);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { l2: { configured: boolean; up: boolean; mode: string } };
+    expect(body.l2).toMatchObject({ configured: true, up: true, mode });
+    expect((await stats(b)).l2).toMatchObject({ configured: true, up: true, mode });
+  });
+
+  it('a PUT is in Redis (value and metadata) when it is acknowledged', async () => {
+    const res = await put(a, 'wt{1}', 'written through', '?ttl=120&tags=red', { 'content-type': 'text/plain' });
+    expect(res.status).toBe(204);
+    const hit = await store.get('wt{1}');
+    expect(hit).not.toBeNull();
+    expect(Buffer.from(hit?.entry.value ?? []).toString()).toBe('written through');
+    expect(hit?.entry.contentType).toBe('text/plain');
+    expect(hit?.entry.tags).toEqual(['red']);
+    expect(hit?.ttlMs).toBeGreaterThan(100_000);
+    expect(hit?.ttlMs).toBeLessThanOrEqual(120_000);
+  });
+
+  it('an L1 miss is read from the L2 (x-cache: L2), then served from L1', async () => {
+    expect((await put(a, 'shared', 'from a', '', { 'content-type': 'text/plain' })).status).toBe(204);
+    const before = await stats(b);
+    const first = await get(b, 'shared');
+    expect(first.status).toBe(200);
+    expect(first.headers.get('x-cache')).toBe('L2');
+    expect(first.headers.get('content-type')).toBe('text/plain');
+    expect(first.headers.get('etag')).toMatch(/^"/);
+    expect(await first.text()).toBe('from a');
+    const second = await read(b, 'shared');
+    expect(second).toEqual({ status: 200, body: 'from a', cache: 'L1' });
+    const after = await stats(b);
+    expect(after.levels.L2.hits - before.levels.L2.hits).toBe(1);
+    // HEAD reads through too.
+    const head = await get(b, 'shared', 'HEAD');
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-length')).toBe('6');
+  });
+
+  it('a key in neither level is 404, counted as an L2 miss', async () => {
+    const before = await stats(b);
+    expect((await get(b, 'nowhere')).status).toBe(404);
+    const after = await stats(b);
+    expect(after.levels.L2.misses - before.levels.L2.misses).toBe(1);
+  });
+
+  it('a write on one node is seen by the other’s next read, also when the other held the old value in L1', async () => {
+    await put(a, 'moving', 'v1');
+    expect((await read(b, 'moving')).body).toBe('v1');
+    expect((await read(b, 'moving')).cache).toBe('L1');
+    await put(a, 'moving', 'v2');
+    await until(async () => (await read(b, 'moving')).body === 'v2', 5000, 2);
+    // And the other way round.
+    await put(b, 'moving', 'v3');
+    await until(async () => (await read(a, 'moving')).body === 'v3', 5000, 2);
+  });
+
+  it('a DELETE on one node removes the key from the L2 and from the other’s L1', async () => {
+    await put(a, 'doomed', 'x');
+    expect((await read(b, 'doomed')).status).toBe(200);
+    expect((await read(b, 'doomed')).cache).toBe('L1');
+    expect((await del(b, 'doomed')).status).toBe(204);
+    expect(await store.get('doomed')).toBeNull();
+    await until(async () => (await read(a, 'doomed')).status === 404, 5000, 2);
+    expect((await read(b, 'doomed')).status).toBe(404);
+  });
+
+  it('invalidating keys and tags removes them from the L2 and from every L1, and counts what the L2 held', async () => {
+    for (const key of ['t1', 't2', 't3']) await put(a, key, key, '?tags=blue');
+    await put(a, 'k1', 'k1');
+    for (const key of ['t1', 't2', 't3', 'k1']) {
+      await read(b, key);
+      expect((await read(b, key)).cache).toBe('L1');
+    }
+    const res = await post(b, '/v1/invalidate', { keys: ['k1', 'never-there'], tags: ['blue'] });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ invalidated: 4 });
+    for (const key of ['t1', 't2', 't3', 'k1']) {
+      expect(await store.get(key)).toBeNull();
+      expect((await read(b, key)).status).toBe(404);
+      await until(async () => (await read(a, key)).status === 404, 5000, 2);
+    }
+  });
+
+  it('mget reads its L1 misses from the L2', async () => {
+    for (let i = 0; i < 30; i++) await put(a, `m${i}`, `value ${i}`);
+    const keys = [...Array.from({ length: 30 }, (_, i) => `m${i}`), 'absent'];
+    const res = await post(b, '/v1/mget', { keys });
+    expect(res.status).toBe(200);
+    const { values } = (await res.json()) as { values: Record<string, string | null> };
+    for (let i = 0; i < 30; i++) expect(Buffer.from(values[`m${i}`] ?? '', 'base64').toString()).toBe(`value ${i}`);
+    expect(values.absent).toBeNull();
+  });
+
+  it('a value expires in every level at its TTL', async () => {
+    await put(a, 'brief', 'soon gone', '?ttl=1');
+    expect((await read(b, 'brief')).status).toBe(200);
+    await until(async () => (await read(a, 'brief')).status === 404 && (await read(b, 'brief')).status === 404, 5000, 50);
+    expect(await store.get('brief')).toBeNull();
+  });
+
+  it('counts bus messages: what one node sent, the other received, with no gaps', async () => {
+    const sa = await stats(a);
+    const sb = await stats(b);
+    expect(sa.l2.bus.sent).toBeGreaterThan(0);
+    expect(sb.l2.bus.received).toBeGreaterThanOrEqual(sa.l2.bus.sent);
+    expect(sa.l2.bus.gaps + sb.l2.bus.gaps).toBe(0);
+    const metrics = await (await fetch(`${a.url}/metrics`)).text();
+    expect(metrics).toMatch(/^strata_l2_up 1$/m);
+    expect(metrics).toMatch(/^strata_cache_hits_total\{level="L2"\} [1-9]/m);
+    expect(metrics).toMatch(/^strata_bus_messages_total\{direction="sent"\} [1-9]/m);
+    expect(metrics).toMatch(/^strata_l2_duration_seconds_count [1-9]/m);
+  });
+});
