@@ -20,14 +20,19 @@ async function main(argv: readonly string[]): Promise<void> {
     }
     throw err;
   }
-  if (process.env.REDIS_URL || process.env.STRATA_REDIS_CLUSTER) {
-    process.stderr.write('strata: warning: REDIS_URL/STRATA_REDIS_CLUSTER is set, but this version has no L2 yet; serving L1 only\n');
-  }
   const node = await startNode(config);
   const mib = (config.l1MaxBytes / 1048576).toFixed(config.l1MaxBytes % 1048576 === 0 ? 0 : 1);
+  const l2 = node.internals.l2;
   process.stdout.write(
-    `strata listening on http://${config.host}:${node.port} with ${config.shards} shard${config.shards === 1 ? '' : 's'}, L1 budget ${mib} MiB, no L2 configured (L1 only)\n`,
+    `strata listening on http://${config.host}:${node.port} with ${config.shards} shard${config.shards === 1 ? '' : 's'}, L1 budget ${mib} MiB, ${l2 === null ? 'no L2 configured (L1 only)' : `L2 ${l2.describe()}`}\n`,
   );
+  const status = node.l2Status();
+  if (status.configured && !status.up) {
+    const why = status.lastError ? ` (${status.lastError})` : '';
+    process.stderr.write(
+      `strata: warning: the L2 is not reachable yet${why}; L1 hits are served, everything else gets 503 E_L2_UNAVAILABLE and /readyz 503 until it is\n`,
+    );
+  }
   let signalled = false;
   const stop = (signal: string) => {
     if (signalled) return;

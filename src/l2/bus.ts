@@ -154,6 +154,7 @@ export class BusSubscriber {
   #ready = false;
   #closed = false;
   #retry: NodeJS.Timeout | null = null;
+  #lastError = '';
 
   private constructor(
     readonly node: string,
@@ -169,6 +170,11 @@ export class BusSubscriber {
   /** True while subscribed. */
   get ready(): boolean {
     return this.#ready;
+  }
+
+  /** Why the last connection attempt failed ('' after a success): what an operator needs to fix. */
+  get lastError(): string {
+    return this.#lastError;
   }
 
   /** Starts subscribing in the background (and keeps at it until close). */
@@ -189,7 +195,12 @@ export class BusSubscriber {
         ? new Redis(targets, options)
         : new Redis({ ...options, ...(targets[attempt % targets.length] as { host: string; port: number }) });
     this.#connection = connection;
-    connection.on('error', () => {});
+    // The first error of an attempt says why (WRONGPASS, ECONNREFUSED); what follows is its echo ("Connection is closed.").
+    let attemptError = '';
+    connection.on('error', (err: Error) => {
+      attemptError ||= err.message;
+      this.#lastError = attemptError;
+    });
     connection.on('messageBuffer', (_channel: Buffer, payload: Buffer) => this.#receive(payload));
     connection.once('end', () => {
       this.#ready = false;
@@ -207,12 +218,17 @@ export class BusSubscriber {
           if (this.#connection !== connection) return;
           this.#attempt = 0;
           this.#ready = true;
+          this.#lastError = '';
           // What was published while this node was not subscribed is gone.
           if (this.#subscribedOnce) this.#handlers.onGap({ kind: 'reconnect' });
           this.#subscribedOnce = true;
           this.#watch(connection);
         },
-        () => connection.disconnect(),
+        (err: Error) => {
+          attemptError ||= err.message;
+          this.#lastError = attemptError;
+          connection.disconnect();
+        },
       );
   }
 

@@ -1,4 +1,4 @@
-import type { StrataConfig } from '../config/schema.js';
+import { redactUrl, type StrataConfig } from '../config/schema.js';
 import type { Counters } from '../counters/counters.js';
 import { SHARD_SLOT } from '../counters/layout.js';
 import type { OpWaiter, ShardPool } from '../shards/pool.js';
@@ -24,6 +24,8 @@ export interface L2Status {
   readonly shardsReady?: number;
   readonly breakersOpen?: number;
   readonly busSubscribed?: boolean;
+  /** Why the L2 could not be reached, when it could not (as Redis or the socket said it). */
+  readonly lastError?: string;
 }
 
 /** Bus traffic as this node received it (main thread only). */
@@ -57,6 +59,12 @@ export class NodeL2Link {
   /** What each shard worker needs to reach the L2 itself. */
   get shardSettings(): ShardL2Settings {
     return { target: this.#target, timeoutMs: this.#config.l2TimeoutMs, l1MaxTtlMs: this.#config.l1MaxTtl * 1000, nodeId: this.nodeId };
+  }
+
+  /** Where the L2 is, for the start line (no password). */
+  describe(): string {
+    const target = this.#target;
+    return 'url' in target ? `Redis ${redactUrl(target.url)}` : `Redis Cluster ${target.cluster.join(',')}`;
   }
 
   /** Subscribes to the bus; other nodes' invalidations become L1-only drops on the owning shards. */
@@ -95,6 +103,7 @@ export class NodeL2Link {
       if (counters.shard(s, SHARD_SLOT.L2_BREAKER) === 2) breakersOpen++;
     }
     const busSubscribed = this.#subscriber?.ready ?? false;
+    const lastError = this.#subscriber?.lastError ?? '';
     return {
       configured: true,
       mode: 'url' in this.#target ? 'standalone' : 'cluster',
@@ -102,6 +111,7 @@ export class NodeL2Link {
       shardsReady,
       breakersOpen,
       busSubscribed,
+      ...(lastError === '' ? {} : { lastError }),
     };
   }
 

@@ -3,12 +3,14 @@ import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLI, ROOT, until } from '../helpers/node.js';
 import { rawRequest } from '../helpers/raw.js';
+import { RedisServer, redisCli } from '../helpers/redis.js';
 
 interface Started {
   child: ChildProcess;
   port: number;
   line: string;
   stdout: () => string;
+  stderr: () => string;
   exit: Promise<number | null>;
 }
 
@@ -45,7 +47,7 @@ async function start(args: string[] = [], env: Record<string, string> = {}): Pro
   }
   const line = r.out().split('\n')[0] as string;
   const port = Number(/:(\d+) /.exec(line)?.[1]);
-  return { child: r.child, port, line, stdout: r.out, exit: r.exit };
+  return { child: r.child, port, line, stdout: r.out, stderr: r.err, exit: r.exit };
 }
 
 describe('strata CLI', () => {
@@ -55,6 +57,41 @@ describe('strata CLI', () => {
     expect((await fetch(`http://127.0.0.1:${node.port}/healthz`)).status).toBe(200);
     node.child.kill('SIGTERM');
     expect(await node.exit).toBe(0);
+  });
+
+  it('with REDIS_URL naming an ACL user and password: says where its L2 is (password hidden) and writes through', async () => {
+    const redis = await RedisServer.start();
+    try {
+      await redisCli(redis.port, 'acl', 'setuser', 'strata', 'on', '>s3cret-pass', '~strata:*', '&strata:*', '+@all');
+      await redisCli(redis.port, 'acl', 'setuser', 'default', 'off');
+      const node = await start([], { REDIS_URL: `redis://strata:s3cret-pass@127.0.0.1:${redis.port}` });
+      expect(node.line).toContain(`L2 Redis redis://strata:***@127.0.0.1:${redis.port}`);
+      expect(node.line).not.toContain('s3cret');
+      expect((await fetch(`http://127.0.0.1:${node.port}/v1/keys/k`, { method: 'PUT', body: 'v' })).status).toBe(204);
+      expect((await fetch(`http://127.0.0.1:${node.port}/readyz`)).status).toBe(200);
+      node.child.kill('SIGTERM');
+      expect(await node.exit).toBe(0);
+    } finally {
+      await redis.stop();
+    }
+  });
+
+  it('with a wrong Redis password: starts, warns with Redis’s reason, is not ready, and writes get 503 E_L2_UNAVAILABLE', async () => {
+    const redis = await RedisServer.start({ args: ['--requirepass', 'right-one'] });
+    try {
+      const node = await start([], { REDIS_URL: `redis://:wrong-one@127.0.0.1:${redis.port}` });
+      await until(() => node.stderr().includes('warning'));
+      expect(node.stderr()).toMatch(/L2 is not reachable yet \(WRONGPASS/);
+      expect(node.stderr()).not.toContain('wrong-one');
+      expect((await fetch(`http://127.0.0.1:${node.port}/readyz`)).status).toBe(503);
+      const res = await fetch(`http://127.0.0.1:${node.port}/v1/keys/k`, { method: 'PUT', body: 'v' });
+      expect(res.status).toBe(503);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('E_L2_UNAVAILABLE');
+      node.child.kill('SIGTERM');
+      expect(await node.exit).toBe(0);
+    } finally {
+      await redis.stop();
+    }
   });
 
   it('--help lists the options and exits 0', async () => {
@@ -68,6 +105,8 @@ describe('strata CLI', () => {
     [['--port', 'http'], {}, '--port="http"'],
     [[], { STRATA_SHARDS: '0' }, 'STRATA_SHARDS="0"'],
     [['--bogus', '1'], {}, '--bogus'],
+    [[], { REDIS_URL: 'http://localhost:6379' }, 'REDIS_URL="http://localhost:6379"'],
+    [[], { REDIS_URL: 'redis://localhost:6379', STRATA_REDIS_CLUSTER: 'localhost:7000' }, 'not both'],
   ])('a bad value (%j %j) exits 2 naming the option and the value', async (args, env, text) => {
     const r = run(args, env);
     expect(await r.exit).toBe(2);

@@ -82,6 +82,34 @@ describe('configuration', () => {
     expect(configError(() => resolveConfig(none, { STRATA_L1_MAX_BYTES: '2m', STRATA_SHARDS: '4' }, {})).option).toBe('l1MaxBytes');
   });
 
+  it('takes the L2 from REDIS_URL or STRATA_REDIS_CLUSTER (not both), with its deadline and L1 cap', () => {
+    const defaults = resolveConfig(none, {}, {});
+    expect(defaults).toMatchObject({ redisUrl: '', redisCluster: [], l2TimeoutMs: 500, l1MaxTtl: 60 });
+    expect(resolveConfig(none, { REDIS_URL: 'rediss://app:s3cret@redis.example:6380/2' }, {}).redisUrl).toBe('rediss://app:s3cret@redis.example:6380/2');
+    expect(resolveConfig(none, { STRATA_REDIS_CLUSTER: ' 10.0.0.1:7000, redis-b:7001 ,[::1]:7002' }, {}).redisCluster).toEqual([
+      '10.0.0.1:7000',
+      'redis-b:7001',
+      '[::1]:7002',
+    ]);
+    expect(resolveConfig(parseFlags(['--l2-timeout-ms', '250', '--l1-max-ttl', '5']), {}, {})).toMatchObject({ l2TimeoutMs: 250, l1MaxTtl: 5 });
+    const both = configError(() => resolveConfig(none, { REDIS_URL: 'redis://a:6379', STRATA_REDIS_CLUSTER: 'b:7000' }, {}));
+    expect(both.option).toBe('redisCluster');
+    expect(configError(() => resolveConfig(none, { STRATA_L2_TIMEOUT_MS: '5000' }, {})).option).toBe('l2TimeoutMs');
+    for (const bad of ['b', 'b:0', 'b:99999', ':7000', '']) {
+      expect(configError(() => resolveConfig(none, {}, { redisCluster: [bad] })).option).toBe('redisCluster');
+    }
+    expect(configError(() => resolveConfig(none, { STRATA_REDIS_CLUSTER: ' , ' }, {})).option).toBe('STRATA_REDIS_CLUSTER');
+  });
+
+  it('rejects a bad REDIS_URL without repeating its password', () => {
+    for (const bad of ['http://app:s3cret@host:6379', 'redis://app:s3cret@', 'redis://app:s3cret@host:6379/db', 'not a url']) {
+      const err = configError(() => resolveConfig(none, { REDIS_URL: bad }, {}));
+      expect(err.option).toBe('REDIS_URL');
+      expect(err.message).not.toContain('s3cret');
+    }
+    expect(configError(() => resolveConfig(none, {}, { redisUrl: 'redis://u:s3cret@h:1/x' })).message).not.toContain('s3cret');
+  });
+
   it('rejects unknown flags, flags without values, repeated flags and unknown file options', () => {
     expect(configError(() => parseFlags(['--prot', '1'])).message).toContain('--prot');
     expect(configError(() => parseFlags(['--port'])).option).toBe('--port');
