@@ -77,8 +77,9 @@ describe('strata CLI', () => {
   });
 
   it('with a wrong Redis password: starts, warns with Redis’s reason, is not ready, and writes get 503 E_L2_UNAVAILABLE', async () => {
-    const redis = await RedisServer.start({ args: ['--requirepass', 'right-one'] });
+    const redis = await RedisServer.start();
     try {
+      await redisCli(redis.port, 'config', 'set', 'requirepass', 'right-one');
       const node = await start([], { REDIS_URL: `redis://:wrong-one@127.0.0.1:${redis.port}` });
       await until(() => node.stderr().includes('warning'));
       expect(node.stderr()).toMatch(/L2 is not reachable yet \(WRONGPASS/);
