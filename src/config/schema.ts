@@ -43,6 +43,13 @@ export interface StrataConfig {
    * stale. Ignored without an L2. @default 60
    */
   readonly l1MaxTtl: number;
+  /**
+   * Which values from the L2 an L1 takes in when it is full. `tinylfu`: only
+   * a value asked for more often lately than the entry it would evict
+   * (a frequency sketch, ~2 bytes per entry); `lru`: every value. Without an
+   * L2 every write is kept regardless. @default "tinylfu"
+   */
+  readonly l1Admission: 'lru' | 'tinylfu';
 }
 
 /** What a config file may set: any subset of the options. */
@@ -167,6 +174,11 @@ function checkRedisCluster(value: unknown): readonly string[] {
   return Object.freeze([...value] as string[]);
 }
 
+function checkAdmission(value: unknown): 'lru' | 'tinylfu' {
+  if (value !== 'lru' && value !== 'tinylfu') throw new ConfigError('l1Admission', value, 'must be "tinylfu" or "lru"');
+  return value;
+}
+
 /** Default shard count: one thread per core, leaving one core to the HTTP front. */
 export function defaultShards(): number {
   return Math.max(1, availableParallelism() - 1);
@@ -266,5 +278,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     () => 500,
     '500',
   ),
+  {
+    key: 'l1Admission',
+    env: 'STRATA_L1_ADMISSION',
+    flag: '--l1-admission',
+    doc: 'which L2 values a full L1 takes in: tinylfu (frequency sketch) or lru (all)',
+    defaultText: 'tinylfu',
+    default: () => 'tinylfu' as const,
+    parse: (raw) => checkAdmission(raw.trim()),
+    check: checkAdmission,
+  },
   intOption('l1MaxTtl', 'STRATA_L1_MAX_TTL', '--l1-max-ttl', 'longest an L1 keeps a value it has from the L2, seconds', 1, 2 ** 31, () => 60, '60'),
 ];

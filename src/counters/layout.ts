@@ -55,6 +55,8 @@ export const SHARD_SLOT = {
   BUS_SENT: 25,
   /** L1 entries dropped because another node invalidated them or the bus had a gap. */
   L1_REMOTE_DROPS: 26,
+  /** Values from (or written to) the L2 that TinyLFU admission kept out of L1. */
+  L1_ADMISSION_REJECTS: 27,
 } as const;
 
 export const SHARD_SLOTS = 32;

@@ -1,6 +1,8 @@
 import { LRUCache } from 'lru-cache';
 import { L1_ENTRY_OVERHEAD_BYTES } from '../config/load.js';
+import { hashKey } from '../shards/route.js';
 import { ExpiryWheel } from './expiry-wheel.js';
+import { FrequencySketch } from './frequency-sketch.js';
 
 /** One cached value with the metadata the HTTP layer answers with. */
 export interface L1Entry {
@@ -23,6 +25,8 @@ export interface L1Events {
   expired(count: number): void;
   /** An entry left for any reason (replaced, deleted, evicted, expired). */
   removed?(key: string): void;
+  /** admit() turned a value away: it was asked for less often than what it would evict. */
+  rejected?(): void;
 }
 
 export interface L1PartitionOptions {
@@ -31,7 +35,17 @@ export interface L1PartitionOptions {
   readonly events: L1Events;
   /** Clock in ms for TTLs; tests pass a fake one. @default performance.now */
   readonly now?: () => number;
+  /**
+   * Admission for admit(): `tinylfu` keeps a frequency sketch of every get()
+   * and lets a new value in only when it was asked for more often than the
+   * entry it would evict; `lru` lets everything in. set() always stores.
+   * @default 'lru'
+   */
+  readonly admission?: 'lru' | 'tinylfu';
 }
+
+/** Sketch counters per byte of budget: about one per typical small entry. */
+const SKETCH_BYTES_PER_COUNTER = 512;
 
 /** Bytes an entry charges against the budget: key, value, metadata and fixed overhead. */
 export function entrySize(key: string, entry: L1Entry): number {
@@ -49,12 +63,15 @@ export class L1Partition {
   readonly #wheel: ExpiryWheel;
   /** tag → keys of the entries carrying it, so invalidating a tag costs what it names. */
   readonly #byTag = new Map<string, Set<string>>();
+  /** Recent access frequency by key hash, for admit(); null with admission 'lru'. */
+  readonly #sketch: FrequencySketch | null;
 
   constructor(options: L1PartitionOptions) {
     this.#events = options.events;
     const clock = options.now;
     this.#clock = clock ?? (() => performance.now());
     this.#wheel = new ExpiryWheel(this.#clock());
+    this.#sketch = options.admission === 'tinylfu' ? new FrequencySketch(options.maxBytes / SKETCH_BYTES_PER_COUNTER) : null;
     this.#lru = new LRUCache<string, L1Entry>({
       maxSize: options.maxBytes,
       sizeCalculation: (entry, key) => entrySize(key, entry),
@@ -74,9 +91,34 @@ export class L1Partition {
     });
   }
 
-  /** The live entry for key, or undefined. */
+  /** The live entry for key, or undefined. Counts the access (hit or miss) for admission. */
   get(key: string): L1Entry | undefined {
+    this.#sketch?.add(hashKey(key));
     return this.#lru.get(key);
+  }
+
+  /**
+   * Stores a value that also lives elsewhere (the L2), so turning it away
+   * loses nothing: with TinyLFU admission, a key not held yet gets in only if
+   * there is room or it was asked for more often than the least recently used
+   * entry it would push out. A key already held is always replaced. Returns
+   * whether it was stored.
+   */
+  admit(key: string, entry: L1Entry, ttlMs: number): boolean {
+    const sketch = this.#sketch;
+    const lru = this.#lru;
+    if (sketch !== null && !lru.has(key) && lru.calculatedSize + entrySize(key, entry) > lru.maxSize) {
+      let victim: string | undefined;
+      for (const k of lru.rkeys()) {
+        victim = k;
+        break;
+      }
+      if (victim !== undefined && sketch.estimate(hashKey(key)) <= sketch.estimate(hashKey(victim))) {
+        this.#events.rejected?.();
+        return false;
+      }
+    }
+    return this.set(key, entry, ttlMs);
   }
 
   /** Stores an entry for ttlMs; returns false when it cannot fit even in an empty partition. */

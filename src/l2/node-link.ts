@@ -58,7 +58,13 @@ export class NodeL2Link {
 
   /** What each shard worker needs to reach the L2 itself. */
   get shardSettings(): ShardL2Settings {
-    return { target: this.#target, timeoutMs: this.#config.l2TimeoutMs, l1MaxTtlMs: this.#config.l1MaxTtl * 1000, nodeId: this.nodeId };
+    return {
+      target: this.#target,
+      timeoutMs: this.#config.l2TimeoutMs,
+      l1MaxTtlMs: this.#config.l1MaxTtl * 1000,
+      nodeId: this.nodeId,
+      admission: this.#config.l1Admission,
+    };
   }
 
   /** Where the L2 is, for the start line (no password). */

@@ -37,6 +37,8 @@ export interface ShardL2 {
   readonly bus: BusPublisher;
   /** Longest an L2 value is kept in L1, ms: bounds how long a lost bus message can leave L1 stale. */
   readonly l1MaxTtlMs: number;
+  /** Which values from the L2 the L1 takes in (see L1PartitionOptions.admission). */
+  readonly admission: 'lru' | 'tinylfu';
 }
 
 /** What an op answers with: a status, and for hits the header block and value. */
@@ -131,9 +133,12 @@ export class Shard {
     counters.incShard(index, SHARD_SLOT.WORKER_STARTS);
     this.l1 = new L1Partition({
       maxBytes: l1MaxBytes,
+      // Without an L2 the L1 holds the only copy: everything written must be kept.
+      admission: l2?.admission ?? 'lru',
       events: {
         evicted: (n) => counters.addShard(index, SHARD_SLOT.L1_EVICTIONS, n),
         expired: (n) => counters.addShard(index, SHARD_SLOT.L1_EXPIRATIONS, n),
+        rejected: () => counters.incShard(index, SHARD_SLOT.L1_ADMISSION_REJECTS),
         ...(hot === null ? {} : { removed: (key: string) => hot.unpublish(key) }),
       },
     });
@@ -353,7 +358,7 @@ export class Shard {
         const ttlMs = Math.min(hit.ttlMs, l2.l1MaxTtlMs);
         if (!load.stale && ttlMs >= 1) {
           const entry = hit.entry;
-          this.l1.set(
+          this.l1.admit(
             key,
             {
               value: entry.value,
@@ -388,7 +393,7 @@ export class Shard {
         this.#l2Done(started);
         this.counters.incShard(s, SHARD_SLOT.L2_SETS);
         this.#forget(key);
-        if (this.l1.set(key, entry, Math.min(ttlMs, l2.l1MaxTtlMs))) this.counters.incShard(s, SHARD_SLOT.L1_SETS);
+        if (this.l1.admit(key, entry, Math.min(ttlMs, l2.l1MaxTtlMs))) this.counters.incShard(s, SHARD_SLOT.L1_SETS);
         return this.#publish(BUS_KIND.KEYS, key, l2);
       })
       .then(

@@ -15,6 +15,8 @@ export interface ShardL2Settings {
   readonly l1MaxTtlMs: number;
   /** This node's id on the bus (its own messages are not applied again). */
   readonly nodeId: string;
+  /** Which values from the L2 the L1 takes in. */
+  readonly admission: 'lru' | 'tinylfu';
 }
 
 /** How often a shard refreshes its L2 readiness and breaker gauges, ms. */
@@ -82,5 +84,10 @@ export default function attach(task: AttachTask): Promise<void> {
 /** This shard's own L2 client (connecting in the background) and bus stream. */
 function connectL2(settings: ShardL2Settings): ShardL2 {
   const store = RedisL2Store.create({ ...settings.target, commandTimeoutMs: settings.timeoutMs, connectTimeoutMs: settings.timeoutMs });
-  return { store, bus: new BusPublisher(settings.nodeId, (message) => store.publish(BUS_CHANNEL, message)), l1MaxTtlMs: settings.l1MaxTtlMs };
+  return {
+    store,
+    bus: new BusPublisher(settings.nodeId, (message) => store.publish(BUS_CHANNEL, message)),
+    l1MaxTtlMs: settings.l1MaxTtlMs,
+    admission: settings.admission,
+  };
 }

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { FrequencySketch } from '../../src/l1/frequency-sketch.js';
 import { entrySize, type L1Entry, L1Partition } from '../../src/l1/partition.js';
+import { hashKey } from '../../src/shards/route.js';
 
 function entry(bytes: number, tags: string[] | null = null): L1Entry {
   return { value: new Uint8Array(bytes), head: new Uint8Array(10), createdMs: 0, expiresMs: 0, tags };
@@ -115,5 +117,58 @@ describe('L1 tag index', () => {
     expect(l1.deleteTagged(new Set(['bulk']))).toBe(live);
     expect(l1.items).toBe(0);
     expect(l1.tagCount).toBe(0);
+  });
+});
+
+describe('frequency sketch', () => {
+  it('ranks keys by how often they were added, and forgets old counts by halving', () => {
+    const sketch = new FrequencySketch(1024);
+    for (let i = 0; i < 12; i++) sketch.add(hashKey('hot'));
+    for (let i = 0; i < 3; i++) sketch.add(hashKey('warm'));
+    expect(sketch.estimate(hashKey('hot'))).toBe(12);
+    expect(sketch.estimate(hashKey('warm'))).toBeGreaterThanOrEqual(3);
+    expect(sketch.estimate(hashKey('warm'))).toBeLessThan(12);
+    // Counters saturate at 15.
+    for (let i = 0; i < 20; i++) sketch.add(hashKey('hot'));
+    expect(sketch.estimate(hashKey('hot'))).toBe(15);
+    // 10 × width additions of other keys halve every counter (possibly more than once).
+    for (let i = 0; i < 10 * 1024; i++) sketch.add(hashKey(`noise${i % 5000}`));
+    expect(sketch.estimate(hashKey('hot'))).toBeLessThanOrEqual(8);
+  });
+});
+
+describe('L1 admission (TinyLFU)', () => {
+  function full(admission: 'lru' | 'tinylfu') {
+    const size = entrySize('k0', entry(1000));
+    const rejected = { n: 0 };
+    const l1 = new L1Partition({ maxBytes: size * 3, admission, events: { evicted() {}, expired() {}, rejected: () => void rejected.n++ } });
+    for (const key of ['k0', 'k1', 'k2']) {
+      l1.admit(key, entry(1000), 60_000);
+      for (let i = 0; i < 5; i++) l1.get(key);
+    }
+    return { l1, rejected };
+  }
+
+  it('keeps a value asked for less often than the entry it would evict out, and counts it', () => {
+    const { l1, rejected } = full('tinylfu');
+    l1.get('once');
+    expect(l1.admit('once', entry(1000), 60_000)).toBe(false);
+    expect(l1.get('once')).toBeUndefined();
+    expect(l1.items).toBe(3);
+    expect(rejected.n).toBe(1);
+    // Asked for often enough, it gets in and the least recently used entry goes.
+    for (let i = 0; i < 10; i++) l1.get('popular');
+    expect(l1.admit('popular', entry(1000), 60_000)).toBe(true);
+    expect(l1.get('popular')).toBeDefined();
+  });
+
+  it('always replaces a key it holds, and admits everything with lru', () => {
+    const { l1 } = full('tinylfu');
+    const replacement = entry(1000);
+    expect(l1.admit('k1', replacement, 60_000)).toBe(true);
+    expect(l1.get('k1')).toBe(replacement);
+    const lru = full('lru').l1;
+    expect(lru.admit('once', entry(1000), 60_000)).toBe(true);
+    expect(lru.get('once')).toBeDefined();
   });
 });
