@@ -9,12 +9,13 @@
  *
  *   npm run bench:http [-- --seconds 10 --rounds 2 --shards 1]
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort } from '../test/helpers/redis.js';
+import { cpuOf, fmt, getJson, requireWrk, runWrk, SERVER_CPU, WRK_CPU, type WrkResult } from './harness.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -31,54 +32,8 @@ const ROUNDS = Number(args.rounds);
 const KEYS = Number(args.keys);
 const VALUE_BYTES = Number(args['value-bytes']);
 const CONNECTIONS = Number(args.connections);
-const SERVER_CPU = '0';
-const WRK_CPU = availableParallelism() > 1 ? '1' : '0';
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
+const wrk = (port: number, script: string, seconds = SECONDS) => runWrk(port, script, seconds, CONNECTIONS);
 const root = new URL('../../', import.meta.url).pathname;
-
-function requireWrk(): void {
-  try {
-    execFileSync('wrk', ['--version'], { stdio: 'ignore' });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return; // wrk --version exits 1 but exists
-    if (process.getuid?.() === 0) {
-      console.log('wrk not found; installing the Debian package');
-      execFileSync('apt-get', ['install', '-y', '-qq', 'wrk'], { stdio: 'inherit' });
-    } else {
-      console.error('wrk is required: apt-get install wrk');
-      process.exit(1);
-    }
-  }
-}
-
-/** CPU seconds of every thread of pid so far, and per thread (tid → [name, seconds]). */
-function cpuOf(pid: number): { total: number; threads: Map<number, [string, number]> } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // After the comm field: state is index 0, utime 11, stime 12.
-  const total = (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-  const threads = new Map<number, [string, number]>();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const t = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const name = t.slice(t.indexOf('(') + 1, t.lastIndexOf(')'));
-      const f = t.slice(t.lastIndexOf(')') + 2).split(' ');
-      threads.set(Number(tid), [name, (Number(f[11]) + Number(f[12])) / CLK_TCK]);
-    } catch {
-      // thread exited
-    }
-  }
-  return { total, threads };
-}
-
-/** GET JSON; retried once because uWS closes keep-alive connections idle for 10 s, which fetch may reuse. */
-async function getJson<T>(url: string): Promise<T> {
-  try {
-    return (await (await fetch(url)).json()) as T;
-  } catch {
-    return (await (await fetch(url)).json()) as T;
-  }
-}
 
 async function startServer(kind: 'bare' | 'strata', port: number): Promise<ChildProcess> {
   const script = kind === 'bare' ? join(root, 'dist/native-bench/bare-server.js') : join(root, 'dist/src/cli.js');
@@ -108,34 +63,6 @@ async function preload(port: number): Promise<void> {
   await Promise.all(Array.from({ length: 32 }, worker));
 }
 
-interface WrkResult {
-  requests: number;
-  rps: number;
-  p50ms: number;
-  p99ms: number;
-  errors: number;
-}
-
-function parseLatency(text: string, pct: string): number {
-  const m = new RegExp(`^\\s*${pct}%\\s+([\\d.]+)(us|ms|s)\\s*$`, 'm').exec(text);
-  if (m === null) return Number.NaN;
-  const v = Number(m[1]);
-  return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
-}
-
-function runWrk(port: number, script: string, seconds = SECONDS): WrkResult {
-  const out = execFileSync(
-    'taskset',
-    ['-c', WRK_CPU, 'wrk', '-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', '-s', script, `http://127.0.0.1:${port}`],
-    { encoding: 'utf8' },
-  );
-  const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
-  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
-  const sockErr = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-  const errors = non2xx + (sockErr ? sockErr.slice(1).reduce((a, b) => a + Number(b), 0) : 0);
-  return { requests, rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]), p50ms: parseLatency(out, '50'), p99ms: parseLatency(out, '99'), errors };
-}
-
 interface Measured extends WrkResult {
   kind: string;
   workload: string;
@@ -151,11 +78,11 @@ async function measure(kind: 'bare' | 'strata', workload: 'GET' | 'PUT', script:
   try {
     await preload(port);
     // Warm-up, not measured: JIT, and for Strata the first read of each key (through its shard).
-    runWrk(port, script, 2);
+    wrk(port, script, 2);
     const pid = child.pid as number;
     const before = cpuOf(pid);
     if (kind === 'strata') await getJson(`http://127.0.0.1:${port}/v1/stats`);
-    const wrk = runWrk(port, script);
+    const result = wrk(port, script);
     const after = cpuOf(pid);
     const cpuSeconds = after.total - before.total;
     const busy = [...after.threads]
@@ -169,7 +96,7 @@ async function measure(kind: 'bare' | 'strata', workload: 'GET' | 'PUT', script:
       const stats = await getJson<{ frontUtilization: number; shards: { utilization: number; opsPerBatch: number }[] }>(`http://127.0.0.1:${port}/v1/stats`);
       elu = `front ${(stats.frontUtilization * 100).toFixed(0)}%, shards ${stats.shards.map((s) => `${(s.utilization * 100).toFixed(0)}%`).join('/')}; ops/batch ${stats.shards.map((s) => s.opsPerBatch.toFixed(1)).join('/')}`;
     }
-    return { kind, workload, ...wrk, cpuSeconds, perCpuSecond: wrk.requests / cpuSeconds, threads: busy, ...(elu === undefined ? {} : { elu }) };
+    return { kind, workload, ...result, cpuSeconds, perCpuSecond: result.requests / cpuSeconds, threads: busy, ...(elu === undefined ? {} : { elu }) };
   } finally {
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
@@ -186,8 +113,6 @@ function luaScripts(dir: string): { get: string; put: string } {
   );
   return { get, put };
 }
-
-const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 
 async function main(): Promise<void> {
   requireWrk();

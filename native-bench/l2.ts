@@ -1,0 +1,333 @@
+/**
+ * L2 benchmarks, each against a baseline measured in the same run:
+ *
+ * 1. L2 hits (L1 cold): Strata serving GETs whose values are only in Redis,
+ *    against a bare uWebSockets.js server that answers each GET with one
+ *    auto-pipelined ioredis GET (bare-redis-server.ts). Requests per server
+ *    CPU-second; Redis's own CPU reported beside.
+ * 2. Zipf: s = 0.99 over 100,000 keys of 1 KiB, L1 budget ≈ 10% of the
+ *    keyspace's bytes, 95% GET / 5% PUT; for LRU and for TinyLFU admission:
+ *    the L1 hit ratio and the share of requests that reached Redis.
+ * 3. Invalidation window: node A acknowledges a PUT; how long until node B,
+ *    which held the old value in L1, answers the new one.
+ *
+ * Servers are pinned to CPU 0, wrk and Redis to CPU 1.
+ *
+ *   npm run bench:l2 [-- --seconds 10 --rounds 3]
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { entrySize } from '../src/l1/partition.js';
+import { encodeEnvelope } from '../src/l2/envelope.js';
+import { valueKey } from '../src/l2/keys.js';
+import { freePort, RedisServer } from '../test/helpers/redis.js';
+import { cpuOf, fmt, getJson, requireWrk, runWrk, SERVER_CPU, WRK_CPU } from './harness.js';
+
+const { values: args } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '10' },
+    rounds: { type: 'string', default: '3' },
+    connections: { type: 'string', default: '50' },
+    'window-samples': { type: 'string', default: '300' },
+  },
+});
+const SECONDS = Number(args.seconds);
+const ROUNDS = Number(args.rounds);
+const CONNECTIONS = Number(args.connections);
+const WINDOW_SAMPLES = Number(args['window-samples']);
+const KEYS = 100_000;
+const VALUE_BYTES = 1024;
+const root = new URL('../../', import.meta.url).pathname;
+
+interface Server {
+  child: ChildProcess;
+  port: number;
+}
+
+async function startProcess(argv: string[], env: Record<string, string>, cpu: string | null): Promise<Server> {
+  const port = await freePort();
+  const full = [...argv.map((a) => (a === '$PORT' ? String(port) : a))];
+  const child =
+    cpu === null
+      ? spawn(process.execPath, full, { stdio: ['ignore', 'pipe', 'inherit'], cwd: tmpdir(), env: { ...process.env, STRATA_CONFIG: '', ...env } })
+      : spawn('taskset', ['-c', cpu, process.execPath, ...full], {
+          stdio: ['ignore', 'pipe', 'inherit'],
+          cwd: tmpdir(),
+          env: { ...process.env, STRATA_CONFIG: '', ...env },
+        });
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('listening')) resolve();
+    });
+    child.on('exit', (code) => reject(new Error(`${argv[0]} exited with ${code}`)));
+  });
+  return { child, port };
+}
+
+function startStrata(redisUrl: string, extra: string[], cpu: string | null = SERVER_CPU): Promise<Server> {
+  return startProcess([join(root, 'dist/src/cli.js'), '--port', '$PORT', '--shards', '1', '--max-value-bytes', '4k', ...extra], { REDIS_URL: redisUrl }, cpu);
+}
+
+async function stop(server: Server): Promise<void> {
+  server.child.kill('SIGTERM');
+  await new Promise((r) => server.child.once('exit', r));
+}
+
+/** Writes every key's envelope straight into Redis (what a PUT through Strata would leave there). */
+async function preloadRedis(url: string): Promise<void> {
+  const redis = new Redis(url);
+  const value = new Uint8Array(VALUE_BYTES).fill(120);
+  for (let start = 0; start < KEYS; start += 5000) {
+    const pipeline = redis.pipeline();
+    for (let k = start; k < Math.min(KEYS, start + 5000); k++) {
+      pipeline.set(
+        valueKey(`k${k}`),
+        encodeEnvelope({ value, contentType: 'application/octet-stream', etag: `"${k}"`, createdMs: Date.now(), tags: null }),
+        'PX',
+        3_600_000,
+      );
+    }
+    await pipeline.exec();
+  }
+  redis.disconnect();
+}
+
+interface Stats {
+  levels: { L1: { gets: number; hits: number }; L2: { gets: number; hits: number; sets: number; coalesced: number } };
+  frontUtilization: number;
+}
+
+interface Run {
+  label: string;
+  rps: number;
+  p50ms: number;
+  p99ms: number;
+  errors: number;
+  perCpuSecond: number;
+  redisCpuShare: number;
+  l1HitRatio?: number;
+  redisShare?: number;
+  l2Reads?: number;
+  requests: number;
+}
+
+/** Runs wrk against a server, with server CPU from /proc and, for Strata, the L1/L2 counters. */
+async function measure(label: string, server: Server, redisPid: number, script: string, strata: boolean): Promise<Run> {
+  runWrk(server.port, script, 2, CONNECTIONS); // warm-up, not measured
+  const before = cpuOf(server.child.pid as number).total;
+  const redisBefore = cpuOf(redisPid).total;
+  const s0 = strata ? await getJson<Stats>(`http://127.0.0.1:${server.port}/v1/stats`) : null;
+  const wrk = runWrk(server.port, script, SECONDS, CONNECTIONS);
+  const cpu = cpuOf(server.child.pid as number).total - before;
+  const redisCpu = cpuOf(redisPid).total - redisBefore;
+  const run: Run = { label, ...wrk, perCpuSecond: wrk.requests / cpu, redisCpuShare: redisCpu / SECONDS };
+  if (s0 !== null) {
+    const s1 = await getJson<Stats>(`http://127.0.0.1:${server.port}/v1/stats`);
+    const gets = s1.levels.L1.gets - s0.levels.L1.gets;
+    const hits = s1.levels.L1.hits - s0.levels.L1.hits;
+    const l2Reads = s1.levels.L2.gets - s0.levels.L2.gets;
+    const l2Writes = s1.levels.L2.sets - s0.levels.L2.sets;
+    run.l1HitRatio = hits / gets;
+    run.l2Reads = l2Reads;
+    // Requests that made Strata call Redis: L2 reads (coalesced misses count once) and writes.
+    run.redisShare = (l2Reads + l2Writes) / wrk.requests;
+  }
+  return run;
+}
+
+function uniformGetScript(dir: string): string {
+  const path = join(dir, 'uniform.lua');
+  writeFileSync(path, `math.randomseed(42)\nrequest = function()\n  return wrk.format("GET", "/v1/keys/k" .. math.random(0, ${KEYS - 1}))\nend\n`);
+  return path;
+}
+
+/** Zipf(s) over KEYS ranks by inverse CDF (binary search), 95% GET / 5% PUT. */
+function zipfScript(dir: string, s: number): string {
+  const path = join(dir, 'zipf.lua');
+  writeFileSync(
+    path,
+    `local n, s = ${KEYS}, ${s}
+local cdf, sum = {}, 0
+for i = 1, n do sum = sum + 1 / (i ^ s); cdf[i] = sum end
+for i = 1, n do cdf[i] = cdf[i] / sum end
+local body = string.rep("z", ${VALUE_BYTES})
+math.randomseed(1234)
+local function rank()
+  local u, lo, hi = math.random(), 1, n
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if cdf[mid] < u then lo = mid + 1 else hi = mid end
+  end
+  return lo - 1
+end
+request = function()
+  local k = rank()
+  if math.random() < 0.05 then
+    return wrk.format("PUT", "/v1/keys/k" .. k .. "?ttl=3600", nil, body)
+  end
+  return wrk.format("GET", "/v1/keys/k" .. k)
+end
+`,
+  );
+  return path;
+}
+
+/** Share of requests the best static choice of `capacity` keys would serve (the top ranks). */
+function staticOptimum(capacity: number, s: number): number {
+  let top = 0;
+  let all = 0;
+  for (let i = 1; i <= KEYS; i++) {
+    const w = 1 / i ** s;
+    all += w;
+    if (i <= capacity) top += w;
+  }
+  return top / all;
+}
+
+function table(runs: Run[]): void {
+  console.log('| run | req/s | p50 ms | p99 ms | req per server CPU-s | Redis CPU | L1 hit ratio | requests reaching Redis | errors |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of runs) {
+    const pct = (x: number | undefined) => (x === undefined ? '–' : `${(x * 100).toFixed(1)}%`);
+    console.log(
+      `| ${r.label} | ${fmt(r.rps)} | ${fmt(r.p50ms, 3)} | ${fmt(r.p99ms, 3)} | ${fmt(r.perCpuSecond)} | ${pct(r.redisCpuShare)} | ${pct(r.l1HitRatio)} | ${pct(r.redisShare)} | ${r.errors} |`,
+    );
+  }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+async function l2Hits(redis: RedisServer, dir: string): Promise<void> {
+  console.log('\n## 1. L2 hits, L1 cold (1 MiB L1, 100,000 keys read uniformly)\n');
+  const script = uniformGetScript(dir);
+  const runs: Run[] = [];
+  const ratios: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const bare = await startProcess([join(root, 'dist/native-bench/bare-redis-server.js'), '$PORT', redis.url], {}, SERVER_CPU);
+    const b = await measure('bare uWS + ioredis GET', bare, redis.pid as number, script, false);
+    await stop(bare);
+    // lru admission: every L2 value is taken in (and soon evicted), the worst case for an L1 this small.
+    const strata = await startStrata(redis.url, ['--l1-max-bytes', '1m', '--l1-admission', 'lru']);
+    const s = await measure('strata L2 hit', strata, redis.pid as number, script, true);
+    await stop(strata);
+    runs.push(b, s);
+    ratios.push(s.perCpuSecond / b.perCpuSecond);
+  }
+  table(runs);
+  console.log(`\nL2 hits, req per server CPU-second, strata/bare by round: ${ratios.map((r) => r.toFixed(3)).join(', ')}; median ${median(ratios).toFixed(3)}`);
+}
+
+async function zipf(redis: RedisServer, dir: string): Promise<void> {
+  const s = 0.99;
+  const key = 'k50000';
+  const perEntry = entrySize(key, {
+    value: new Uint8Array(VALUE_BYTES),
+    head: new Uint8Array(`application/octet-stream\r\netag: "0123456789abcdef0123456789abcdef"\r\nx-cache: L1`.length),
+    createdMs: 0,
+    expiresMs: 0,
+    tags: null,
+  });
+  const l1Bytes = Math.round((KEYS * perEntry) / 10);
+  const capacity = Math.floor(l1Bytes / perEntry);
+  console.log(
+    `\n## 2. Zipf s=${s}, ${fmt(KEYS)} keys x ${VALUE_BYTES} B, L1 ${fmt(l1Bytes / 1048576, 1)} MiB (~${fmt(capacity)} entries, 10% of the keyspace), 95% GET / 5% PUT\n`,
+  );
+  console.log(`best static choice of ${fmt(capacity)} keys would serve ${(staticOptimum(capacity, s) * 100).toFixed(1)}% of reads\n`);
+  const script = zipfScript(dir, s);
+  const runs: Run[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const admission of ['lru', 'tinylfu']) {
+      await preloadRedis(redis.url);
+      const strata = await startStrata(redis.url, ['--l1-max-bytes', String(l1Bytes), '--l1-admission', admission]);
+      // Fill L1 first: one pass of the workload not measured (beyond measure()'s own warm-up).
+      runWrk(strata.port, script, 5, CONNECTIONS);
+      runs.push(await measure(`strata ${admission}`, strata, redis.pid as number, script, true));
+      await stop(strata);
+    }
+  }
+  table(runs);
+  for (const admission of ['lru', 'tinylfu']) {
+    const mine = runs.filter((r) => r.label === `strata ${admission}`);
+    console.log(
+      `${admission}: L1 hit ratio median ${(median(mine.map((r) => r.l1HitRatio ?? 0)) * 100).toFixed(1)}%, requests reaching Redis median ${(median(mine.map((r) => r.redisShare ?? 0)) * 100).toFixed(1)}%`,
+    );
+  }
+}
+
+/** A keep-alive GET that returns the body as text. */
+async function body(url: string): Promise<string> {
+  const res = await fetch(url);
+  return res.text();
+}
+
+async function invalidationWindow(redis: RedisServer): Promise<void> {
+  console.log(`\n## 3. Invalidation window (${WINDOW_SAMPLES} writes, nodes idle otherwise, not pinned)\n`);
+  const a = await startStrata(redis.url, [], null);
+  const b = await startStrata(redis.url, [], null);
+  try {
+    const windows: number[] = [];
+    let staleAfterAck = 0;
+    for (let i = 0; i < WINDOW_SAMPLES; i++) {
+      const key = `w${i % 10}`;
+      const old = `old-${i}`;
+      const fresh = `new-${i}`;
+      await fetch(`http://127.0.0.1:${a.port}/v1/keys/${key}`, { method: 'PUT', body: old });
+      // B holds the old value in L1 (and, after the second read, in the front's hot index).
+      while ((await body(`http://127.0.0.1:${b.port}/v1/keys/${key}`)) !== old);
+      await body(`http://127.0.0.1:${b.port}/v1/keys/${key}`);
+      await fetch(`http://127.0.0.1:${a.port}/v1/keys/${key}`, { method: 'PUT', body: fresh });
+      const acked = performance.now();
+      for (;;) {
+        const seen = await body(`http://127.0.0.1:${b.port}/v1/keys/${key}`);
+        if (seen === fresh) break;
+        staleAfterAck++;
+      }
+      windows.push(performance.now() - acked);
+    }
+    windows.sort((x, y) => x - y);
+    const q = (p: number) => windows[Math.min(windows.length - 1, Math.floor(p * windows.length))] as number;
+    console.log(
+      `from A's PUT acknowledged to B's first fresh answer (includes one GET round trip): p50 ${q(0.5).toFixed(3)} ms, p99 ${q(0.99).toFixed(3)} ms, max ${q(1).toFixed(3)} ms; stale answers after the ack: ${staleAfterAck} of ${WINDOW_SAMPLES} writes`,
+    );
+    const rtt: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const t = performance.now();
+      await body(`http://127.0.0.1:${b.port}/v1/keys/w0`);
+      rtt.push(performance.now() - t);
+    }
+    rtt.sort((x, y) => x - y);
+    console.log(`for scale, one GET round trip to B: p50 ${(rtt[100] as number).toFixed(3)} ms`);
+  } finally {
+    await Promise.all([stop(a), stop(b)]);
+  }
+}
+
+async function main(): Promise<void> {
+  requireWrk();
+  const dir = mkdtempSync(join(tmpdir(), 'strata-l2-bench-'));
+  const redis = await RedisServer.start();
+  execFileSync('taskset', ['-pc', WRK_CPU, String(redis.pid)], { stdio: 'ignore' });
+  console.log(
+    `machine: ${cpus()[0]?.model ?? '?'} x${availableParallelism()}, node ${process.version}; server on cpu ${SERVER_CPU}, wrk and redis-server on cpu ${WRK_CPU}`,
+  );
+  console.log(`${CONNECTIONS} connections, ${SECONDS}s per run, ${ROUNDS} rounds`);
+  try {
+    await preloadRedis(redis.url);
+    await l2Hits(redis, dir);
+    await zipf(redis, dir);
+    await invalidationWindow(redis);
+  } finally {
+    await redis.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
