@@ -7,10 +7,11 @@
  *   u16 content-type length   | content-type (ASCII)
  *   u8  etag length           | etag (ASCII)
  *   f64 created (epoch ms)
+ *   f64 expires (epoch ms; Redis drops the key then too, by PX)
  *   per tag: u8 length | tag (UTF-8)
  *   value (the rest)
  */
-export const ENVELOPE_VERSION = 1;
+export const ENVELOPE_VERSION = 2;
 
 /** A value with the metadata Strata answers with. */
 export interface L2Entry {
@@ -18,6 +19,8 @@ export interface L2Entry {
   readonly contentType: string;
   readonly etag: string;
   readonly createdMs: number;
+  /** When it expires, epoch ms by the writer's clock; readers derive the L1 TTL from it. */
+  readonly expiresMs: number;
   readonly tags: readonly string[] | null;
 }
 
@@ -32,7 +35,7 @@ export function encodeEnvelope(entry: L2Entry): Buffer {
   if (ct.length > 0xffff || etag.length > 0xff || tags.length > 0xff || tags.some((t) => t.length > 0xff)) {
     throw new RangeError('envelope field too long');
   }
-  const size = 1 + 1 + 2 + ct.length + 1 + etag.length + 8 + tags.reduce((n, t) => n + 1 + t.length, 0) + entry.value.length;
+  const size = 1 + 1 + 2 + ct.length + 1 + etag.length + 16 + tags.reduce((n, t) => n + 1 + t.length, 0) + entry.value.length;
   const out = Buffer.allocUnsafe(size);
   let at = 0;
   out[at++] = ENVELOPE_VERSION;
@@ -45,6 +48,8 @@ export function encodeEnvelope(entry: L2Entry): Buffer {
   etag.copy(out, at);
   at += etag.length;
   out.writeDoubleLE(entry.createdMs, at);
+  at += 8;
+  out.writeDoubleLE(entry.expiresMs, at);
   at += 8;
   for (const tag of tags) {
     out[at++] = tag.length;
@@ -61,7 +66,7 @@ export function decodeEnvelope(bytes: Uint8Array): L2Entry {
   const fail = (why: string): never => {
     throw new RangeError(`not a Strata L2 envelope: ${why}`);
   };
-  if (buf.length < 13) fail('too short');
+  if (buf.length < 21) fail('too short');
   if (buf[0] !== ENVELOPE_VERSION) fail(`version ${buf[0]}`);
   const tagCount = buf[1] as number;
   let at = 2;
@@ -71,10 +76,12 @@ export function decodeEnvelope(bytes: Uint8Array): L2Entry {
   const contentType = buf.toString('latin1', at, at + ctLength);
   at += ctLength;
   const etagLength = buf[at++] as number;
-  if (at + etagLength + 8 > buf.length) fail('etag overruns');
+  if (at + etagLength + 16 > buf.length) fail('etag overruns');
   const etag = buf.toString('latin1', at, at + etagLength);
   at += etagLength;
   const createdMs = buf.readDoubleLE(at);
+  at += 8;
+  const expiresMs = buf.readDoubleLE(at);
   at += 8;
   const tags: string[] = [];
   for (let i = 0; i < tagCount; i++) {
@@ -84,5 +91,5 @@ export function decodeEnvelope(bytes: Uint8Array): L2Entry {
     tags.push(decoder.decode(buf.subarray(at, at + length)));
     at += length;
   }
-  return { value: new Uint8Array(buf.subarray(at)), contentType, etag, createdMs, tags: tagCount === 0 ? null : tags };
+  return { value: new Uint8Array(buf.subarray(at)), contentType, etag, createdMs, expiresMs, tags: tagCount === 0 ? null : tags };
 }

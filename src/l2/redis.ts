@@ -1,6 +1,7 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { type L2ErrorKind, L2UnavailableError } from '../errors.js';
 import { type BreakerOptions, CircuitBreaker } from './breaker.js';
+import { DeadlineQueue } from './deadlines.js';
 import { decodeEnvelope, encodeEnvelope, type L2Entry } from './envelope.js';
 import { tagKey, valueKey } from './keys.js';
 import type { L2Hit, L2Store } from './store.js';
@@ -31,12 +32,12 @@ export interface RedisL2Options {
 export class RedisL2Store implements L2Store {
   readonly #client: Redis | Cluster;
   readonly #breaker: CircuitBreaker;
-  readonly #deadlineMs: number;
+  readonly #deadlines: DeadlineQueue;
 
   private constructor(client: Redis | Cluster, breaker: CircuitBreaker, deadlineMs: number) {
     this.#client = client;
     this.#breaker = breaker;
-    this.#deadlineMs = deadlineMs;
+    this.#deadlines = new DeadlineQueue(deadlineMs);
   }
 
   /** True while the client is connected (for a Cluster: knows the slots) and takes commands. */
@@ -57,8 +58,8 @@ export class RedisL2Store implements L2Store {
   async #run<T>(operation: () => Promise<T>): Promise<T> {
     if (!this.#breaker.allow()) throw new L2UnavailableError('breaker', 'circuit open after repeated failures; probing');
     try {
-      // The client's commandTimeout bounds each command; this bounds the whole operation (several round trips, cluster redirects).
-      const result = await withDeadline(operation(), this.#deadlineMs, 'the L2 operation');
+      // One deadline for the whole operation (several commands, round trips, cluster redirects).
+      const result = await this.#deadlines.bound(operation(), 'the L2 operation');
       this.#breaker.success();
       return result;
     } catch (err) {
@@ -73,7 +74,7 @@ export class RedisL2Store implements L2Store {
   static async connect(options: RedisL2Options): Promise<RedisL2Store> {
     const store = RedisL2Store.create(options, true);
     try {
-      await withDeadline(store.#client.connect(), options.connectTimeoutMs, 'connect');
+      await new DeadlineQueue(options.connectTimeoutMs).bound(store.#client.connect(), 'connect');
     } catch (err) {
       store.#client.disconnect();
       throw toL2Error(err);
@@ -87,8 +88,8 @@ export class RedisL2Store implements L2Store {
    * starts with it, so a Redis that is down at boot heals like one lost later.
    */
   static create(options: RedisL2Options, lazy = false): RedisL2Store {
+    // No ioredis commandTimeout: it arms a timer per command; the store's DeadlineQueue bounds every operation instead.
     const common: RedisOptions = {
-      commandTimeout: options.commandTimeoutMs,
       connectTimeout: options.connectTimeoutMs,
       maxRetriesPerRequest: 1,
       enableAutoPipelining: true,
@@ -101,7 +102,7 @@ export class RedisL2Store implements L2Store {
         enableAutoPipelining: true,
         lazyConnect: lazy,
         clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
-        redisOptions: { commandTimeout: options.commandTimeoutMs, connectTimeout: options.connectTimeoutMs, maxRetriesPerRequest: 1 },
+        redisOptions: { connectTimeout: options.connectTimeoutMs, maxRetriesPerRequest: 1 },
       });
     } else if (options.url !== undefined) {
       client = new Redis(options.url, { ...common, enableOfflineQueue: false, retryStrategy: (times) => Math.min(50 * times, 2000) });
@@ -204,13 +205,12 @@ export class RedisL2Store implements L2Store {
   }
 
   async #read(key: string): Promise<L2Hit | null> {
-    const k = valueKey(key);
-    // Same key, same slot: auto-pipelining sends both in one round trip.
-    const [bytes, ttlMs] = await Promise.all([this.#client.getBuffer(k), this.#client.pttl(k)]);
-    return hitOf(bytes, ttlMs);
+    // One GET: the envelope carries the expiry, so no PTTL round trip is needed.
+    return hitOf(await this.#client.getBuffer(valueKey(key)));
   }
 
   async close(): Promise<void> {
+    this.#deadlines.close();
     await this.#client.quit().catch(() => this.#client.disconnect());
   }
 }
@@ -223,21 +223,20 @@ export function clusterNodes(seeds: readonly string[]): { host: string; port: nu
   });
 }
 
-function hitOf(bytes: Buffer | null, ttlMs: number): L2Hit | null {
-  if (bytes === null || ttlMs === -2) return null;
+/**
+ * A stored envelope as a hit, with the time it has left by its own expiry
+ * stamp (the writer's clock; Redis drops the key at the same moment by PX).
+ */
+function hitOf(bytes: Buffer | null): L2Hit | null {
+  if (bytes === null) return null;
+  let entry: L2Entry;
   try {
-    return { entry: decodeEnvelope(bytes), ttlMs: ttlMs < 0 ? Number.POSITIVE_INFINITY : ttlMs };
+    entry = decodeEnvelope(bytes);
   } catch (err) {
     throw new L2UnavailableError('reply', (err as Error).message, err);
   }
-}
-
-function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new L2UnavailableError('timeout', `${what} took longer than ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+  const ttlMs = entry.expiresMs - Date.now();
+  return ttlMs > 0 ? { entry, ttlMs } : null;
 }
 
 /**

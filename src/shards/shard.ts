@@ -110,9 +110,9 @@ class Answers {
   }
 }
 
-/** What a batch yields: the answer now, and for ops waiting on the L2 a second answer later. */
+/** What a batch yields: the answer now (null when every op waits on the L2), and for ops waiting on the L2 a second answer later. */
 export interface BatchOutcome {
-  readonly now: ArrayBuffer;
+  readonly now: ArrayBuffer | null;
   readonly later: Promise<ArrayBuffer> | null;
 }
 
@@ -231,7 +231,7 @@ export class Shard {
         }
         later ??= new Answers(batch.id, ops, true);
         now.set(i, STATUS.PENDING);
-        const l2Entry = { value: put.value, contentType: put.contentType, etag, createdMs: nowMs, tags: put.tags };
+        const l2Entry = { value: put.value, contentType: put.contentType, etag, createdMs: nowMs, expiresMs: nowMs + put.ttlMs, tags: put.tags };
         waits.push(this.#writeThrough(key, entry, put.ttlMs, () => l2.store.set(key, l2Entry, put.ttlMs), i, later, l2));
       } else if (op === OP.DELETE) {
         deleteOps++;
@@ -287,7 +287,8 @@ export class Shard {
     this.#observe(batch, now, end);
     const answered = later;
     return {
-      now: now.pack(),
+      // A batch of L1 misses only (the usual L2-hit batch) sends one message, not two.
+      now: waits.length === n ? null : now.pack(),
       later:
         answered === null
           ? null

@@ -60,7 +60,7 @@ export default function attach(task: AttachTask): Promise<void> {
   const { port } = task;
   port.on('message', (batch: Batch) => {
     const { now, later } = shard.run(batch);
-    port.postMessage(now, [now]);
+    if (now !== null) port.postMessage(now, [now]);
     // Every L2 failure is an answer (STATUS.L2_ERROR); a rejection here is a bug: crash, and the pool replaces the worker.
     later?.then(
       (buffer) => port.postMessage(buffer, [buffer]),

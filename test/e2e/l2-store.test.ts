@@ -5,11 +5,12 @@ import { RedisCluster, RedisServer } from '../helpers/redis.js';
 
 // One behavioural suite, run against a standalone Redis and a 6-node Redis Cluster (issue 3 groundwork).
 
-const entry = (text: string, tags: string[] | null = null): L2Entry => ({
+const entry = (text: string, tags: string[] | null = null, ttlMs = 60_000): L2Entry => ({
   value: new TextEncoder().encode(text),
   contentType: 'text/plain',
   etag: `"${text.length}"`,
-  createdMs: 1_790_000_000_000,
+  createdMs: Date.now(),
+  expiresMs: Date.now() + ttlMs,
   tags,
 });
 const text = (bytes: Uint8Array | undefined) => (bytes === undefined ? undefined : new TextDecoder().decode(bytes));
@@ -65,7 +66,7 @@ describe.each(targets)('L2 store on Redis (%s)', (_name, start) => {
   });
 
   it('lets values expire in Redis', async () => {
-    await target.store.set('brief', entry('x'), 1);
+    await target.store.set('brief', entry('x', null, 1), 1);
     const gone = async () => (await target.store.get('brief')) === null;
     for (let i = 0; i < 100 && !(await gone()); i++) await new Promise((r) => setImmediate(r));
     expect(await gone()).toBe(true);

@@ -22,16 +22,17 @@ describe('L2 envelope', () => {
       contentType: 'text/plain; charset=utf-8',
       etag: '"abcd-4"',
       createdMs: 1_790_000_000_123.5,
+      expiresMs: 1_790_000_060_123.5,
       tags: ['red', 'ключ'],
     };
     expect(decodeEnvelope(encodeEnvelope(entry))).toEqual(entry);
-    const bare = { value: new Uint8Array(0), contentType: 'application/octet-stream', etag: '"0-0"', createdMs: 0, tags: null };
+    const bare = { value: new Uint8Array(0), contentType: 'application/octet-stream', etag: '"0-0"', createdMs: 0, expiresMs: 0, tags: null };
     expect(decodeEnvelope(encodeEnvelope(bare))).toEqual(bare);
   });
 
   it('refuses bytes that are not an envelope', () => {
     expect(() => decodeEnvelope(Buffer.from('hello, plain redis value'))).toThrow(/not a Strata L2 envelope/);
-    const good = encodeEnvelope({ value: new Uint8Array(1), contentType: 'x/y', etag: '"e"', createdMs: 1, tags: ['t'] });
+    const good = encodeEnvelope({ value: new Uint8Array(1), contentType: 'x/y', etag: '"e"', createdMs: 1, expiresMs: 2, tags: ['t'] });
     expect(() => decodeEnvelope(good.subarray(0, 10))).toThrow(/not a Strata L2 envelope/);
   });
 });

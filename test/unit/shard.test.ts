@@ -22,7 +22,7 @@ const put = (key: string, bytes: number) => ({
   puts: [{ value: new Uint8Array(bytes), contentType: 'application/octet-stream', ttlMs: 60_000, tags: null }],
 });
 const get = (key: string) => ({ id: 2, sentAtMs: performance.timeOrigin + performance.now(), ops: [OP.GET], keys: [key], puts: null });
-const status = (outcome: { now: ArrayBuffer }) => new Float64Array(outcome.now, RESULT_PREFIX_BYTES, FIELDS)[FIELD.STATUS];
+const status = (outcome: { now: ArrayBuffer | null }) => new Float64Array(outcome.now as ArrayBuffer, RESULT_PREFIX_BYTES, FIELDS)[FIELD.STATUS];
 
 describe('shard', () => {
   it('publishes an entry on its first hit and withdraws it when L1 evicts it', () => {
