@@ -121,6 +121,12 @@ export class Shard {
   readonly l1: L1Partition;
   /** L2 reads in flight, by key: concurrent misses for one key share one read. */
   readonly #loads = new Map<string, Load>();
+  /**
+   * This shard's L2 writes in flight, by key. Another node's invalidation
+   * that arrives while one is in flight may be for a write that Redis
+   * applied after ours: then ours must not land in L1.
+   */
+  readonly #writes = new Map<string, { count: number; overtaken: boolean }>();
   constructor(
     readonly index: number,
     readonly counters: Counters,
@@ -259,11 +265,14 @@ export class Shard {
           waits.push(this.#removeThrough(() => l2.store.deleteTags([key]), BUS_KIND.TAGS, key, i, later, l2));
         }
       } else if (op === OP.DROP) {
+        const write = this.#writes.get(key);
+        if (write !== undefined) write.overtaken = true;
         if (this.#drop(key)) counters.incShard(s, SHARD_SLOT.L1_REMOTE_DROPS);
         now.set(i, STATUS.DONE);
       } else if (op === OP.CLEAR) {
         for (const load of this.#loads.values()) load.stale = true;
         this.#loads.clear();
+        for (const write of this.#writes.values()) write.overtaken = true;
         counters.addShard(s, SHARD_SLOT.L1_REMOTE_DROPS, l1.clear());
         now.set(i, STATUS.DONE);
       } else {
@@ -389,17 +398,34 @@ export class Shard {
   #writeThrough(key: string, entry: L1Entry, ttlMs: number, write: () => Promise<void>, i: number, answers: Answers, l2: ShardL2): Promise<void> {
     const started = performance.now();
     const s = this.index;
+    let pending = this.#writes.get(key);
+    if (pending === undefined) {
+      pending = { count: 0, overtaken: false };
+      this.#writes.set(key, pending);
+    }
+    pending.count++;
+    const record = pending;
+    let finished = false;
+    const done = () => {
+      if (finished) return;
+      finished = true;
+      if (--record.count === 0 && this.#writes.get(key) === record) this.#writes.delete(key);
+    };
     return write()
       .then(() => {
         this.#l2Done(started);
         this.counters.incShard(s, SHARD_SLOT.L2_SETS);
         this.#forget(key);
-        if (this.l1.admit(key, entry, Math.min(ttlMs, l2.l1MaxTtlMs))) this.counters.incShard(s, SHARD_SLOT.L1_SETS);
+        // Another node's write to this key may have landed in Redis after ours: then Redis, not this value, is current.
+        if (record.overtaken) this.#drop(key);
+        else if (this.l1.admit(key, entry, Math.min(ttlMs, l2.l1MaxTtlMs))) this.counters.incShard(s, SHARD_SLOT.L1_SETS);
+        done();
         return this.#publish(BUS_KIND.KEYS, key, l2);
       })
       .then(
         () => answers.set(i, STATUS.STORED),
         (err: L2UnavailableError) => {
+          done();
           // The write may or may not have reached Redis: this L1 must not keep the value it replaced.
           this.#drop(key);
           this.#l2Failed(err);
@@ -449,9 +475,10 @@ export class Shard {
   }
 
   #dropTagged(tag: string): number {
-    // Which in-flight reads carry the tag is unknown until they land: none of them may fill L1.
+    // Which in-flight reads and writes carry the tag is unknown here: none of them may fill L1.
     for (const load of this.#loads.values()) load.stale = true;
     this.#loads.clear();
+    for (const write of this.#writes.values()) write.overtaken = true;
     return this.l1.deleteTagged(new Set([tag]));
   }
 
