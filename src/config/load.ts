@@ -113,11 +113,11 @@ export function resolveConfig(
   if (config.redisUrl !== '' && config.redisCluster.length > 0) {
     throw new ConfigError('redisCluster', config.redisCluster.join(','), 'set either redisUrl (REDIS_URL) or redisCluster (STRATA_REDIS_CLUSTER), not both');
   }
-  if (config.l2TimeoutMs >= config.requestTimeoutMs) {
+  if (config.l2TimeoutMs * 2 > config.requestTimeoutMs) {
     throw new ConfigError(
       'l2TimeoutMs',
       config.l2TimeoutMs,
-      `must be below requestTimeoutMs (${config.requestTimeoutMs}), so an L2 failure is answered before the shard is declared hung`,
+      `must be at most half of requestTimeoutMs (${config.requestTimeoutMs}), so an L2 failure is answered well before the shard is declared hung`,
     );
   }
   const perShard = Math.floor(config.l1MaxBytes / config.shards);

@@ -33,7 +33,7 @@ export interface StrataConfig {
   readonly redisCluster: readonly string[];
   /**
    * Deadline in ms of one L2 operation (read, write with its bus message,
-   * delete). Past it the request gets 503 E_L2_UNAVAILABLE. Must be below
+   * delete). Past it the request gets 503 E_L2_UNAVAILABLE. At most half of
    * requestTimeoutMs. @default 500
    */
   readonly l2TimeoutMs: number;

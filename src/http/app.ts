@@ -107,17 +107,28 @@ class MgetExchange extends Exchange implements OpWaiter {
   }
 }
 
-/** POST /v1/invalidate: key deletes plus tag sweeps on every shard. */
+/**
+ * POST /v1/invalidate, in two steps: key deletes and each tag's sweep on the
+ * tag's own shard (L2 and bus included); then every shard drops the tags'
+ * entries from its L1, so that nothing a shard read from the L2 before the
+ * sweep finished survives the answer.
+ */
 class InvalidateExchange extends Exchange implements OpWaiter {
   invalidated = 0;
   remaining = 0;
+  /** The second step, once the first is answered; null when there is none left. */
+  next: (() => number) | null = null;
   onResult(result: BatchResult, index: number): void {
     if (result.header[index * FIELDS + FIELD.STATUS] === STATUS.L2_ERROR) {
       this.error('E_L2_UNAVAILABLE', l2ErrorMessage(result, index));
       return;
     }
     this.invalidated += result.header[index * FIELDS + FIELD.VALUE_LEN] as number;
-    if (--this.remaining === 0) this.json(JSON.stringify({ invalidated: this.invalidated }));
+    if (--this.remaining > 0 || this.done) return;
+    const next = this.next;
+    this.next = null;
+    if (next !== null) this.remaining = next();
+    if (this.remaining === 0) this.json(JSON.stringify({ invalidated: this.invalidated }));
   }
   onFail(code: ErrorCode, message: string): void {
     this.error(code, message);
@@ -280,15 +291,18 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
       if (keys === undefined && tags === undefined) return ex.error('E_INVALID_BODY', 'the body must be {"keys": [...], "tags": [...]}');
       const uniqueKeys = [...new Set((keys as string[] | undefined) ?? [])];
       const uniqueTags = [...new Set((tags as string[] | undefined) ?? [])];
-      const ops = uniqueKeys.length + uniqueTags.length * shards;
+      const ops = uniqueKeys.length + uniqueTags.length;
       if (ops === 0) return ex.json('{"invalidated":0}');
       ex.remaining = ops;
-      for (const key of uniqueKeys) pool.submit(shardOf(key), OP.DELETE, key, null, ex, 0);
-      // The tag's own shard sweeps the L2 and tells the other nodes; every other shard cleans its L1.
-      for (const tag of uniqueTags) {
-        const owner = shardOf(tag);
-        for (let s = 0; s < shards; s++) pool.submit(s, s === owner ? OP.INVALIDATE_TAG : OP.DROP_TAG, tag, null, ex, 0);
+      if (uniqueTags.length > 0) {
+        ex.next = () => {
+          for (const tag of uniqueTags) for (let s = 0; s < shards; s++) pool.submit(s, OP.INVALIDATE_TAG_L1, tag, null, ex, 0);
+          return uniqueTags.length * shards;
+        };
       }
+      for (const key of uniqueKeys) pool.submit(shardOf(key), OP.DELETE, key, null, ex, 0);
+      // The tag's own shard sweeps the L2 and tells the other nodes (and cleans its L1); then every shard cleans its L1.
+      for (const tag of uniqueTags) pool.submit(shardOf(tag), OP.INVALIDATE_TAG, tag, null, ex, 0);
     });
   });
   app.any('/v1/mget', (res, req) => methodNotAllowed(res, req, counters, 'POST'));

@@ -1,29 +1,11 @@
-import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { clusterNodes, type L2Target } from './redis.js';
+import { BUS_CHANNEL, BUS_KIND, decodeBusMessage } from './bus-format.js';
+import { clusterNodes, type L2Target } from './target.js';
 
-/** The pub/sub channel every node publishes invalidations on (docs/redis-layout.md). */
-export const BUS_CHANNEL = 'strata:v1:bus';
-
-/** What a message invalidates: keys, or every entry carrying one of the tags. */
-export const BUS_KIND = { KEYS: 0, TAGS: 1 } as const;
-export type BusKind = (typeof BUS_KIND)[keyof typeof BUS_KIND];
-
-/** What a node tells the others. */
-export interface BusMessage {
-  readonly kind: BusKind;
-  /** The publishing node (8 bytes, hex); a node ignores its own messages. */
-  readonly node: string;
-  /** The publishing stream within the node (4 bytes, hex): one per shard worker incarnation. */
-  readonly stream: string;
-  /** The stream's message number: 1, 2, 3, … for the stream's life. */
-  readonly seq: number;
-  /** Keys (or tags) whose L1 entries the others must drop. */
-  readonly items: readonly string[];
-}
+export * from './bus-format.js';
 
 /** Why a receiver can no longer trust its L1: it may have missed messages. */
-export type GapReason = { readonly kind: 'gap'; readonly from: string; readonly expected: number; readonly got: number } | { readonly kind: 'reconnect' };
+export type GapReason = { readonly kind: 'gap'; readonly from: string; readonly expected: number; readonly got: number } | { readonly kind: 'subscribed' };
 
 export interface BusHandlers {
   /** Keys another node invalidated. */
@@ -32,95 +14,6 @@ export interface BusHandlers {
   onTags(tags: readonly string[], from: string): void;
   /** Messages may have been lost: drop (or revalidate) whatever L1 holds. */
   onGap(reason: GapReason): void;
-}
-
-const MAGIC = 0x53; // 'S'
-const VERSION = 2;
-export const NODE_ID_BYTES = 8;
-export const STREAM_ID_BYTES = 4;
-const HEAD_BYTES = 3 + NODE_ID_BYTES + STREAM_ID_BYTES + 8 + 2;
-
-/** A fresh random node id. */
-export function newNodeId(): string {
-  return randomBytes(NODE_ID_BYTES).toString('hex');
-}
-
-/**
- * Encodes a message: u8 magic | u8 version | u8 kind | 8-byte node id |
- * 4-byte stream id | f64 seq | u16 item count | per item: u16 length | UTF-8 bytes.
- */
-export function encodeBusMessage(message: BusMessage): Buffer {
-  const node = Buffer.from(message.node, 'hex');
-  const stream = Buffer.from(message.stream, 'hex');
-  if (node.length !== NODE_ID_BYTES) throw new RangeError('node id must be 8 bytes of hex');
-  if (stream.length !== STREAM_ID_BYTES) throw new RangeError('stream id must be 4 bytes of hex');
-  const items = message.items.map((k) => Buffer.from(k, 'utf8'));
-  if (items.length > 0xffff || items.some((k) => k.length > 0xffff)) throw new RangeError('bus message too large');
-  const out = Buffer.allocUnsafe(HEAD_BYTES + items.reduce((n, k) => n + 2 + k.length, 0));
-  let at = 0;
-  out[at++] = MAGIC;
-  out[at++] = VERSION;
-  out[at++] = message.kind;
-  node.copy(out, at);
-  at += NODE_ID_BYTES;
-  stream.copy(out, at);
-  at += STREAM_ID_BYTES;
-  out.writeDoubleLE(message.seq, at);
-  at += 8;
-  out.writeUInt16LE(items.length, at);
-  at += 2;
-  for (const item of items) {
-    out.writeUInt16LE(item.length, at);
-    at += 2;
-    item.copy(out, at);
-    at += item.length;
-  }
-  return out;
-}
-
-/** Decodes a bus message, or returns null for bytes that are not one (they are ignored). */
-export function decodeBusMessage(bytes: Buffer): BusMessage | null {
-  if (bytes.length < HEAD_BYTES || bytes[0] !== MAGIC || bytes[1] !== VERSION) return null;
-  const kind = bytes[2];
-  if (kind !== BUS_KIND.KEYS && kind !== BUS_KIND.TAGS) return null;
-  let at = 3;
-  const node = bytes.toString('hex', at, at + NODE_ID_BYTES);
-  at += NODE_ID_BYTES;
-  const stream = bytes.toString('hex', at, at + STREAM_ID_BYTES);
-  at += STREAM_ID_BYTES;
-  const seq = bytes.readDoubleLE(at);
-  at += 8;
-  const count = bytes.readUInt16LE(at);
-  at += 2;
-  const items: string[] = [];
-  for (let i = 0; i < count; i++) {
-    if (at + 2 > bytes.length) return null;
-    const length = bytes.readUInt16LE(at);
-    at += 2;
-    if (at + length > bytes.length) return null;
-    items.push(bytes.toString('utf8', at, at + length));
-    at += length;
-  }
-  return { kind, node, stream, seq, items };
-}
-
-/**
- * One numbered stream of a node's invalidations (each shard worker owns one).
- * `send` hands the bytes to Redis (RedisL2Store.publish) and resolves once
- * Redis has taken them, that is, once Redis has queued them to every subscriber.
- */
-export class BusPublisher {
-  readonly stream = randomBytes(STREAM_ID_BYTES).toString('hex');
-  #seq = 0;
-  constructor(
-    readonly node: string,
-    readonly send: (message: Buffer) => Promise<unknown>,
-  ) {}
-
-  /** Tells the other nodes to drop keys (or tagged entries) from their L1. */
-  async publish(kind: BusKind, items: readonly string[]): Promise<void> {
-    await this.send(encodeBusMessage({ kind, node: this.node, stream: this.stream, seq: ++this.#seq, items }));
-  }
 }
 
 /** How often the subscriber checks that Redis still answers, ms. */
@@ -137,20 +30,28 @@ export const PING_INTERVAL_MS = 500;
  * The subscription is one plain connection this class manages itself, also
  * for a Cluster: ioredis's Cluster client moves its subscriber between nodes
  * on topology changes without telling anyone, and a move loses messages
- * unseen. Here every (re)subscription after the first is reported.
+ * unseen. Here every subscription is reported (the first too: the shards may
+ * have filled L1 from Redis before it).
  *
  * Delivery is at most once. Each stream numbers its messages; a receiver that
- * sees a number skip, or whose subscription restarts (messages sent meanwhile
- * are lost), reports a gap so the node stops trusting its L1.
+ * sees a number skip (or a stream that began after it subscribed whose first
+ * message it did not see), or whose subscription (re)starts (messages sent
+ * meanwhile are lost), reports a gap so the node stops trusting its L1.
+ * Streams silent for `forgetAfterMs` are forgotten (what they changed has
+ * left every L1 by then: l1MaxTtl).
  */
 export class BusSubscriber {
-  readonly #lastSeen = new Map<string, number>();
+  /** Per stream (`node/stream`): the highest number seen and when, performance.now() ms. */
+  readonly #streams = new Map<string, { seq: number; seenAt: number }>();
+  /** When the current subscription began, epoch ms. */
+  #subscribedAtMs = 0;
+  readonly #forgetAfterMs: number;
+  #forgetTimer: NodeJS.Timeout | null = null;
   readonly #targets: readonly { host: string; port: number }[] | string;
   readonly #handlers: BusHandlers;
   readonly #timeoutMs: number;
   #connection: Redis | null = null;
   #attempt = 0;
-  #subscribedOnce = false;
   #ready = false;
   #closed = false;
   #retry: NodeJS.Timeout | null = null;
@@ -161,10 +62,12 @@ export class BusSubscriber {
     target: L2Target,
     handlers: BusHandlers,
     timeoutMs: number,
+    forgetAfterMs: number,
   ) {
     this.#targets = 'url' in target ? target.url : clusterNodes(target.cluster);
     this.#handlers = handlers;
     this.#timeoutMs = timeoutMs;
+    this.#forgetAfterMs = forgetAfterMs;
   }
 
   /** True while subscribed. */
@@ -178,10 +81,17 @@ export class BusSubscriber {
   }
 
   /** Starts subscribing in the background (and keeps at it until close). */
-  static start(target: L2Target, node: string, handlers: BusHandlers, timeoutMs: number): BusSubscriber {
-    const bus = new BusSubscriber(node, target, handlers, timeoutMs);
+  static start(target: L2Target, node: string, handlers: BusHandlers, timeoutMs: number, forgetAfterMs = 60_000): BusSubscriber {
+    const bus = new BusSubscriber(node, target, handlers, timeoutMs, forgetAfterMs);
     bus.#connect();
+    bus.#forgetTimer = setInterval(() => bus.#forgetSilentStreams(), Math.max(1000, forgetAfterMs / 4));
+    bus.#forgetTimer.unref();
     return bus;
+  }
+
+  #forgetSilentStreams(): void {
+    const before = performance.now() - this.#forgetAfterMs;
+    for (const [from, stream] of this.#streams) if (stream.seenAt < before) this.#streams.delete(from);
   }
 
   /** Opens one connection (to the next Cluster node in turn) and subscribes; on loss, tries again. */
@@ -219,9 +129,11 @@ export class BusSubscriber {
           this.#attempt = 0;
           this.#ready = true;
           this.#lastError = '';
-          // What was published while this node was not subscribed is gone.
-          if (this.#subscribedOnce) this.#handlers.onGap({ kind: 'reconnect' });
-          this.#subscribedOnce = true;
+          // Numbers seen before belong to what is now cleared; streams start afresh.
+          this.#streams.clear();
+          this.#subscribedAtMs = Date.now();
+          // What was published while this node was not subscribed is gone (at the first subscription too).
+          this.#handlers.onGap({ kind: 'subscribed' });
           this.#watch(connection);
         },
         (err: Error) => {
@@ -255,10 +167,16 @@ export class BusSubscriber {
     if (message === null || message.node === this.node) return;
     const handlers = this.#handlers;
     const from = `${message.node}/${message.stream}`;
-    const last = this.#lastSeen.get(from);
-    this.#lastSeen.set(from, message.seq);
-    if (last !== undefined && message.seq !== last + 1) {
-      handlers.onGap({ kind: 'gap', from, expected: last + 1, got: message.seq });
+    const stream = this.#streams.get(from);
+    if (stream === undefined) {
+      this.#streams.set(from, { seq: message.seq, seenAt: performance.now() });
+      // A stream that began after this subscription should start at 1; a stream already running may not.
+      if (message.seq !== 1 && message.streamStartedMs > this.#subscribedAtMs) handlers.onGap({ kind: 'gap', from, expected: 1, got: message.seq });
+    } else {
+      if (message.seq !== stream.seq + 1) handlers.onGap({ kind: 'gap', from, expected: stream.seq + 1, got: message.seq });
+      // Only forward: a late message must not make the next one look like a gap.
+      if (message.seq > stream.seq) stream.seq = message.seq;
+      stream.seenAt = performance.now();
     }
     if (message.kind === BUS_KIND.KEYS) handlers.onKeys(message.items, from);
     else handlers.onTags(message.items, from);
@@ -268,8 +186,13 @@ export class BusSubscriber {
     this.#closed = true;
     this.#ready = false;
     if (this.#retry !== null) clearTimeout(this.#retry);
+    if (this.#forgetTimer !== null) clearInterval(this.#forgetTimer);
     const connection = this.#connection;
     this.#connection = null;
-    if (connection !== null) await connection.quit().catch(() => connection.disconnect());
+    if (connection === null) return;
+    // QUIT politely, but never wait on a Redis that does not answer.
+    const quit = connection.quit().catch(() => undefined);
+    await Promise.race([quit, new Promise((r) => setTimeout(r, this.#timeoutMs).unref())]);
+    connection.disconnect();
   }
 }

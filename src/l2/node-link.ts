@@ -32,7 +32,7 @@ export interface L2Status {
 export interface BusCounts {
   /** Invalidation messages from other nodes applied here. */
   received: number;
-  /** Times messages may have been lost (a skipped number or a resubscription); each empties L1. */
+  /** Times messages may have been lost (a skipped number, or a subscription starting); each empties L1. */
   gaps: number;
 }
 
@@ -96,6 +96,8 @@ export class NodeL2Link {
         },
       },
       this.#config.l2TimeoutMs,
+      // A stream silent this long changed nothing any L1 still holds.
+      this.#config.l1MaxTtl * 1000,
     );
   }
 
@@ -106,7 +108,8 @@ export class NodeL2Link {
     let breakersOpen = 0;
     for (let s = 0; s < shards; s++) {
       if (counters.shard(s, SHARD_SLOT.L2_READY) === 1) shardsReady++;
-      if (counters.shard(s, SHARD_SLOT.L2_BREAKER) === 2) breakersOpen++;
+      // Half-open counts as open until a probe succeeds (each shard probes by itself, see worker.ts).
+      if (counters.shard(s, SHARD_SLOT.L2_BREAKER) !== 0) breakersOpen++;
     }
     const busSubscribed = this.#subscriber?.ready ?? false;
     const lastError = this.#subscriber?.lastError ?? '';

@@ -1,13 +1,14 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { type L2ErrorKind, L2UnavailableError } from '../errors.js';
 import { type BreakerOptions, CircuitBreaker } from './breaker.js';
+import { BUS_CHANNEL } from './bus-format.js';
 import { DeadlineQueue } from './deadlines.js';
 import { decodeEnvelope, encodeEnvelope, type L2Entry } from './envelope.js';
 import { tagKey, valueKey } from './keys.js';
-import type { L2Hit, L2Store } from './store.js';
+import type { Announce, L2Hit, L2Store } from './store.js';
+import { clusterNodes } from './target.js';
 
-/** Where the L2 is: a standalone server's URL, or a Redis Cluster's `host:port` seeds. */
-export type L2Target = { readonly url: string } | { readonly cluster: readonly string[] };
+export { clusterNodes, type L2Target } from './target.js';
 
 /** Where the L2 is and how long an operation may take. */
 export interface RedisL2Options {
@@ -15,7 +16,7 @@ export interface RedisL2Options {
   readonly url?: string;
   /** `host:port` seeds of a Redis Cluster. Exactly one of url and cluster. */
   readonly cluster?: readonly string[];
-  /** Deadline of one store operation, ms: every method settles within it (ioredis commandTimeout as well). */
+  /** Deadline of one store operation, ms: every method settles within it, its bus message included. */
   readonly commandTimeoutMs: number;
   /** Deadline of one connection attempt, ms. */
   readonly connectTimeoutMs: number;
@@ -102,6 +103,8 @@ export class RedisL2Store implements L2Store {
         enableAutoPipelining: true,
         lazyConnect: lazy,
         clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
+        // Learn a failover within a second even when no command is redirected (the default is 5 s).
+        slotsRefreshInterval: 1000,
         redisOptions: { connectTimeout: options.connectTimeoutMs, maxRetriesPerRequest: 1 },
       });
     } else if (options.url !== undefined) {
@@ -119,41 +122,50 @@ export class RedisL2Store implements L2Store {
   }
 
   mget(keys: readonly string[]): Promise<(L2Hit | null)[]> {
-    // One GET and one PTTL per key; auto-pipelining groups them per connection (per node in a cluster).
+    // One GET per key; auto-pipelining groups them per connection (per node in a cluster).
     return this.#run(() => Promise.all(keys.map((key) => this.#read(key))));
   }
 
-  set(key: string, entry: L2Entry, ttlMs: number): Promise<void> {
+  set(key: string, entry: L2Entry, ttlMs: number, announce: Announce | null = null): Promise<void> {
     const client = this.#client;
+    const tags = entry.tags ?? [];
+    /** The key joins each tag's set; the set lives as long as its longest-lived member (NX: a new set; GT: extend only). */
+    const joinTags = () =>
+      Promise.all(
+        tags.map((tag) => Promise.all([client.sadd(tagKey(tag), key), client.pexpire(tagKey(tag), ttlMs, 'NX'), client.pexpire(tagKey(tag), ttlMs, 'GT')])),
+      );
     return this.#run(async () => {
-      // Tag sets first: a value must never be stored where a sweep of its tags cannot find it.
-      if (entry.tags !== null && entry.tags.length > 0) {
-        await Promise.all(
-          entry.tags.map((tag) => {
-            const k = tagKey(tag);
-            // The set lives as long as its longest-lived member (NX: a new set; GT: extend only).
-            return Promise.all([client.sadd(k, key), client.pexpire(k, ttlMs, 'NX'), client.pexpire(k, ttlMs, 'GT')]);
-          }),
-        );
-      }
+      // Before the value, so that no value exists that a sweep cannot find; after it again, in case a
+      // sweep running meanwhile removed the membership (deleteTags removes only what it saw).
+      if (tags.length > 0) await joinTags();
       await client.set(valueKey(key), encodeEnvelope(entry), 'PX', ttlMs);
+      if (tags.length > 0) await joinTags();
+      if (announce !== null) await this.#announce(announce);
     });
   }
 
-  deleteTags(tags: readonly string[]): Promise<number> {
+  deleteTags(tags: readonly string[], announce: Announce | null = null): Promise<number> {
     const client = this.#client;
     return this.#run(async () => {
       const counts = await Promise.all(
         tags.map(async (tag) => {
           const k = tagKey(tag);
           const members = await client.smembers(k);
+          if (members.length === 0) return 0;
+          // Only the members seen: a PUT joining the tag meanwhile keeps its membership.
+          await client.srem(k, ...members);
           const deleted = await Promise.all(members.map((member) => client.del(valueKey(member))));
-          await client.del(k);
           return deleted.reduce((a, b) => a + b, 0);
         }),
       );
+      if (announce !== null) await this.#announce(announce);
       return counts.reduce((a, b) => a + b, 0);
     });
+  }
+
+  /** Publishes a bus message made at the last moment, so a stream's numbers go out in order. */
+  async #announce(announce: Announce): Promise<void> {
+    await this.#publisher().publish(BUS_CHANNEL, announce());
   }
 
   publish(channel: string, message: Buffer): Promise<void> {
@@ -196,10 +208,11 @@ export class RedisL2Store implements L2Store {
     return first ?? client;
   }
 
-  delete(keys: readonly string[]): Promise<number> {
+  delete(keys: readonly string[], announce: Announce | null = null): Promise<number> {
     // One DEL per key: in a cluster the keys live on different slots.
     return this.#run(async () => {
       const counts = await Promise.all(keys.map((key) => this.#client.del(valueKey(key))));
+      if (announce !== null) await this.#announce(announce);
       return counts.reduce((a, b) => a + b, 0);
     });
   }
@@ -209,18 +222,13 @@ export class RedisL2Store implements L2Store {
     return hitOf(await this.#client.getBuffer(valueKey(key)));
   }
 
+  /** Closes the connection: politely (QUIT) when Redis answers within the deadline, at once otherwise. */
   async close(): Promise<void> {
+    const client = this.#client;
+    await this.#deadlines.bound(client.quit(), 'QUIT').catch(() => undefined);
+    client.disconnect();
     this.#deadlines.close();
-    await this.#client.quit().catch(() => this.#client.disconnect());
   }
-}
-
-/** `host:port` seeds as ioredis Cluster takes them. */
-export function clusterNodes(seeds: readonly string[]): { host: string; port: number }[] {
-  return seeds.map((seed) => {
-    const at = seed.lastIndexOf(':');
-    return { host: seed.slice(0, at), port: Number(seed.slice(at + 1)) };
-  });
 }
 
 /**

@@ -1,5 +1,8 @@
 import type { L2Entry } from './envelope.js';
 
+/** Makes the bus message that announces a change, called once the change is in Redis (so numbers go out in order). */
+export type Announce = () => Buffer;
+
 /** A value read from the L2 with how long it has left to live. */
 export interface L2Hit {
   readonly entry: L2Entry;
@@ -17,12 +20,15 @@ export interface L2Store {
   get(key: string): Promise<L2Hit | null>;
   /** One result per key, in order. */
   mget(keys: readonly string[]): Promise<(L2Hit | null)[]>;
-  /** Stores a value for ttlMs, and records it under each of its tags. */
-  set(key: string, entry: L2Entry, ttlMs: number): Promise<void>;
-  /** Removes keys; resolves with how many existed. */
-  delete(keys: readonly string[]): Promise<number>;
-  /** Removes every value written with one of the tags; resolves with how many existed. */
-  deleteTags(tags: readonly string[]): Promise<number>;
+  /**
+   * Stores a value for ttlMs and records it under each of its tags; then, if
+   * given, publishes `announce()` on the bus. Both within one deadline.
+   */
+  set(key: string, entry: L2Entry, ttlMs: number, announce?: Announce | null): Promise<void>;
+  /** Removes keys, then publishes `announce()` if given; resolves with how many existed. */
+  delete(keys: readonly string[], announce?: Announce | null): Promise<number>;
+  /** Removes every value written with one of the tags, then publishes `announce()` if given; resolves with how many existed. */
+  deleteTags(tags: readonly string[], announce?: Announce | null): Promise<number>;
   /** Publishes bytes on a pub/sub channel; resolves once the L2 took them. */
   publish(channel: string, message: Buffer): Promise<void>;
   /** Resolves when the L2 answers. */

@@ -19,17 +19,20 @@ export const OP = {
   /** Remove keys[i]; the answer's COUNT is 1 when it was present. */
   DELETE: 4,
   /**
-   * keys[i] is a tag: remove every entry carrying it. Sent to the tag's own
-   * shard, which also sweeps the L2 and tells the other nodes; the node's
-   * other shards get DROP_TAG.
+   * keys[i] is a tag: remove every entry carrying it. Sent first to the tag's
+   * own shard, which also sweeps the L2 and tells the other nodes, then
+   * (INVALIDATE_TAG_L1) to every shard of the node, so that nothing read
+   * from the L2 before the sweep stays in an L1.
    */
   INVALIDATE_TAG: 5,
   /** Remove keys[i] from this L1 only (another node changed it). */
   DROP: 6,
-  /** Remove entries tagged keys[i] from this L1 only. */
+  /** Remove entries tagged keys[i] from this L1 only (another node invalidated the tag). */
   DROP_TAG: 7,
   /** Empty this L1 (the bus may have lost messages: nothing here can be trusted). */
   CLEAR: 8,
+  /** This node's invalidation of tag keys[i], second step: remove its entries from this L1; COUNT is L1's count without an L2, else 0. */
+  INVALIDATE_TAG_L1: 9,
 } as const;
 export type OpCode = (typeof OP)[keyof typeof OP];
 

@@ -3,8 +3,8 @@ import { L2_ERROR_KINDS, SHARD_SLOT } from '../counters/layout.js';
 import type { L2UnavailableError } from '../errors.js';
 import type { HotIndexWriter } from '../l1/hot-index.js';
 import { type L1Entry, L1Partition } from '../l1/partition.js';
-import { BUS_KIND, type BusPublisher } from '../l2/bus.js';
-import type { L2Hit, L2Store } from '../l2/store.js';
+import { BUS_KIND, type BusKind, type BusPublisher } from '../l2/bus-format.js';
+import type { Announce, L2Hit, L2Store } from '../l2/store.js';
 import { etagOf } from './etag.js';
 import { type Batch, FIELD, FIELDS, headerBytes, OP, RESULT_PREFIX_BYTES, STATUS } from './protocol.js';
 import { hashKey } from './route.js';
@@ -219,11 +219,13 @@ export class Shard {
         const put = puts?.[i];
         if (put == null) throw new Error(`PUT op ${i} without arguments`);
         const etag = etagOf(put.value);
+        // With an L2 this L1 keeps the value at most l1MaxTtl; the front's hot index reads this expiry too.
+        const l1TtlMs = l2 === null ? put.ttlMs : Math.min(put.ttlMs, l2.l1MaxTtlMs);
         const entry: L1Entry = {
           value: put.value,
           head: asciiBytes(`${put.contentType}\r\netag: ${etag}\r\nx-cache: L1`),
           createdMs: nowMs,
-          expiresMs: nowMono + put.ttlMs,
+          expiresMs: nowMono + l1TtlMs,
           tags: put.tags,
         };
         if (l2 === null) {
@@ -238,7 +240,8 @@ export class Shard {
         later ??= new Answers(batch.id, ops, true);
         now.set(i, STATUS.PENDING);
         const l2Entry = { value: put.value, contentType: put.contentType, etag, createdMs: nowMs, expiresMs: nowMs + put.ttlMs, tags: put.tags };
-        waits.push(this.#writeThrough(key, entry, put.ttlMs, () => l2.store.set(key, l2Entry, put.ttlMs), i, later, l2));
+        const announce = this.#announce(l2, BUS_KIND.KEYS, key);
+        waits.push(this.#writeThrough(key, entry, l1TtlMs, () => l2.store.set(key, l2Entry, put.ttlMs, announce), i, later));
       } else if (op === OP.DELETE) {
         deleteOps++;
         const gone = this.#drop(key) ? 1 : 0;
@@ -249,21 +252,24 @@ export class Shard {
         }
         later ??= new Answers(batch.id, ops, true);
         now.set(i, STATUS.PENDING);
-        waits.push(this.#removeThrough(() => l2.store.delete([key]), BUS_KIND.KEYS, key, i, later, l2));
-      } else if (op === OP.INVALIDATE_TAG || op === OP.DROP_TAG) {
+        waits.push(this.#removeThrough(() => l2.store.delete([key], this.#announce(l2, BUS_KIND.KEYS, key)), BUS_KIND.KEYS, key, i, later));
+      } else if (op === OP.INVALIDATE_TAG || op === OP.INVALIDATE_TAG_L1) {
         deleteOps++;
         const gone = this.#dropTagged(key);
         removed += gone;
         if (l2 === null) {
           now.set(i, STATUS.DONE, gone);
-        } else if (op === OP.DROP_TAG) {
+        } else if (op === OP.INVALIDATE_TAG_L1) {
           // The tag's own shard counts what the L2 held; the others only clean their L1.
           now.set(i, STATUS.DONE, 0);
         } else {
           later ??= new Answers(batch.id, ops, true);
           now.set(i, STATUS.PENDING);
-          waits.push(this.#removeThrough(() => l2.store.deleteTags([key]), BUS_KIND.TAGS, key, i, later, l2));
+          waits.push(this.#removeThrough(() => l2.store.deleteTags([key], this.#announce(l2, BUS_KIND.TAGS, key)), BUS_KIND.TAGS, key, i, later));
         }
+      } else if (op === OP.DROP_TAG) {
+        counters.addShard(s, SHARD_SLOT.L1_REMOTE_DROPS, this.#dropTagged(key));
+        now.set(i, STATUS.DONE);
       } else if (op === OP.DROP) {
         const write = this.#writes.get(key);
         if (write !== undefined) write.overtaken = true;
@@ -321,7 +327,7 @@ export class Shard {
       const op = ops[i];
       if (op === OP.GET || op === OP.HEAD) gets++;
       else if (op === OP.PUT) puts++;
-      else if (op === OP.DELETE || op === OP.INVALIDATE_TAG || op === OP.DROP_TAG) deletes++;
+      else if (op === OP.DELETE || op === OP.INVALIDATE_TAG) deletes++;
     }
     const s = this.index;
     if (gets > 0) this.counters.observeShard(s, 'get', latencyNs, gets);
@@ -394,8 +400,16 @@ export class Shard {
     return promise;
   }
 
-  /** PUT: L2 first, then L1, then the other nodes are told; acknowledged only when all three are done. */
-  #writeThrough(key: string, entry: L1Entry, ttlMs: number, write: () => Promise<void>, i: number, answers: Answers, l2: ShardL2): Promise<void> {
+  /** The bus message for a change, made (and counted) when the store publishes it. */
+  #announce(l2: ShardL2, kind: BusKind, item: string): Announce {
+    return () => {
+      this.counters.incShard(this.index, SHARD_SLOT.BUS_SENT);
+      return l2.bus.next(kind, [item]);
+    };
+  }
+
+  /** PUT: L2 and the bus message first, then L1; acknowledged only when all are done. */
+  #writeThrough(key: string, entry: L1Entry, l1TtlMs: number, write: () => Promise<void>, i: number, answers: Answers): Promise<void> {
     const started = performance.now();
     const s = this.index;
     let pending = this.#writes.get(key);
@@ -418,12 +432,12 @@ export class Shard {
         this.#forget(key);
         // Another node's write to this key may have landed in Redis after ours: then Redis, not this value, is current.
         if (record.overtaken) this.#drop(key);
-        else if (this.l1.admit(key, entry, Math.min(ttlMs, l2.l1MaxTtlMs))) this.counters.incShard(s, SHARD_SLOT.L1_SETS);
+        else if (this.l1.admit(key, entry, l1TtlMs)) this.counters.incShard(s, SHARD_SLOT.L1_SETS);
         done();
-        return this.#publish(BUS_KIND.KEYS, key, l2);
+        answers.set(i, STATUS.STORED);
       })
       .then(
-        () => answers.set(i, STATUS.STORED),
+        () => {},
         (err: L2UnavailableError) => {
           done();
           // The write may or may not have reached Redis: this L1 must not keep the value it replaced.
@@ -434,38 +448,22 @@ export class Shard {
       );
   }
 
-  /** DELETE or tag invalidation: L2 first, then the other nodes are told; answers how many the L2 held. */
-  #removeThrough(
-    remove: () => Promise<number>,
-    kind: (typeof BUS_KIND)[keyof typeof BUS_KIND],
-    item: string,
-    i: number,
-    answers: Answers,
-    l2: ShardL2,
-  ): Promise<void> {
+  /** DELETE or tag invalidation: L2 and the bus message first, then L1 again; answers how many the L2 held. */
+  #removeThrough(remove: () => Promise<number>, kind: BusKind, item: string, i: number, answers: Answers): Promise<void> {
     const started = performance.now();
-    let count = 0;
-    return remove()
-      .then((n) => {
+    return remove().then(
+      (count) => {
         this.#l2Done(started);
-        count = n;
         // Reads that began before the L2 removal may have refilled L1 meanwhile.
         if (kind === BUS_KIND.KEYS) this.#drop(item);
         else this.#dropTagged(item);
-        return this.#publish(kind, item, l2);
-      })
-      .then(
-        () => answers.set(i, STATUS.DONE, count),
-        (err: L2UnavailableError) => {
-          this.#l2Failed(err);
-          answers.set(i, STATUS.L2_ERROR, kindIndex(err));
-        },
-      );
-  }
-
-  #publish(kind: (typeof BUS_KIND)[keyof typeof BUS_KIND], item: string, l2: ShardL2): Promise<void> {
-    this.counters.incShard(this.index, SHARD_SLOT.BUS_SENT);
-    return l2.bus.publish(kind, [item]);
+        answers.set(i, STATUS.DONE, count);
+      },
+      (err: L2UnavailableError) => {
+        this.#l2Failed(err);
+        answers.set(i, STATUS.L2_ERROR, kindIndex(err));
+      },
+    );
   }
 
   /** Removes key from L1 and keeps an L2 read in flight for it from filling L1. */

@@ -1,8 +1,9 @@
 import { workerData } from 'piscina';
 import { Counters } from '../counters/counters.js';
 import { type HotIndexShape, HotIndexWriter } from '../l1/hot-index.js';
-import { BUS_CHANNEL, BusPublisher } from '../l2/bus.js';
-import { type L2Target, RedisL2Store } from '../l2/redis.js';
+import { BusPublisher } from '../l2/bus-format.js';
+import { RedisL2Store } from '../l2/redis.js';
+import type { L2Target } from '../l2/target.js';
 import type { AttachTask, Batch } from './protocol.js';
 import { Shard, type ShardL2 } from './shard.js';
 
@@ -55,7 +56,14 @@ export default function attach(task: AttachTask): Promise<void> {
     shard.publishGauges();
   }, data.purgeIntervalMs);
   purge.unref();
-  const gauges = l2 === null ? null : setInterval(() => shard.publishGauges(), L2_GAUGE_INTERVAL_MS);
+  const gauges =
+    l2 === null
+      ? null
+      : setInterval(() => {
+          // A half-open breaker closes only through a probe; without traffic nothing would probe, and /readyz would stay 503.
+          if (l2.store.breakerCode === 1) l2.store.ping().catch(() => {});
+          shard.publishGauges();
+        }, L2_GAUGE_INTERVAL_MS);
   gauges?.unref();
   const { port } = task;
   port.on('message', (batch: Batch) => {
@@ -83,10 +91,11 @@ export default function attach(task: AttachTask): Promise<void> {
 
 /** This shard's own L2 client (connecting in the background) and bus stream. */
 function connectL2(settings: ShardL2Settings): ShardL2 {
-  const store = RedisL2Store.create({ ...settings.target, commandTimeoutMs: settings.timeoutMs, connectTimeoutMs: settings.timeoutMs });
+  // A connection attempt may take longer than one operation's deadline (TLS, a busy host); operations still fail fast meanwhile.
+  const store = RedisL2Store.create({ ...settings.target, commandTimeoutMs: settings.timeoutMs, connectTimeoutMs: Math.max(1000, settings.timeoutMs) });
   return {
     store,
-    bus: new BusPublisher(settings.nodeId, (message) => store.publish(BUS_CHANNEL, message)),
+    bus: new BusPublisher(settings.nodeId),
     l1MaxTtlMs: settings.l1MaxTtlMs,
     admission: settings.admission,
   };

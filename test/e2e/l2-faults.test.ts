@@ -195,7 +195,7 @@ describe('L2 faults (cluster)', () => {
       expect(during.every((r, i) => (r.status === 200 && r.body === keys[i]) || (r.status === 503 && r.code === 'E_L2_UNAVAILABLE'))).toBe(true);
       expect(during.some((r) => r.status === 503)).toBe(true);
       await cluster.waitUntilOk();
-      await until(async () => (await Promise.all(keys.map((key) => read(reader, key)))).every((r) => r.status === 200), 20_000, 200);
+      await until(async () => (await Promise.all(keys.map((key) => read(reader, key)))).every((r) => r.status === 200), 30_000, 200);
       for (const key of keys) expect(await read(reader, key)).toMatchObject({ status: 200, body: key });
       for (const key of keys) expect((await put(writer, key, `${key}!`)).status).toBe(204);
       await until(async () => (await Promise.all(keys.map((key) => read(reader, key)))).every((r) => r.body.endsWith('!')), 10_000, 50);

@@ -94,7 +94,10 @@ describe('configuration', () => {
     expect(resolveConfig(parseFlags(['--l2-timeout-ms', '250', '--l1-max-ttl', '5']), {}, {})).toMatchObject({ l2TimeoutMs: 250, l1MaxTtl: 5 });
     const both = configError(() => resolveConfig(none, { REDIS_URL: 'redis://a:6379', STRATA_REDIS_CLUSTER: 'b:7000' }, {}));
     expect(both.option).toBe('redisCluster');
-    expect(configError(() => resolveConfig(none, { STRATA_L2_TIMEOUT_MS: '5000' }, {})).option).toBe('l2TimeoutMs');
+    expect(configError(() => resolveConfig(none, { STRATA_L2_TIMEOUT_MS: '2501' }, {})).option).toBe('l2TimeoutMs');
+    expect(resolveConfig(none, { STRATA_L2_TIMEOUT_MS: '2500' }, {}).l2TimeoutMs).toBe(2500);
+    expect(resolveConfig(none, { STRATA_L1_ADMISSION: 'lru' }, {}).l1Admission).toBe('lru');
+    expect(configError(() => resolveConfig(none, { STRATA_L1_ADMISSION: 'lfu' }, {})).option).toBe('STRATA_L1_ADMISSION');
     for (const bad of ['b', 'b:0', 'b:99999', ':7000', '']) {
       expect(configError(() => resolveConfig(none, {}, { redisCluster: [bad] })).option).toBe('redisCluster');
     }

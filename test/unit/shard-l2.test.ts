@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { Counters } from '../../src/counters/counters.js';
 import { L2_ERROR_KINDS, SHARD_SLOT } from '../../src/counters/layout.js';
 import { L2UnavailableError } from '../../src/errors.js';
-import { BusPublisher, newNodeId } from '../../src/l2/bus.js';
+import { BusPublisher, decodeBusMessage, newNodeId } from '../../src/l2/bus-format.js';
 import type { L2Entry } from '../../src/l2/envelope.js';
-import type { L2Hit, L2Store } from '../../src/l2/store.js';
+import type { Announce, L2Hit, L2Store } from '../../src/l2/store.js';
 import { type Batch, FIELD, FIELDS, OP, RESULT_PREFIX_BYTES, STATUS } from '../../src/shards/protocol.js';
 import { Shard } from '../../src/shards/shard.js';
 
@@ -46,10 +46,13 @@ class HeldStore implements L2Store {
   }
   /** When set, writes fail as a Redis that timed out would. */
   failSets = false;
-  set(key: string, entry: L2Entry): Promise<void> {
+  /** Bus messages the shard announced, in order. */
+  readonly announced: Buffer[] = [];
+  set(key: string, entry: L2Entry, _ttlMs: number, announce?: Announce | null): Promise<void> {
     return this.#hold(() => {
       if (this.failSets) throw new L2UnavailableError('timeout', 'held too long');
       this.data.set(key, entry);
+      if (announce) this.announced.push(announce());
     });
   }
   delete(keys: readonly string[]): Promise<number> {
@@ -95,7 +98,7 @@ function batch(ops: number[], keys: string[], values: (string | null)[] = []): B
 function setup() {
   const store = new HeldStore();
   const counters = new Counters(1);
-  const bus = new BusPublisher(newNodeId(), () => Promise.resolve());
+  const bus = new BusPublisher(newNodeId());
   const shard = new Shard(0, counters, 1 << 20, null, { store, bus, l1MaxTtlMs: 60_000, admission: 'lru' });
   return { store, shard, counters };
 }
@@ -151,6 +154,8 @@ describe('shard with an L2', () => {
     store.release();
     expect(statusOf((await write.later) as ArrayBuffer, 0)).toBe(STATUS.STORED);
     expect(shard.l1.get('k')).toBeUndefined();
+    // The write was announced to the other nodes all the same.
+    expect(store.announced.map((m) => decodeBusMessage(m)?.items)).toEqual([['k']]);
     // Without such a message the write lands in L1.
     const alone = shard.run(batch([OP.PUT], ['j'], ['mine']));
     await settle();
