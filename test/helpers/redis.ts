@@ -61,10 +61,17 @@ export class RedisServer {
     child.once('exit', () => {
       exited = true;
     });
-    await until(async () => {
-      if (exited) throw new Error(`redis-server on port ${this.port} exited at start`);
-      return (await redisCli(this.port, 'ping').catch(() => '')) === 'PONG';
-    }, 10_000);
+    try {
+      await until(async () => {
+        if (exited) throw new Error(`redis-server on port ${this.port} exited at start`);
+        return (await redisCli(this.port, 'ping').catch(() => '')) === 'PONG';
+      }, 10_000);
+    } catch (err) {
+      // Never leave a server behind that did not come up as asked.
+      await this.kill();
+      rmSync(this.#dir, { recursive: true, force: true });
+      throw err;
+    }
   }
 
   /** Freezes the process (SIGSTOP): connections stay open, nothing answers. */
