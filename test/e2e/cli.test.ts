@@ -1,9 +1,12 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLI, ROOT, until } from '../helpers/node.js';
 import { rawRequest } from '../helpers/raw.js';
-import { RedisServer, redisCli } from '../helpers/redis.js';
+import { freePort, RedisServer, redisCli } from '../helpers/redis.js';
 
 interface Started {
   child: ChildProcess;
@@ -92,6 +95,52 @@ describe('strata CLI', () => {
       expect(await node.exit).toBe(0);
     } finally {
       await redis.stop();
+    }
+  });
+
+  it('with a rediss:// REDIS_URL: talks TLS to Redis (the CA given by NODE_EXTRA_CA_CERTS)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'strata-tls-'));
+    const cert = join(dir, 'cert.pem');
+    const key = join(dir, 'key.pem');
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      {
+        stdio: 'ignore',
+      },
+    );
+    const tlsPort = await freePort();
+    // The plain port stays open for the fixture's own PING; Strata uses the TLS one.
+    const redis = await RedisServer.start({
+      args: ['--tls-port', String(tlsPort), '--tls-cert-file', cert, '--tls-key-file', key, '--tls-auth-clients', 'no'],
+    });
+    try {
+      const node = await start([], { REDIS_URL: `rediss://127.0.0.1:${tlsPort}`, NODE_EXTRA_CA_CERTS: cert });
+      expect(node.line).toContain(`L2 Redis rediss://127.0.0.1:${tlsPort}`);
+      expect((await fetch(`http://127.0.0.1:${node.port}/v1/keys/secure`, { method: 'PUT', body: 'over tls' })).status).toBe(204);
+      expect(await redisCli(redis.port, 'exists', 'strata:v1:k:secure')).toBe('1');
+      expect((await fetch(`http://127.0.0.1:${node.port}/readyz`)).status).toBe(200);
+      node.child.kill('SIGTERM');
+      expect(await node.exit).toBe(0);
+    } finally {
+      await redis.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -87,6 +87,26 @@ describe('L2 faults (standalone)', () => {
     }
   });
 
+  it('Redis paused (CLIENT PAUSE ALL): misses and writes end at the deadline with 503, and all heals when the pause ends', async () => {
+    const redis = await RedisServer.start();
+    const node = await startTestNode({ redisUrl: redis.url, l2TimeoutMs: 200, shards: 1 });
+    try {
+      expect((await put(node, 'warm', 'kept')).status).toBe(204);
+      await redisCli(redis.port, 'client', 'pause', '3000', 'ALL');
+      expect(await read(node, 'warm')).toMatchObject({ status: 200, body: 'kept' });
+      expect(await read(node, 'cold')).toMatchObject({ status: 503, code: 'E_L2_UNAVAILABLE' });
+      expect((await put(node, 'other', 'x')).status).toBe(503);
+      expect((await l2Errors(node)).timeout).toBeGreaterThan(0);
+      // The pause ends by itself after 3 s; nothing is restarted.
+      await until(async () => (await read(node, 'cold')).status === 404, 15_000, 100);
+      expect((await put(node, 'other', 'y')).status).toBe(204);
+      await until(() => ready(node), 15_000, 50);
+    } finally {
+      await node.close();
+      await redis.stop();
+    }
+  });
+
   it('concurrent misses for one key cause one L2 read', async () => {
     const redis = await RedisServer.start();
     const node = await startTestNode({ redisUrl: redis.url, l2TimeoutMs: 4000, requestTimeoutMs: 8000, shards: 2 });
