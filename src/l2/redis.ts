@@ -5,7 +5,8 @@ import { BUS_CHANNEL } from './bus-format.js';
 import { DeadlineQueue } from './deadlines.js';
 import { decodeEnvelope, encodeEnvelope, type L2Entry } from './envelope.js';
 import { tagKey, valueKey } from './keys.js';
-import type { Announce, L2Hit, L2Store } from './store.js';
+import { slotOf } from './slot.js';
+import type { Announce, L2Hit, L2Read, L2Store } from './store.js';
 import { clusterNodes } from './target.js';
 
 export { clusterNodes, type L2Target } from './target.js';
@@ -121,9 +122,34 @@ export class RedisL2Store implements L2Store {
     return this.#run(() => this.#read(key));
   }
 
-  mget(keys: readonly string[]): Promise<(L2Hit | null)[]> {
-    // One GET per key; auto-pipelining groups them per connection (per node in a cluster).
-    return this.#run(() => Promise.all(keys.map((key) => this.#read(key))));
+  mget(keys: readonly string[]): Promise<L2Read[]> {
+    const client = this.#client;
+    return this.#run(async () => {
+      const redisKeys = keys.map(valueKey);
+      const out = new Array<L2Read>(keys.length);
+      if (!(client instanceof Cluster)) {
+        const values = await client.mgetBuffer(...redisKeys);
+        for (let i = 0; i < keys.length; i++) out[i] = readOf(values[i] ?? null);
+        return out;
+      }
+      // One MGET per slot (a multi-key command must stay in one slot); auto-pipelining sends them in one round trip per node.
+      const bySlot = new Map<number, number[]>();
+      for (let i = 0; i < redisKeys.length; i++) {
+        const slot = slotOf(redisKeys[i] as string);
+        const group = bySlot.get(slot);
+        if (group === undefined) bySlot.set(slot, [i]);
+        else group.push(i);
+      }
+      await Promise.all(
+        [...bySlot.values()].map(async (group) => {
+          const values = await client.mgetBuffer(...group.map((i) => redisKeys[i] as string));
+          group.forEach((i, j) => {
+            out[i] = readOf(values[j] ?? null);
+          });
+        }),
+      );
+      return out;
+    });
   }
 
   set(key: string, entry: L2Entry, ttlMs: number, announce: Announce | null = null): Promise<void> {
@@ -228,6 +254,15 @@ export class RedisL2Store implements L2Store {
     await this.#deadlines.bound(client.quit(), 'QUIT').catch(() => undefined);
     client.disconnect();
     this.#deadlines.close();
+  }
+}
+
+/** One key's answer in a multi-key read: a foreign value fails that key only. */
+function readOf(bytes: Buffer | null): L2Read {
+  try {
+    return hitOf(bytes);
+  } catch (err) {
+    return err as L2UnavailableError;
   }
 }
 

@@ -1,7 +1,11 @@
+import type { L2UnavailableError } from '../errors.js';
 import type { L2Entry } from './envelope.js';
 
 /** Makes the bus message that announces a change, called once the change is in Redis (so numbers go out in order). */
 export type Announce = () => Buffer;
+
+/** One key of a multi-key read: a hit, absent, or a value that could not be read (kind `reply`). */
+export type L2Read = L2Hit | null | L2UnavailableError;
 
 /** A value read from the L2 with how long it has left to live. */
 export interface L2Hit {
@@ -18,8 +22,12 @@ export interface L2Hit {
  */
 export interface L2Store {
   get(key: string): Promise<L2Hit | null>;
-  /** One result per key, in order. */
-  mget(keys: readonly string[]): Promise<(L2Hit | null)[]>;
+  /**
+   * One result per key, in order, in one round trip per Redis node (MGET; in
+   * a Cluster one MGET per slot). A key whose stored value Strata cannot read
+   * is an error for that key only; a failure to reach Redis rejects the whole.
+   */
+  mget(keys: readonly string[]): Promise<L2Read[]>;
   /**
    * Stores a value for ttlMs and records it under each of its tags; then, if
    * given, publishes `announce()` on the bus. Both within one deadline.

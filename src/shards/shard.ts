@@ -54,6 +54,14 @@ interface Load {
   stale: boolean;
 }
 
+/** A read this batch starts, with the means to settle it when the batch's multi-key read returns. */
+interface PendingLoad {
+  readonly key: string;
+  readonly load: Load;
+  readonly settle: (hit: L2Hit | null) => void;
+  readonly fail: (err: unknown) => void;
+}
+
 /** The answers of one batch, filled op by op, then packed into one transferable buffer. */
 class Answers {
   readonly header: Float64Array;
@@ -185,6 +193,8 @@ export class Shard {
     const now = new Answers(batch.id, ops, false);
     let later: Answers | null = null;
     const waits: Promise<void>[] = [];
+    /** This batch's L1 misses that start a new L2 read: sent together after the loop. */
+    const batchMisses: PendingLoad[] = [];
     const nowMs = Date.now();
     // Expiry on the clock the front reads (time origin + monotonic now), so both agree on it.
     const nowMono = performance.timeOrigin + start;
@@ -213,7 +223,7 @@ export class Shard {
         if (l2 === null) continue; // STATUS.MISS is 0
         later ??= new Answers(batch.id, ops, true);
         now.set(i, STATUS.PENDING);
-        waits.push(this.#readThrough(key, i, later, l2));
+        waits.push(this.#readThrough(this.#loadFor(key, batchMisses), i, later));
       } else if (op === OP.PUT) {
         putOps++;
         const put = puts?.[i];
@@ -286,6 +296,7 @@ export class Shard {
       }
     }
 
+    if (l2 !== null && batchMisses.length > 0) this.#readMany(batchMisses, l2);
     if (gets > 0) {
       counters.addShard(s, SHARD_SLOT.L1_GETS, gets);
       counters.addShard(s, SHARD_SLOT.L1_HITS, hits);
@@ -335,9 +346,9 @@ export class Shard {
     if (deletes > 0) this.counters.observeShard(s, 'delete', latencyNs, deletes);
   }
 
-  /** L1 miss: read the L2 (joining a read in flight), fill L1 on a hit, answer `x-cache: L2`. */
-  #readThrough(key: string, i: number, answers: Answers, l2: ShardL2): Promise<void> {
-    return this.#load(key, l2).then(
+  /** L1 miss: wait for the key's L2 read (this batch's or one in flight), answer `x-cache: L2` on a hit. */
+  #readThrough(load: Load, i: number, answers: Answers): Promise<void> {
+    return load.promise.then(
       (hit) => {
         if (hit === null) answers.set(i, STATUS.MISS);
         else
@@ -351,53 +362,82 @@ export class Shard {
     );
   }
 
-  /** One L2 read per key at a time; a write or drop for the key while it is in flight keeps its result out of L1. */
-  #load(key: string, l2: ShardL2): Promise<L2Hit | null> {
-    const s = this.index;
-    const counters = this.counters;
+  /**
+   * The L2 read for key: one already in flight (joined, counted as
+   * coalesced), or a new one that `#readMany` sends with the rest of the
+   * batch's misses. A write or drop for the key while it is in flight keeps
+   * its result out of L1.
+   */
+  #loadFor(key: string, batchMisses: PendingLoad[]): Load {
     const inFlight = this.#loads.get(key);
     if (inFlight !== undefined) {
-      counters.incShard(s, SHARD_SLOT.LOADS_COALESCED);
-      return inFlight.promise;
+      this.counters.incShard(this.index, SHARD_SLOT.LOADS_COALESCED);
+      return inFlight;
     }
-    counters.incShard(s, SHARD_SLOT.L2_GETS);
+    let settle!: (hit: L2Hit | null) => void;
+    let fail!: (err: unknown) => void;
+    const promise = new Promise<L2Hit | null>((resolve, reject) => {
+      settle = resolve;
+      fail = reject;
+    });
+    // Joined reads may never look at a failure; this one is answered through them.
+    promise.catch(() => {});
+    const load: Load = { promise, stale: false };
+    this.#loads.set(key, load);
+    batchMisses.push({ key, load, settle, fail });
+    return load;
+  }
+
+  /** Reads a batch's new misses from the L2 in one multi-key read (MGET per slot), then fills L1. */
+  #readMany(misses: PendingLoad[], l2: ShardL2): void {
+    const s = this.index;
+    const counters = this.counters;
+    counters.addShard(s, SHARD_SLOT.L2_GETS, misses.length);
     const started = performance.now();
-    const promise = l2.store.get(key).then(
-      (hit) => {
+    l2.store.mget(misses.map((m) => m.key)).then(
+      (hits) => {
         this.#l2Done(started);
-        if (this.#loads.get(key) === load) this.#loads.delete(key);
-        if (hit === null) {
-          counters.incShard(s, SHARD_SLOT.L2_MISSES);
-          return null;
+        for (let i = 0; i < misses.length; i++) {
+          const { key, load, settle, fail } = misses[i] as PendingLoad;
+          const hit = hits[i] ?? null;
+          if (this.#loads.get(key) === load) this.#loads.delete(key);
+          if (hit instanceof Error) {
+            // This key's stored value is not one Strata can read; the batch's other keys are fine.
+            this.#l2Failed(hit);
+            fail(hit);
+          } else if (hit === null) {
+            counters.incShard(s, SHARD_SLOT.L2_MISSES);
+            settle(null);
+          } else {
+            counters.incShard(s, SHARD_SLOT.L2_HITS);
+            const ttlMs = Math.min(hit.ttlMs, l2.l1MaxTtlMs);
+            if (!load.stale && ttlMs >= 1) {
+              const entry = hit.entry;
+              this.l1.admit(
+                key,
+                {
+                  value: entry.value,
+                  head: asciiBytes(`${entry.contentType}\r\netag: ${entry.etag}\r\nx-cache: L1`),
+                  createdMs: entry.createdMs,
+                  expiresMs: performance.timeOrigin + performance.now() + ttlMs,
+                  tags: entry.tags,
+                },
+                ttlMs,
+              );
+            }
+            settle(hit);
+          }
         }
-        counters.incShard(s, SHARD_SLOT.L2_HITS);
-        const ttlMs = Math.min(hit.ttlMs, l2.l1MaxTtlMs);
-        if (!load.stale && ttlMs >= 1) {
-          const entry = hit.entry;
-          this.l1.admit(
-            key,
-            {
-              value: entry.value,
-              head: asciiBytes(`${entry.contentType}\r\netag: ${entry.etag}\r\nx-cache: L1`),
-              createdMs: entry.createdMs,
-              expiresMs: performance.timeOrigin + performance.now() + ttlMs,
-              tags: entry.tags,
-            },
-            ttlMs,
-          );
-        }
-        return hit;
       },
       (err: L2UnavailableError) => {
         this.#l2Done(started);
-        if (this.#loads.get(key) === load) this.#loads.delete(key);
         this.#l2Failed(err);
-        throw err;
+        for (const { key, load, fail } of misses) {
+          if (this.#loads.get(key) === load) this.#loads.delete(key);
+          fail(err);
+        }
       },
     );
-    const load: Load = { promise, stale: false };
-    this.#loads.set(key, load);
-    return promise;
   }
 
   /** The bus message for a change, made (and counted) when the store publishes it. */

@@ -1,6 +1,10 @@
+import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { L2UnavailableError } from '../../src/errors.js';
 import type { L2Entry } from '../../src/l2/envelope.js';
-import { RedisL2Store } from '../../src/l2/redis.js';
+import { valueKey } from '../../src/l2/keys.js';
+import { clusterNodes, RedisL2Store } from '../../src/l2/redis.js';
+import type { L2Hit } from '../../src/l2/store.js';
 import { RedisCluster, RedisServer } from '../helpers/redis.js';
 
 // One behavioural suite, run against a standalone Redis and a 6-node Redis Cluster (issue 3 groundwork).
@@ -17,6 +21,8 @@ const text = (bytes: Uint8Array | undefined) => (bytes === undefined ? undefined
 
 interface Target {
   store: RedisL2Store;
+  /** A plain client on the same Redis, to put there what Strata would not. */
+  raw: Redis | Cluster;
   stop(): Promise<void>;
 }
 
@@ -26,7 +32,8 @@ const targets: [string, () => Promise<Target>][] = [
     async () => {
       const redis = await RedisServer.start();
       const store = await RedisL2Store.connect({ url: redis.url, commandTimeoutMs: 1000, connectTimeoutMs: 2000 });
-      return { store, stop: async () => (await store.close(), await redis.stop()) };
+      const raw = new Redis(redis.url);
+      return { store, raw, stop: async () => (raw.disconnect(), await store.close(), await redis.stop()) };
     },
   ],
   [
@@ -34,7 +41,8 @@ const targets: [string, () => Promise<Target>][] = [
     async () => {
       const cluster = await RedisCluster.start();
       const store = await RedisL2Store.connect({ cluster: cluster.seeds, commandTimeoutMs: 1000, connectTimeoutMs: 5000 });
-      return { store, stop: async () => (await store.close(), await cluster.stop()) };
+      const raw = new Cluster(clusterNodes(cluster.seeds));
+      return { store, raw, stop: async () => (raw.disconnect(), await store.close(), await cluster.stop()) };
     },
   ],
 ];
@@ -60,9 +68,20 @@ describe.each(targets)('L2 store on Redis (%s)', (_name, start) => {
     const keys = Array.from({ length: 50 }, (_, i) => `many:${i}`);
     await Promise.all(keys.slice(0, 25).map((k) => target.store.set(k, entry(k), 60_000)));
     const hits = await target.store.mget(keys);
-    expect(hits.map((h) => text(h?.entry.value) ?? null)).toEqual(keys.map((k, i) => (i < 25 ? k : null)));
+    expect(hits.map((h) => (h instanceof Error ? h : (text(h?.entry.value) ?? null)))).toEqual(keys.map((k, i) => (i < 25 ? k : null)));
     expect(await target.store.delete(['many:0', 'many:1', 'many:40'])).toBe(2);
     expect(await target.store.get('many:0')).toBeNull();
+  });
+
+  it('in a multi-key read, a value Strata did not write fails its own key only', async () => {
+    await target.store.set('mine', entry('ok'), 60_000);
+    await target.raw.set(valueKey('foreign'), 'not an envelope');
+    const [mine, foreign, absent] = await target.store.mget(['mine', 'foreign', 'absent']);
+    expect(text((mine as L2Hit | null)?.entry.value)).toBe('ok');
+    expect(foreign).toBeInstanceOf(L2UnavailableError);
+    expect(foreign).toMatchObject({ code: 'E_L2_UNAVAILABLE', kind: 'reply' });
+    expect(absent).toBeNull();
+    await expect(target.store.get('foreign')).rejects.toMatchObject({ kind: 'reply' });
   });
 
   it('lets values expire in Redis', async () => {

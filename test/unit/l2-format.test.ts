@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeEnvelope, encodeEnvelope } from '../../src/l2/envelope.js';
 import { escapeKey, unescapeKey, valueKey } from '../../src/l2/keys.js';
+import { crc16, slotOf } from '../../src/l2/slot.js';
 
 describe('L2 key layout', () => {
   it('prefixes with the layout version and escapes braces and percent reversibly', () => {
@@ -34,5 +35,23 @@ describe('L2 envelope', () => {
     expect(() => decodeEnvelope(Buffer.from('hello, plain redis value'))).toThrow(/not a Strata L2 envelope/);
     const good = encodeEnvelope({ value: new Uint8Array(1), contentType: 'x/y', etag: '"e"', createdMs: 1, expiresMs: 2, tags: ['t'] });
     expect(() => decodeEnvelope(good.subarray(0, 10))).toThrow(/not a Strata L2 envelope/);
+  });
+});
+
+describe('cluster slots', () => {
+  it('match what CLUSTER KEYSLOT answers (values taken from redis-server 7.0)', () => {
+    expect(crc16(new TextEncoder().encode('123456789'))).toBe(0x31c3);
+    const known: [string, number][] = [
+      ['foo', 12182],
+      ['bar', 5061],
+      ['hello', 866],
+      ['123456789', 12739],
+      ['strata:v1:k:ключ', 9187],
+      ['{user1000}.following', 3443],
+    ];
+    for (const [key, slot] of known) expect(slotOf(key)).toBe(slot);
+    // A hash tag decides the slot; an empty one does not.
+    expect(slotOf('{user1000}.followers')).toBe(slotOf('{user1000}.following'));
+    expect(slotOf('{}foo')).toBe(crc16(new TextEncoder().encode('{}foo')) % 16384);
   });
 });
