@@ -111,7 +111,11 @@ export function resolveConfig(
     throw new ConfigError('defaultTtl', config.defaultTtl, `must not exceed maxTtl (${config.maxTtl})`);
   }
   if (config.redisUrl !== '' && config.redisCluster.length > 0) {
-    throw new ConfigError('redisCluster', config.redisCluster.join(','), 'set either redisUrl (REDIS_URL) or redisCluster (STRATA_REDIS_CLUSTER), not both');
+    throw new ConfigError(
+      'redisCluster',
+      config.redisCluster.map(redactUrl).join(','),
+      'set either redisUrl (REDIS_URL) or redisCluster (STRATA_REDIS_CLUSTER), not both',
+    );
   }
   if (config.l2TimeoutMs * 2 > config.requestTimeoutMs) {
     throw new ConfigError(
@@ -137,7 +141,7 @@ function parseAs<T>(source: string, raw: string, parse: (raw: string) => T): T {
     return parse(raw);
   } catch (err) {
     // A Redis URL may carry a password: it never reaches a message.
-    if (err instanceof ConfigError) throw new ConfigError(source, err.option === 'redisUrl' ? redactUrl(raw) : raw, err.rule);
+    if (err instanceof ConfigError) throw new ConfigError(source, err.option === 'redisUrl' || err.option === 'redisCluster' ? redactUrl(raw) : raw, err.rule);
     throw err;
   }
 }

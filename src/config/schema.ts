@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { ConfigError } from '../errors.js';
+import { parseClusterSeeds, redactSeed } from '../l2/target.js';
 
 /** The node's configuration after defaults, file, environment and flags are merged and checked. */
 export interface StrataConfig {
@@ -29,7 +30,11 @@ export interface StrataConfig {
    * `rediss://…` (TLS). Empty = no L2 unless redisCluster is set. Exclusive with redisCluster. @default ""
    */
   readonly redisUrl: string;
-  /** A Redis Cluster as the L2: `host:port` seeds (any of its nodes). Exclusive with redisUrl. @default [] */
+  /**
+   * A Redis Cluster as the L2: seeds (any of its nodes), each `host:port`, or
+   * each `redis://[user:password@]host:port` (`rediss://` for TLS) with the
+   * same scheme and credentials. Exclusive with redisUrl. @default []
+   */
   readonly redisCluster: readonly string[];
   /**
    * Deadline in ms of one L2 operation (read, write with its bus message,
@@ -158,20 +163,21 @@ function checkRedisUrl(value: unknown): string {
 
 /** A Redis URL with any password replaced by ***. */
 export function redactUrl(raw: string): string {
-  return raw.replace(/^(\w+:\/\/[^:@/]*:)[^@/]*@/, '$1***@');
+  return redactSeed(raw);
 }
 
 function checkRedisCluster(value: unknown): readonly string[] {
-  if (!Array.isArray(value)) throw new ConfigError('redisCluster', value, 'must be a list of host:port');
-  for (const seed of value) {
-    const at = typeof seed === 'string' ? seed.lastIndexOf(':') : -1;
-    const host = at > 0 ? (seed as string).slice(0, at).replace(/^\[(.*)\]$/, '$1') : '';
-    const port = at > 0 ? Number((seed as string).slice(at + 1)) : Number.NaN;
-    if (host === '' || !Number.isInteger(port) || port < 1 || port > 65535 || /\s/.test(host)) {
-      throw new ConfigError('redisCluster', seed, 'each seed must be host:port with a port in [1, 65535]');
-    }
+  if (!Array.isArray(value) || value.some((seed) => typeof seed !== 'string')) {
+    throw new ConfigError('redisCluster', value, 'must be a list of host:port or redis[s]://[user:password@]host:port');
   }
-  return Object.freeze([...value] as string[]);
+  const seeds = value as string[];
+  try {
+    parseClusterSeeds(seeds);
+  } catch (err) {
+    // Seeds may carry a password: name the rule, not the secret.
+    throw new ConfigError('redisCluster', seeds.map(redactSeed).join(','), (err as Error).message);
+  }
+  return Object.freeze([...seeds]);
 }
 
 function checkAdmission(value: unknown): 'lru' | 'tinylfu' {
@@ -255,7 +261,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     key: 'redisCluster',
     env: 'STRATA_REDIS_CLUSTER',
     flag: '--redis-cluster',
-    doc: 'Redis Cluster as L2: comma-separated host:port seeds',
+    doc: 'Redis Cluster as L2: comma-separated host:port seeds, or redis[s]://[user:password@]host:port ones',
     defaultText: '(none)',
     default: () => Object.freeze([]) as readonly string[],
     parse: (raw) => {

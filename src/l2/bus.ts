@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { BUS_CHANNEL, BUS_KIND, decodeBusMessage } from './bus-format.js';
-import { clusterNodes, type L2Target } from './target.js';
+import { type ClusterSeeds, clusterAuth, type L2Target, parseClusterSeeds } from './target.js';
 
 export * from './bus-format.js';
 
@@ -47,7 +47,7 @@ export class BusSubscriber {
   #subscribedAtMs = 0;
   readonly #forgetAfterMs: number;
   #forgetTimer: NodeJS.Timeout | null = null;
-  readonly #targets: readonly { host: string; port: number }[] | string;
+  readonly #targets: string | ClusterSeeds;
   readonly #handlers: BusHandlers;
   readonly #timeoutMs: number;
   #connection: Redis | null = null;
@@ -64,7 +64,7 @@ export class BusSubscriber {
     timeoutMs: number,
     forgetAfterMs: number,
   ) {
-    this.#targets = 'url' in target ? target.url : clusterNodes(target.cluster);
+    this.#targets = 'url' in target ? target.url : parseClusterSeeds(target.cluster);
     this.#handlers = handlers;
     this.#timeoutMs = timeoutMs;
     this.#forgetAfterMs = forgetAfterMs;
@@ -103,7 +103,7 @@ export class BusSubscriber {
     const connection =
       typeof targets === 'string'
         ? new Redis(targets, options)
-        : new Redis({ ...options, ...(targets[attempt % targets.length] as { host: string; port: number }) });
+        : new Redis({ ...options, ...clusterAuth(targets), ...(targets.nodes[attempt % targets.nodes.length] as { host: string; port: number }) });
     this.#connection = connection;
     // The first error of an attempt says why (WRONGPASS, ECONNREFUSED); what follows is its echo ("Connection is closed.").
     let attemptError = '';

@@ -70,7 +70,7 @@ export class NodeL2Link {
   /** Where the L2 is, for the start line (no password). */
   describe(): string {
     const target = this.#target;
-    return 'url' in target ? `Redis ${redactUrl(target.url)}` : `Redis Cluster ${target.cluster.join(',')}`;
+    return 'url' in target ? `Redis ${redactUrl(target.url)}` : `Redis Cluster ${redactUrl(target.cluster.join(','))}`;
   }
 
   /** Subscribes to the bus; other nodes' invalidations become L1-only drops on the owning shards. */

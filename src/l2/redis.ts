@@ -7,7 +7,7 @@ import { decodeEnvelope, encodeEnvelope, type L2Entry } from './envelope.js';
 import { tagKey, valueKey } from './keys.js';
 import { slotOf } from './slot.js';
 import type { Announce, L2Hit, L2Read, L2Store } from './store.js';
-import { clusterNodes } from './target.js';
+import { clusterAuth, parseClusterSeeds } from './target.js';
 
 export { clusterNodes, type L2Target } from './target.js';
 
@@ -99,15 +99,20 @@ export class RedisL2Store implements L2Store {
     };
     let client: Redis | Cluster;
     if (options.cluster !== undefined && options.cluster.length > 0) {
-      client = new Cluster(clusterNodes(options.cluster), {
-        enableOfflineQueue: false,
-        enableAutoPipelining: true,
-        lazyConnect: lazy,
-        clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
-        // Learn a failover within a second even when no command is redirected (the default is 5 s).
-        slotsRefreshInterval: 1000,
-        redisOptions: { connectTimeout: options.connectTimeoutMs, maxRetriesPerRequest: 1 },
-      });
+      const seeds = parseClusterSeeds(options.cluster);
+      client = new Cluster(
+        seeds.nodes.map((n) => ({ ...n })),
+        {
+          enableOfflineQueue: false,
+          enableAutoPipelining: true,
+          lazyConnect: lazy,
+          clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
+          // Learn a failover within a second even when no command is redirected (the default is 5 s).
+          slotsRefreshInterval: 1000,
+          // Credentials and TLS apply to every node, the ones the client discovers too.
+          redisOptions: { connectTimeout: options.connectTimeoutMs, maxRetriesPerRequest: 1, ...clusterAuth(seeds) },
+        },
+      );
     } else if (options.url !== undefined) {
       client = new Redis(options.url, { ...common, enableOfflineQueue: false, retryStrategy: (times) => Math.min(50 * times, 2000) });
     } else {

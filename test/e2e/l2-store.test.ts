@@ -33,7 +33,12 @@ const targets: [string, () => Promise<Target>][] = [
       const redis = await RedisServer.start();
       const store = await RedisL2Store.connect({ url: redis.url, commandTimeoutMs: 1000, connectTimeoutMs: 2000 });
       const raw = new Redis(redis.url);
-      return { store, raw, stop: async () => (raw.disconnect(), await store.close(), await redis.stop()) };
+      const stop = async () => {
+        raw.disconnect();
+        await store.close();
+        await redis.stop();
+      };
+      return { store, raw, stop };
     },
   ],
   [
@@ -42,7 +47,12 @@ const targets: [string, () => Promise<Target>][] = [
       const cluster = await RedisCluster.start();
       const store = await RedisL2Store.connect({ cluster: cluster.seeds, commandTimeoutMs: 1000, connectTimeoutMs: 5000 });
       const raw = new Cluster(clusterNodes(cluster.seeds));
-      return { store, raw, stop: async () => (raw.disconnect(), await store.close(), await cluster.stop()) };
+      const stop = async () => {
+        raw.disconnect();
+        await store.close();
+        await cluster.stop();
+      };
+      return { store, raw, stop };
     },
   ],
 ];

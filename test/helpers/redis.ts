@@ -26,6 +26,11 @@ export async function redisCli(port: number, ...args: string[]): Promise<string>
   return stdout.trim();
 }
 
+/** redis-cli arguments that authenticate with `password`, if any. */
+function auth(password: string | undefined): string[] {
+  return password === undefined ? [] : ['--no-auth-warning', '-a', password];
+}
+
 /** A real redis-server process owned by a test. */
 export class RedisServer {
   #child: ChildProcess | null = null;
@@ -34,15 +39,24 @@ export class RedisServer {
   private constructor(
     readonly port: number,
     readonly extraArgs: readonly string[],
+    /** The `default` user's password (requirepass), if the server has one. */
+    readonly password?: string,
   ) {
     this.#dir = mkdtempSync(join(tmpdir(), `strata-redis-${port}-`));
   }
 
   /** Starts redis-server on a free port (or `port`), with persistence off, and waits for PING. */
-  static async start(options: { port?: number; args?: readonly string[] } = {}): Promise<RedisServer> {
-    const server = new RedisServer(options.port ?? (await freePort()), options.args ?? []);
+  static async start(options: { port?: number; args?: readonly string[]; password?: string } = {}): Promise<RedisServer> {
+    const password = options.password;
+    const args = [...(options.args ?? []), ...(password === undefined ? [] : ['--requirepass', password, '--masterauth', password])];
+    const server = new RedisServer(options.port ?? (await freePort()), args, password);
     await server.#spawn();
     return server;
+  }
+
+  /** redis-cli against this server (authenticated when it has a password). */
+  cli(...args: string[]): Promise<string> {
+    return redisCli(this.port, ...auth(this.password), ...args);
   }
 
   get url(): string {
@@ -64,7 +78,7 @@ export class RedisServer {
     try {
       await until(async () => {
         if (exited) throw new Error(`redis-server on port ${this.port} exited at start`);
-        return (await redisCli(this.port, 'ping').catch(() => '')) === 'PONG';
+        return (await this.cli('ping').catch(() => '')) === 'PONG';
       }, 10_000);
     } catch (err) {
       // Never leave a server behind that did not come up as asked.
@@ -113,8 +127,9 @@ export class RedisCluster {
   private constructor(readonly nodes: readonly RedisServer[]) {}
 
   /** Starts six nodes, joins them with redis-cli --cluster create, and waits for cluster_state:ok on all. */
-  static async start(options: { nodeTimeoutMs?: number } = {}): Promise<RedisCluster> {
+  static async start(options: { nodeTimeoutMs?: number; password?: string } = {}): Promise<RedisCluster> {
     const timeout = String(options.nodeTimeoutMs ?? 1000);
+    const password = options.password;
     const nodes: RedisServer[] = [];
     try {
       for (let i = 0; i < 6; i++) {
@@ -123,12 +138,17 @@ export class RedisCluster {
           await RedisServer.start({
             port,
             args: ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', timeout],
+            ...(password === undefined ? {} : { password }),
           }),
         );
       }
-      await run('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'], {
-        timeout: 30_000,
-      });
+      await run(
+        'redis-cli',
+        [...auth(password), '--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'],
+        {
+          timeout: 30_000,
+        },
+      );
       const cluster = new RedisCluster(nodes);
       await cluster.waitUntilOk();
       return cluster;
@@ -154,13 +174,13 @@ export class RedisCluster {
       async () => {
         for (const node of this.nodes) {
           if (node.pid === undefined) continue;
-          const info = await redisCli(node.port, 'cluster', 'info').catch(() => '');
+          const info = await node.cli('cluster', 'info').catch(() => '');
           if (!info.includes('cluster_state:ok') || !info.includes('cluster_slots_ok:16384')) return false;
           // Every node must know every live node over a connected bus link: pub/sub messages travel on those links.
-          const view = (await redisCli(node.port, 'cluster', 'nodes').catch(() => '')).split('\n').filter((l) => l.trim() !== '');
+          const view = (await node.cli('cluster', 'nodes').catch(() => '')).split('\n').filter((l) => l.trim() !== '');
           const live = this.nodes.filter((n) => n.pid !== undefined).length;
           if (view.filter((l) => / connected/.test(l) && !/fail|handshake|noaddr/.test(l)).length < live) return false;
-          const replication = await redisCli(node.port, 'info', 'replication').catch(() => '');
+          const replication = await node.cli('info', 'replication').catch(() => '');
           if (replication.includes('role:slave') && !replication.includes('master_link_status:up')) return false;
         }
         return true;
@@ -175,7 +195,7 @@ export class RedisCluster {
     const out: RedisServer[] = [];
     for (const node of this.nodes) {
       if (node.pid === undefined) continue;
-      const role = await redisCli(node.port, 'role').catch(() => '');
+      const role = await node.cli('role').catch(() => '');
       if (role.startsWith('master')) out.push(node);
     }
     return out;

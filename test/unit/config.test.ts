@@ -104,6 +104,23 @@ describe('configuration', () => {
     expect(configError(() => resolveConfig(none, { STRATA_REDIS_CLUSTER: ' , ' }, {})).option).toBe('STRATA_REDIS_CLUSTER');
   });
 
+  it('takes Cluster seeds as host:port or as URLs that share scheme and credentials, never repeating a password', () => {
+    const seeds = 'redis://app:pw-1@10.0.0.1:7000,redis://app:pw-1@10.0.0.2:7000';
+    expect(resolveConfig(none, { STRATA_REDIS_CLUSTER: seeds }, {}).redisCluster).toEqual(seeds.split(','));
+    for (const bad of [
+      'redis://app:pw-1@10.0.0.1:7000,redis://app:pw-2@10.0.0.2:7000',
+      'redis://app:pw-1@10.0.0.1:7000,10.0.0.2:7000',
+      'rediss://app:pw-1@10.0.0.1:7000,redis://app:pw-1@10.0.0.2:7000',
+      'redis://app:pw-1@10.0.0.1:7000/3',
+    ]) {
+      const err = configError(() => resolveConfig(none, { STRATA_REDIS_CLUSTER: bad }, {}));
+      expect(err.option).toBe('STRATA_REDIS_CLUSTER');
+      expect(err.message).not.toMatch(/pw-[12]/);
+    }
+    const both = configError(() => resolveConfig(none, { REDIS_URL: 'redis://:pw-1@a:6379', STRATA_REDIS_CLUSTER: 'redis://:pw-2@b:7000' }, {}));
+    expect(both.message).not.toMatch(/pw-[12]/);
+  });
+
   it('rejects a bad REDIS_URL without repeating its password', () => {
     for (const bad of ['http://app:s3cret@host:6379', 'redis://app:s3cret@', 'redis://app:s3cret@host:6379/db', 'not a url']) {
       const err = configError(() => resolveConfig(none, { REDIS_URL: bad }, {}));
