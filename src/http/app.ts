@@ -46,9 +46,9 @@ function l2ErrorMessage(result: BatchResult, index: number): string {
         : kind === 'cluster'
           ? 'cluster is failing over or misconfigured'
           : kind === 'reply'
-            ? 'answered with something Strata cannot use'
+            ? 'holds a value under this key that Strata did not write; PUT or DELETE the key'
             : 'is unreachable';
-  return `the L2 (Redis) ${why} (${kind}); retry`;
+  return kind === 'reply' ? `the L2 (Redis) ${why} (${kind})` : `the L2 (Redis) ${why} (${kind}); retry`;
 }
 
 const KEY_METHODS = 'GET, HEAD, PUT, DELETE';
@@ -111,27 +111,39 @@ class MgetExchange extends Exchange implements OpWaiter {
  * POST /v1/invalidate, in two steps: key deletes and each tag's sweep on the
  * tag's own shard (L2 and bus included); then every shard drops the tags'
  * entries from its L1, so that nothing a shard read from the L2 before the
- * sweep finished survives the answer.
+ * sweep outlives it. The second step runs whatever the first answered, and
+ * also when the client has gone: a sweep that failed or timed out may still
+ * have reached Redis.
  */
 class InvalidateExchange extends Exchange implements OpWaiter {
   invalidated = 0;
   remaining = 0;
-  /** The second step, once the first is answered; null when there is none left. */
-  next: (() => number) | null = null;
+  /** The second step: submits its ops (after setting `remaining`); null once started or when there is none. */
+  next: (() => void) | null = null;
+  #failure: { code: ErrorCode; message: string } | null = null;
   onResult(result: BatchResult, index: number): void {
     if (result.header[index * FIELDS + FIELD.STATUS] === STATUS.L2_ERROR) {
-      this.error('E_L2_UNAVAILABLE', l2ErrorMessage(result, index));
-      return;
+      this.#failure ??= { code: 'E_L2_UNAVAILABLE', message: l2ErrorMessage(result, index) };
+    } else {
+      this.invalidated += result.header[index * FIELDS + FIELD.VALUE_LEN] as number;
     }
-    this.invalidated += result.header[index * FIELDS + FIELD.VALUE_LEN] as number;
-    if (--this.remaining > 0 || this.done) return;
-    const next = this.next;
-    this.next = null;
-    if (next !== null) this.remaining = next();
-    if (this.remaining === 0) this.json(JSON.stringify({ invalidated: this.invalidated }));
+    this.#step();
   }
   onFail(code: ErrorCode, message: string): void {
-    this.error(code, message);
+    this.#failure ??= { code, message };
+    this.#step();
+  }
+  #step(): void {
+    if (--this.remaining > 0) return;
+    const next = this.next;
+    this.next = null;
+    if (next !== null) {
+      next();
+      return;
+    }
+    const failure = this.#failure;
+    if (failure !== null) this.error(failure.code, failure.message);
+    else this.json(JSON.stringify({ invalidated: this.invalidated }));
   }
 }
 
@@ -296,8 +308,9 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
       ex.remaining = ops;
       if (uniqueTags.length > 0) {
         ex.next = () => {
+          // Counted first: a submit may fail (and count down) at once.
+          ex.remaining = uniqueTags.length * shards;
           for (const tag of uniqueTags) for (let s = 0; s < shards; s++) pool.submit(s, OP.INVALIDATE_TAG_L1, tag, null, ex, 0);
-          return uniqueTags.length * shards;
         };
       }
       for (const key of uniqueKeys) pool.submit(shardOf(key), OP.DELETE, key, null, ex, 0);

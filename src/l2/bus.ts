@@ -16,6 +16,9 @@ export interface BusHandlers {
   onGap(reason: GapReason): void;
 }
 
+/** Streams whose numbers a subscriber keeps (a few bytes each; one stream per shard worker incarnation of every node). */
+export const MAX_STREAMS = 65_536;
+
 /** How often the subscriber checks that Redis still answers, ms. */
 export const PING_INTERVAL_MS = 500;
 
@@ -37,16 +40,17 @@ export const PING_INTERVAL_MS = 500;
  * sees a number skip (or a stream that began after it subscribed whose first
  * message it did not see), or whose subscription (re)starts (messages sent
  * meanwhile are lost), reports a gap so the node stops trusting its L1.
- * Streams silent for `forgetAfterMs` are forgotten (what they changed has
- * left every L1 by then: l1MaxTtl).
+ * The numbers of at most MAX_STREAMS streams are kept, the least recently
+ * heard from dropped first (a dropped stream that speaks again may be taken
+ * for a new one and cost one needless gap). Stream start times come from the
+ * publishing node's clock: skew between nodes can cause a needless gap or
+ * hide the loss of a new stream's very first message.
  */
 export class BusSubscriber {
-  /** Per stream (`node/stream`): the highest number seen and when, performance.now() ms. */
-  readonly #streams = new Map<string, { seq: number; seenAt: number }>();
+  /** Per stream (`node/stream`): the highest number seen; least recently heard from first. */
+  readonly #streams = new Map<string, { seq: number }>();
   /** When the current subscription began, epoch ms. */
   #subscribedAtMs = 0;
-  readonly #forgetAfterMs: number;
-  #forgetTimer: NodeJS.Timeout | null = null;
   readonly #targets: string | ClusterSeeds;
   readonly #handlers: BusHandlers;
   readonly #timeoutMs: number;
@@ -62,12 +66,10 @@ export class BusSubscriber {
     target: L2Target,
     handlers: BusHandlers,
     timeoutMs: number,
-    forgetAfterMs: number,
   ) {
     this.#targets = 'url' in target ? target.url : parseClusterSeeds(target.cluster);
     this.#handlers = handlers;
     this.#timeoutMs = timeoutMs;
-    this.#forgetAfterMs = forgetAfterMs;
   }
 
   /** True while subscribed. */
@@ -81,17 +83,10 @@ export class BusSubscriber {
   }
 
   /** Starts subscribing in the background (and keeps at it until close). */
-  static start(target: L2Target, node: string, handlers: BusHandlers, timeoutMs: number, forgetAfterMs = 60_000): BusSubscriber {
-    const bus = new BusSubscriber(node, target, handlers, timeoutMs, forgetAfterMs);
+  static start(target: L2Target, node: string, handlers: BusHandlers, timeoutMs: number): BusSubscriber {
+    const bus = new BusSubscriber(node, target, handlers, timeoutMs);
     bus.#connect();
-    bus.#forgetTimer = setInterval(() => bus.#forgetSilentStreams(), Math.max(1000, forgetAfterMs / 4));
-    bus.#forgetTimer.unref();
     return bus;
-  }
-
-  #forgetSilentStreams(): void {
-    const before = performance.now() - this.#forgetAfterMs;
-    for (const [from, stream] of this.#streams) if (stream.seenAt < before) this.#streams.delete(from);
   }
 
   /** Opens one connection (to the next Cluster node in turn) and subscribes; on loss, tries again. */
@@ -164,29 +159,35 @@ export class BusSubscriber {
 
   #receive(payload: Buffer): void {
     const message = decodeBusMessage(payload);
-    if (message === null || message.node === this.node) return;
+    if (message === null) return;
     const handlers = this.#handlers;
     const from = `${message.node}/${message.stream}`;
-    const stream = this.#streams.get(from);
+    const streams = this.#streams;
+    const stream = streams.get(from);
     if (stream === undefined) {
-      this.#streams.set(from, { seq: message.seq, seenAt: performance.now() });
       // A stream that began after this subscription should start at 1; a stream already running may not.
       if (message.seq !== 1 && message.streamStartedMs > this.#subscribedAtMs) handlers.onGap({ kind: 'gap', from, expected: 1, got: message.seq });
+      streams.set(from, { seq: message.seq });
+      if (streams.size > MAX_STREAMS) streams.delete(streams.keys().next().value as string);
     } else {
       if (message.seq !== stream.seq + 1) handlers.onGap({ kind: 'gap', from, expected: stream.seq + 1, got: message.seq });
       // Only forward: a late message must not make the next one look like a gap.
       if (message.seq > stream.seq) stream.seq = message.seq;
-      stream.seenAt = performance.now();
+      // Most recently heard from last, so the bound drops the quietest stream.
+      streams.delete(from);
+      streams.set(from, stream);
     }
-    if (message.kind === BUS_KIND.KEYS) handlers.onKeys(message.items, from);
-    else handlers.onTags(message.items, from);
+    // A node's own key messages change nothing here (the key's shard did the write). Its own tag
+    // messages are applied: one that comes after a sweep which outlived its deadline is what tells this
+    // node's other shards to drop what they read from Redis meanwhile.
+    if (message.kind === BUS_KIND.TAGS) handlers.onTags(message.items, from);
+    else if (message.node !== this.node) handlers.onKeys(message.items, from);
   }
 
   async close(): Promise<void> {
     this.#closed = true;
     this.#ready = false;
     if (this.#retry !== null) clearTimeout(this.#retry);
-    if (this.#forgetTimer !== null) clearInterval(this.#forgetTimer);
     const connection = this.#connection;
     this.#connection = null;
     if (connection === null) return;

@@ -96,8 +96,6 @@ export class NodeL2Link {
         },
       },
       this.#config.l2TimeoutMs,
-      // A stream silent this long changed nothing any L1 still holds.
-      this.#config.l1MaxTtl * 1000,
     );
   }
 

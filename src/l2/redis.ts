@@ -57,17 +57,20 @@ export class RedisL2Store implements L2Store {
    * circuit is open; timeouts and connection or cluster failures count against
    * Redis, a reply it could not decode does not (Redis answered).
    */
-  async #run<T>(operation: () => Promise<T>): Promise<T> {
+  async #run<T>(operation: () => Promise<T>, late?: () => void): Promise<T> {
     if (!this.#breaker.allow()) throw new L2UnavailableError('breaker', 'circuit open after repeated failures; probing');
+    const running = operation();
     try {
       // One deadline for the whole operation (several commands, round trips, cluster redirects).
-      const result = await this.#deadlines.bound(operation(), 'the L2 operation');
+      const result = await this.#deadlines.bound(running, 'the L2 operation');
       this.#breaker.success();
       return result;
     } catch (err) {
       const l2 = toL2Error(err);
       if (l2.kind === 'reply') this.#breaker.success();
       else this.#breaker.failure();
+      // Past its deadline the operation may still run in Redis; the caller may need to know when it did.
+      if (l2.kind === 'timeout' && late !== undefined) running.then(late, () => {});
       throw l2;
     }
   }
@@ -157,7 +160,7 @@ export class RedisL2Store implements L2Store {
     });
   }
 
-  set(key: string, entry: L2Entry, ttlMs: number, announce: Announce | null = null): Promise<void> {
+  set(key: string, entry: L2Entry, ttlMs: number, announce: Announce | null = null, late?: () => void): Promise<void> {
     const client = this.#client;
     const tags = entry.tags ?? [];
     /** The key joins each tag's set; the set lives as long as its longest-lived member (NX: a new set; GT: extend only). */
@@ -172,7 +175,7 @@ export class RedisL2Store implements L2Store {
       await client.set(valueKey(key), encodeEnvelope(entry), 'PX', ttlMs);
       if (tags.length > 0) await joinTags();
       if (announce !== null) await this.#announce(announce);
-    });
+    }, late);
   }
 
   deleteTags(tags: readonly string[], announce: Announce | null = null): Promise<number> {
@@ -239,13 +242,13 @@ export class RedisL2Store implements L2Store {
     return first ?? client;
   }
 
-  delete(keys: readonly string[], announce: Announce | null = null): Promise<number> {
+  delete(keys: readonly string[], announce: Announce | null = null, late?: () => void): Promise<number> {
     // One DEL per key: in a cluster the keys live on different slots.
     return this.#run(async () => {
       const counts = await Promise.all(keys.map((key) => this.#client.del(valueKey(key))));
       if (announce !== null) await this.#announce(announce);
       return counts.reduce((a, b) => a + b, 0);
-    });
+    }, late);
   }
 
   async #read(key: string): Promise<L2Hit | null> {

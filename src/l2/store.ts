@@ -30,11 +30,12 @@ export interface L2Store {
   mget(keys: readonly string[]): Promise<L2Read[]>;
   /**
    * Stores a value for ttlMs and records it under each of its tags; then, if
-   * given, publishes `announce()` on the bus. Both within one deadline.
+   * given, publishes `announce()` on the bus. Both within one deadline; if the
+   * deadline passes and Redis still completes the write later, `late` is called then.
    */
-  set(key: string, entry: L2Entry, ttlMs: number, announce?: Announce | null): Promise<void>;
-  /** Removes keys, then publishes `announce()` if given; resolves with how many existed. */
-  delete(keys: readonly string[], announce?: Announce | null): Promise<number>;
+  set(key: string, entry: L2Entry, ttlMs: number, announce?: Announce | null, late?: () => void): Promise<void>;
+  /** Removes keys, then publishes `announce()` if given; resolves with how many existed. `late` as for set. */
+  delete(keys: readonly string[], announce?: Announce | null, late?: () => void): Promise<number>;
   /** Removes every value written with one of the tags, then publishes `announce()` if given; resolves with how many existed. */
   deleteTags(tags: readonly string[], announce?: Announce | null): Promise<number>;
   /** Publishes bytes on a pub/sub channel; resolves once the L2 took them. */

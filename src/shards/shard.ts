@@ -251,7 +251,9 @@ export class Shard {
         now.set(i, STATUS.PENDING);
         const l2Entry = { value: put.value, contentType: put.contentType, etag, createdMs: nowMs, expiresMs: nowMs + put.ttlMs, tags: put.tags };
         const announce = this.#announce(l2, BUS_KIND.KEYS, key);
-        waits.push(this.#writeThrough(key, entry, l1TtlMs, () => l2.store.set(key, l2Entry, put.ttlMs, announce), i, later));
+        // A write that outlives its deadline may still land: then what L1 read meanwhile is old.
+        const late = () => this.#drop(key);
+        waits.push(this.#writeThrough(key, entry, l1TtlMs, () => l2.store.set(key, l2Entry, put.ttlMs, announce, late), i, later));
       } else if (op === OP.DELETE) {
         deleteOps++;
         const gone = this.#drop(key) ? 1 : 0;
@@ -262,7 +264,8 @@ export class Shard {
         }
         later ??= new Answers(batch.id, ops, true);
         now.set(i, STATUS.PENDING);
-        waits.push(this.#removeThrough(() => l2.store.delete([key], this.#announce(l2, BUS_KIND.KEYS, key)), BUS_KIND.KEYS, key, i, later));
+        const late = () => this.#drop(key);
+        waits.push(this.#removeThrough(() => l2.store.delete([key], this.#announce(l2, BUS_KIND.KEYS, key), late), BUS_KIND.KEYS, key, i, later));
       } else if (op === OP.INVALIDATE_TAG || op === OP.INVALIDATE_TAG_L1) {
         deleteOps++;
         const gone = this.#dropTagged(key);

@@ -107,6 +107,33 @@ describe('L2 faults (standalone)', () => {
     }
   });
 
+  it('a tag invalidate that outlives its deadline (writes paused) leaves nothing stale in any shard once Redis applies it', async () => {
+    const redis = await RedisServer.start();
+    // Two shards: the tag's own shard sweeps (its connection then waits behind the paused write); the other reads on.
+    const node = await startTestNode({ redisUrl: redis.url, l2TimeoutMs: 200, shards: 2 });
+    const tagged = ['p1', 'p2', 'p3', 'p4'];
+    try {
+      for (const key of tagged) {
+        expect((await fetch(`${url(node, key)}?tags=tt`, { method: 'PUT', body: key })).status).toBe(204);
+        await read(node, key);
+      }
+      await redisCli(redis.port, 'client', 'pause', '1500', 'WRITE');
+      const invalidate = await fetch(`${node.url}/v1/invalidate`, { method: 'POST', body: JSON.stringify({ tags: ['tt'] }) });
+      expect(invalidate.status).toBe(503);
+      expect(await errorCode(invalidate)).toBe('E_L2_UNAVAILABLE');
+      // Meanwhile the other shard reads the old values from Redis again, into its L1.
+      const meanwhile = await Promise.all(tagged.map((key) => read(node, key)));
+      expect(meanwhile.every((r, i) => (r.status === 200 && r.body === tagged[i]) || r.code === 'E_L2_UNAVAILABLE')).toBe(true);
+      expect(meanwhile.some((r) => r.status === 200)).toBe(true);
+      // When the pause ends Redis applies the sweep and its bus message: no shard may keep what it read meanwhile.
+      await until(async () => (await redisCli(redis.port, 'dbsize')) === '0', 10_000, 50);
+      await until(async () => (await Promise.all(tagged.map((key) => read(node, key)))).every((r) => r.status === 404), 5000, 50);
+    } finally {
+      await node.close();
+      await redis.stop();
+    }
+  });
+
   it('concurrent misses for one key cause one L2 read', async () => {
     const redis = await RedisServer.start();
     const node = await startTestNode({ redisUrl: redis.url, l2TimeoutMs: 4000, requestTimeoutMs: 8000, shards: 2 });
