@@ -182,6 +182,15 @@ export class MetricsRegistry {
       },
     });
     new client.Counter({
+      name: 'strata_l1_admission_rejects_total',
+      help: 'Values from (or written to) the L2 that TinyLFU admission kept out of a full L1.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(counters.total(SHARD_SLOT.L1_ADMISSION_REJECTS));
+      },
+    });
+    new client.Counter({
       name: 'strata_l1_remote_drops_total',
       help: 'L1 entries dropped because another node invalidated them or the bus had a gap.',
       registers,

@@ -31,6 +31,8 @@ export interface L2LevelStats {
   sets: number;
   /** L1 misses that joined an L2 read already in flight. */
   coalesced: number;
+  /** Values from the L2 that admission kept out of a full L1. */
+  admissionRejects: number;
   errors: Record<string, number>;
 }
 
@@ -44,6 +46,7 @@ function l2LevelOf(read: (slot: number) => number): L2LevelStats {
     hitRate: gets === 0 ? 0 : hits / gets,
     sets: read(SHARD_SLOT.L2_SETS),
     coalesced: read(SHARD_SLOT.LOADS_COALESCED),
+    admissionRejects: read(SHARD_SLOT.L1_ADMISSION_REJECTS),
     errors: Object.fromEntries(L2_ERROR_KINDS.map((kind, i) => [kind, read(SHARD_SLOT.L2_ERRORS + i)])),
   };
 }

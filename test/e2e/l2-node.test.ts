@@ -38,7 +38,10 @@ async function read(node: Node, key: string): Promise<{ status: number; body: st
 }
 async function stats(node: Node) {
   return (await (await fetch(`${node.url}/v1/stats`)).json()) as {
-    levels: { L1: { hits: number; misses: number }; L2: { gets: number; hits: number; misses: number; sets: number; coalesced: number } };
+    levels: {
+      L1: { hits: number; misses: number };
+      L2: { gets: number; hits: number; misses: number; sets: number; coalesced: number; admissionRejects: number };
+    };
     l2: { configured: boolean; up: boolean; mode: string; bus: { sent: number; received: number; gaps: number } };
   };
 }
@@ -205,6 +208,36 @@ describe('a Redis Cluster that requires a password', () => {
     } finally {
       await node.close();
       await cluster.stop();
+    }
+  }, 60_000);
+});
+
+describe('L1 admission with an L2', () => {
+  it('TinyLFU keeps values read once out of a full L1 (counted); lru takes them all', async () => {
+    const redis = await RedisServer.start();
+    const writer = await startTestNode({ redisUrl: redis.url, shards: 1 });
+    const small = { redisUrl: redis.url, shards: 1, l1MaxBytes: 1024 * 1024, maxValueBytes: 4096 };
+    const tinylfu = await startTestNode({ ...small, l1Admission: 'tinylfu' });
+    const lru = await startTestNode({ ...small, l1Admission: 'lru' });
+    const value = 'v'.repeat(1024);
+    const rejects = async (node: Node) => Number(/^strata_l1_admission_rejects_total (\d+)$/m.exec(await (await fetch(`${node.url}/metrics`)).text())?.[1]);
+    try {
+      // 2,000 values of 1 KiB: twice what a 1 MiB L1 holds.
+      for (let i = 0; i < 2000; i += 100) {
+        await Promise.all(Array.from({ length: 100 }, (_, j) => put(writer, `once${i + j}`, value)));
+      }
+      for (const node of [tinylfu, lru]) {
+        for (let i = 0; i < 2000; i += 100) {
+          const reads = await Promise.all(Array.from({ length: 100 }, (_, j) => read(node, `once${i + j}`)));
+          expect(reads.every((r) => r.status === 200 && r.cache === 'L2')).toBe(true);
+        }
+      }
+      expect(await rejects(tinylfu)).toBeGreaterThan(500);
+      expect(await rejects(lru)).toBe(0);
+      expect((await stats(tinylfu)).levels.L2.admissionRejects).toBe(await rejects(tinylfu));
+    } finally {
+      await Promise.all([writer.close(), tinylfu.close(), lru.close()]);
+      await redis.stop();
     }
   }, 60_000);
 });
