@@ -20,6 +20,20 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** A free port p whose cluster bus port p + 10000 is free too (and exists). */
+export async function freeClusterPort(): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    if (port + 10000 > 65535) continue;
+    const bus = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port + 10000, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (bus) return port;
+  }
+}
+
 /** redis-cli against one server; resolves with its trimmed output. */
 export async function redisCli(port: number, ...args: string[]): Promise<string> {
   const { stdout } = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { timeout: 10_000 });
@@ -45,13 +59,26 @@ export class RedisServer {
     this.#dir = mkdtempSync(join(tmpdir(), `strata-redis-${port}-`));
   }
 
-  /** Starts redis-server on a free port (or `port`), with persistence off, and waits for PING. */
-  static async start(options: { port?: number; args?: readonly string[]; password?: string } = {}): Promise<RedisServer> {
+  /**
+   * Starts redis-server on a free port (or `port`), with persistence off, and
+   * waits for PING. Without a given port it tries a few: a port free when
+   * chosen may be taken by another test before redis-server binds it. With
+   * `cluster` it also needs port + 10000 (the cluster bus) free.
+   */
+  static async start(options: { port?: number; args?: readonly string[]; password?: string; cluster?: boolean } = {}): Promise<RedisServer> {
     const password = options.password;
     const args = [...(options.args ?? []), ...(password === undefined ? [] : ['--requirepass', password, '--masterauth', password])];
-    const server = new RedisServer(options.port ?? (await freePort()), args, password);
-    await server.#spawn();
-    return server;
+    for (let attempt = 1; ; attempt++) {
+      const port = options.port ?? (options.cluster ? await freeClusterPort() : await freePort());
+      const withPort = args.map((a) => a.replaceAll('$PORT', String(port)));
+      const server = new RedisServer(port, withPort, password);
+      try {
+        await server.#spawn();
+        return server;
+      } catch (err) {
+        if (options.port !== undefined || attempt >= 5) throw err;
+      }
+    }
   }
 
   /** redis-cli against this server (authenticated when it has a password). */
@@ -133,11 +160,10 @@ export class RedisCluster {
     const nodes: RedisServer[] = [];
     try {
       for (let i = 0; i < 6; i++) {
-        const port = await freePort();
         nodes.push(
           await RedisServer.start({
-            port,
-            args: ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', timeout],
+            cluster: true,
+            args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes-$PORT.conf', '--cluster-node-timeout', timeout],
             ...(password === undefined ? {} : { password }),
           }),
         );
