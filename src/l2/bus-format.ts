@@ -4,8 +4,12 @@ import { randomBytes } from 'node:crypto';
 /** The pub/sub channel every node publishes invalidations on (docs/redis-layout.md). */
 export const BUS_CHANNEL = 'strata:v1:bus';
 
-/** What a message invalidates: keys, or every entry carrying one of the tags. */
-export const BUS_KIND = { KEYS: 0, TAGS: 1 } as const;
+/**
+ * What a message says: drop these keys, or every entry carrying one of these
+ * tags; or (HEARTBEAT, no items, its number not a new one) "my last message
+ * was this number", so that losing a stream's last message is noticed too.
+ */
+export const BUS_KIND = { KEYS: 0, TAGS: 1, HEARTBEAT: 2 } as const;
 export type BusKind = (typeof BUS_KIND)[keyof typeof BUS_KIND];
 
 /** What a node tells the others. */
@@ -74,7 +78,7 @@ export function encodeBusMessage(message: BusMessage): Buffer {
 export function decodeBusMessage(bytes: Buffer): BusMessage | null {
   if (bytes.length < HEAD_BYTES || bytes[0] !== MAGIC || bytes[1] !== VERSION) return null;
   const kind = bytes[2];
-  if (kind !== BUS_KIND.KEYS && kind !== BUS_KIND.TAGS) return null;
+  if (kind !== BUS_KIND.KEYS && kind !== BUS_KIND.TAGS && kind !== BUS_KIND.HEARTBEAT) return null;
   let at = 3;
   const node = bytes.toString('hex', at, at + NODE_ID_BYTES);
   at += NODE_ID_BYTES;
@@ -107,10 +111,30 @@ export class BusPublisher {
   readonly stream = randomBytes(STREAM_ID_BYTES).toString('hex');
   readonly startedMs = Date.now();
   #seq = 0;
+  /** Heartbeats still owed for the last message (see heartbeat()). */
+  #heartbeatsOwed = 0;
   constructor(readonly node: string) {}
 
   /** The next message: drop these keys (or tagged entries) from your L1. */
-  next(kind: BusKind, items: readonly string[]): Buffer {
+  next(kind: typeof BUS_KIND.KEYS | typeof BUS_KIND.TAGS, items: readonly string[]): Buffer {
+    this.#heartbeatsOwed = HEARTBEATS_AFTER_ACTIVITY;
     return encodeBusMessage({ kind, node: this.node, stream: this.stream, streamStartedMs: this.startedMs, seq: ++this.#seq, items });
   }
+
+  /**
+   * A heartbeat repeating the last number, or null when none is owed. Called
+   * on a timer: after a message, the next HEARTBEATS_AFTER_ACTIVITY calls
+   * return one, then the stream is silent until it publishes again (an idle
+   * node sends nothing).
+   */
+  heartbeat(): Buffer | null {
+    if (this.#heartbeatsOwed === 0) return null;
+    this.#heartbeatsOwed--;
+    return encodeBusMessage({ kind: BUS_KIND.HEARTBEAT, node: this.node, stream: this.stream, streamStartedMs: this.startedMs, seq: this.#seq, items: [] });
+  }
 }
+
+/** Heartbeats a stream sends after its last message (two: one lost heartbeat does not hide a lost message). */
+export const HEARTBEATS_AFTER_ACTIVITY = 2;
+/** How often a shard worker offers its stream a heartbeat, ms. */
+export const HEARTBEAT_INTERVAL_MS = 1000;

@@ -164,19 +164,24 @@ export class BusSubscriber {
     const from = `${message.node}/${message.stream}`;
     const streams = this.#streams;
     const stream = streams.get(from);
+    // A heartbeat repeats the stream's last number; any other message carries the next one.
+    const expected = message.kind === BUS_KIND.HEARTBEAT ? (stream?.seq ?? 0) : (stream?.seq ?? 0) + 1;
     if (stream === undefined) {
-      // A stream that began after this subscription should start at 1; a stream already running may not.
-      if (message.seq !== 1 && message.streamStartedMs > this.#subscribedAtMs) handlers.onGap({ kind: 'gap', from, expected: 1, got: message.seq });
+      // A stream that began after this subscription must show every number from 1; a stream already running may start anywhere.
+      const missed = message.kind === BUS_KIND.HEARTBEAT ? message.seq > 0 : message.seq !== 1;
+      if (missed && message.streamStartedMs > this.#subscribedAtMs) handlers.onGap({ kind: 'gap', from, expected: 1, got: message.seq });
       streams.set(from, { seq: message.seq });
       if (streams.size > MAX_STREAMS) streams.delete(streams.keys().next().value as string);
     } else {
-      if (message.seq !== stream.seq + 1) handlers.onGap({ kind: 'gap', from, expected: stream.seq + 1, got: message.seq });
+      const skipped = message.kind === BUS_KIND.HEARTBEAT ? message.seq > expected : message.seq !== expected;
+      if (skipped) handlers.onGap({ kind: 'gap', from, expected, got: message.seq });
       // Only forward: a late message must not make the next one look like a gap.
       if (message.seq > stream.seq) stream.seq = message.seq;
       // Most recently heard from last, so the bound drops the quietest stream.
       streams.delete(from);
       streams.set(from, stream);
     }
+    if (message.kind === BUS_KIND.HEARTBEAT) return;
     // A node's own key messages change nothing here (the key's shard did the write). Its own tag
     // messages are applied: one that comes after a sweep which outlived its deadline is what tells this
     // node's other shards to drop what they read from Redis meanwhile.

@@ -444,7 +444,7 @@ export class Shard {
   }
 
   /** The bus message for a change, made (and counted) when the store publishes it. */
-  #announce(l2: ShardL2, kind: BusKind, item: string): Announce {
+  #announce(l2: ShardL2, kind: typeof BUS_KIND.KEYS | typeof BUS_KIND.TAGS, item: string): Announce {
     return () => {
       this.counters.incShard(this.index, SHARD_SLOT.BUS_SENT);
       return l2.bus.next(kind, [item]);

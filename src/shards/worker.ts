@@ -1,7 +1,7 @@
 import { workerData } from 'piscina';
 import { Counters } from '../counters/counters.js';
 import { type HotIndexShape, HotIndexWriter } from '../l1/hot-index.js';
-import { BusPublisher } from '../l2/bus-format.js';
+import { BUS_CHANNEL, BusPublisher, HEARTBEAT_INTERVAL_MS } from '../l2/bus-format.js';
 import { RedisL2Store } from '../l2/redis.js';
 import type { L2Target } from '../l2/target.js';
 import type { AttachTask, Batch } from './protocol.js';
@@ -65,6 +65,15 @@ export default function attach(task: AttachTask): Promise<void> {
           shard.publishGauges();
         }, L2_GAUGE_INTERVAL_MS);
   gauges?.unref();
+  // After publishing, the stream repeats its last number twice, a second apart: a lost last message is noticed within ~1 s.
+  const heartbeats =
+    l2 === null
+      ? null
+      : setInterval(() => {
+          const heartbeat = l2.bus.heartbeat();
+          if (heartbeat !== null) l2.store.publish(BUS_CHANNEL, heartbeat).catch(() => {});
+        }, HEARTBEAT_INTERVAL_MS);
+  heartbeats?.unref();
   const { port } = task;
   port.on('message', (batch: Batch) => {
     const { now, later } = shard.run(batch);
@@ -83,6 +92,7 @@ export default function attach(task: AttachTask): Promise<void> {
     port.once('close', () => {
       clearInterval(purge);
       if (gauges !== null) clearInterval(gauges);
+      if (heartbeats !== null) clearInterval(heartbeats);
       if (l2 === null) resolve();
       else void l2.store.close().finally(resolve);
     });

@@ -127,6 +127,49 @@ describe.each(targets)('invalidation bus (%s)', (_name, start) => {
   });
 });
 
+describe('bus heartbeats', () => {
+  it('a stream repeats its last number twice after publishing, then stays silent', () => {
+    const publisher = new BusPublisher(newNodeId());
+    expect(publisher.heartbeat()).toBeNull();
+    publisher.next(BUS_KIND.KEYS, ['a']);
+    publisher.next(BUS_KIND.KEYS, ['b']);
+    const beats = [publisher.heartbeat(), publisher.heartbeat(), publisher.heartbeat()];
+    expect(beats.map((b) => (b === null ? null : decodeBusMessage(b)))).toMatchObject([
+      { kind: BUS_KIND.HEARTBEAT, seq: 2, items: [] },
+      { kind: BUS_KIND.HEARTBEAT, seq: 2 },
+      null,
+    ]);
+  });
+
+  it('reveal a lost last message, and are no gap themselves', async () => {
+    const redis = await RedisServer.start();
+    const b = recorder();
+    const sub = BusSubscriber.start({ url: redis.url }, newNodeId(), b.handlers, 1000);
+    const raw = new Redis(redis.port, '127.0.0.1');
+    const send = (kind: (typeof BUS_KIND)[keyof typeof BUS_KIND], seq: number) =>
+      raw.publish(
+        BUS_CHANNEL,
+        encodeBusMessage({ kind, node: 'feedfacefeedface', stream: 'cafebabe', streamStartedMs: 0, seq, items: kind === BUS_KIND.HEARTBEAT ? [] : ['k'] }),
+      );
+    try {
+      await until(() => sub.ready);
+      b.gaps.length = 0;
+      await send(BUS_KIND.KEYS, 1);
+      await send(BUS_KIND.HEARTBEAT, 1);
+      // Message 2 is lost; only its heartbeats arrive.
+      await send(BUS_KIND.HEARTBEAT, 2);
+      await send(BUS_KIND.HEARTBEAT, 2);
+      await send(BUS_KIND.KEYS, 3);
+      await until(() => b.keys.length === 2);
+      expect(b.gaps).toEqual([{ kind: 'gap', from: 'feedfacefeedface/cafebabe', expected: 1, got: 2 }]);
+    } finally {
+      raw.disconnect();
+      await sub.close();
+      await redis.stop();
+    }
+  });
+});
+
 describe('invalidation bus when Redis fails', () => {
   it('reports a gap when it subscribes again after a restart: what was published while away is lost', async () => {
     const redis = await RedisServer.start();
