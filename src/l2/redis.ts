@@ -57,12 +57,12 @@ export class RedisL2Store implements L2Store {
    * circuit is open; timeouts and connection or cluster failures count against
    * Redis, a reply it could not decode does not (Redis answered).
    */
-  async #run<T>(operation: () => Promise<T>, late?: () => void): Promise<T> {
+  async #run<T>(operation: () => Promise<T>, late?: () => void, bounded = true): Promise<T> {
     if (!this.#breaker.allow()) throw new L2UnavailableError('breaker', 'circuit open after repeated failures; probing');
     const running = operation();
     try {
-      // One deadline for the whole operation (several commands, round trips, cluster redirects).
-      const result = await this.#deadlines.bound(running, 'the L2 operation');
+      // One deadline for the whole operation (several commands, round trips, cluster redirects), unless it bounds its parts itself.
+      const result = await (bounded ? this.#deadlines.bound(running, 'the L2 operation') : running);
       this.#breaker.success();
       return result;
     } catch (err) {
@@ -132,32 +132,49 @@ export class RedisL2Store implements L2Store {
 
   mget(keys: readonly string[]): Promise<L2Read[]> {
     const client = this.#client;
-    return this.#run(async () => {
-      const redisKeys = keys.map(valueKey);
-      const out = new Array<L2Read>(keys.length);
-      if (!(client instanceof Cluster)) {
-        const values = await client.mgetBuffer(...redisKeys);
-        for (let i = 0; i < keys.length; i++) out[i] = readOf(values[i] ?? null);
+    return this.#run(
+      async () => {
+        const redisKeys = keys.map(valueKey);
+        const out = new Array<L2Read>(keys.length);
+        if (!(client instanceof Cluster)) {
+          const values = await client.mgetBuffer(...redisKeys);
+          for (let i = 0; i < keys.length; i++) out[i] = readOf(values[i] ?? null);
+          return out;
+        }
+        // One MGET per slot (a multi-key command must stay in one slot); auto-pipelining sends them in one round trip per node.
+        const bySlot = new Map<number, number[]>();
+        for (let i = 0; i < redisKeys.length; i++) {
+          const slot = slotOf(redisKeys[i] as string);
+          const group = bySlot.get(slot);
+          if (group === undefined) bySlot.set(slot, [i]);
+          else group.push(i);
+        }
+        // Each slot's read has its own deadline and its own failure: a master that is down or failing
+        // over fails its keys only, and the batch's keys on the other masters are still answered.
+        let firstError: L2UnavailableError | null = null;
+        let failed = 0;
+        await Promise.all(
+          [...bySlot.values()].map(async (group) => {
+            try {
+              const values = await this.#deadlines.bound(client.mgetBuffer(...group.map((i) => redisKeys[i] as string)), 'the L2 operation');
+              group.forEach((i, j) => {
+                out[i] = readOf(values[j] ?? null);
+              });
+            } catch (err) {
+              const l2 = toL2Error(err);
+              firstError ??= l2;
+              failed++;
+              for (const i of group) out[i] = l2;
+            }
+          }),
+        );
+        // Only a read that failed everywhere counts against Redis (the breaker).
+        if (firstError !== null && failed === bySlot.size) throw firstError;
         return out;
-      }
-      // One MGET per slot (a multi-key command must stay in one slot); auto-pipelining sends them in one round trip per node.
-      const bySlot = new Map<number, number[]>();
-      for (let i = 0; i < redisKeys.length; i++) {
-        const slot = slotOf(redisKeys[i] as string);
-        const group = bySlot.get(slot);
-        if (group === undefined) bySlot.set(slot, [i]);
-        else group.push(i);
-      }
-      await Promise.all(
-        [...bySlot.values()].map(async (group) => {
-          const values = await client.mgetBuffer(...group.map((i) => redisKeys[i] as string));
-          group.forEach((i, j) => {
-            out[i] = readOf(values[j] ?? null);
-          });
-        }),
-      );
-      return out;
-    });
+      },
+      undefined,
+      !(client instanceof Cluster),
+    );
   }
 
   set(key: string, entry: L2Entry, ttlMs: number, announce: Announce | null = null, late?: () => void): Promise<void> {

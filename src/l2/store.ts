@@ -25,7 +25,8 @@ export interface L2Store {
   /**
    * One result per key, in order, in one round trip per Redis node (MGET; in
    * a Cluster one MGET per slot). A key whose stored value Strata cannot read
-   * is an error for that key only; a failure to reach Redis rejects the whole.
+   * is an error for that key only, and so, in a Cluster, are the keys of a
+   * slot whose node fails; a read that fails everywhere rejects.
    */
   mget(keys: readonly string[]): Promise<L2Read[]>;
   /**
