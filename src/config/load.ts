@@ -2,7 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { transform } from 'sucrase';
 import { ConfigError } from '../errors.js';
-import { OPTIONS, redactUrl, type StrataConfig } from './schema.js';
+import { redactPasswords } from '../l2/target.js';
+import { OPTIONS, type StrataConfig } from './schema.js';
 
 /** Fixed per-entry bookkeeping the L1 charges on top of key and value bytes. */
 export const L1_ENTRY_OVERHEAD_BYTES = 160;
@@ -113,7 +114,7 @@ export function resolveConfig(
   if (config.redisUrl !== '' && config.redisCluster.length > 0) {
     throw new ConfigError(
       'redisCluster',
-      config.redisCluster.map(redactUrl).join(','),
+      config.redisCluster.map(redactPasswords).join(','),
       'set either redisUrl (REDIS_URL) or redisCluster (STRATA_REDIS_CLUSTER), not both',
     );
   }
@@ -141,7 +142,8 @@ function parseAs<T>(source: string, raw: string, parse: (raw: string) => T): T {
     return parse(raw);
   } catch (err) {
     // A Redis URL may carry a password: it never reaches a message.
-    if (err instanceof ConfigError) throw new ConfigError(source, err.option === 'redisUrl' || err.option === 'redisCluster' ? redactUrl(raw) : raw, err.rule);
+    if (err instanceof ConfigError)
+      throw new ConfigError(source, err.option === 'redisUrl' || err.option === 'redisCluster' ? redactPasswords(raw) : raw, err.rule);
     throw err;
   }
 }

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { ConfigError } from '../errors.js';
-import { parseClusterSeeds, redactSeed } from '../l2/target.js';
+import { parseClusterSeeds, redactPasswords } from '../l2/target.js';
 
 /** The node's configuration after defaults, file, environment and flags are merged and checked. */
 export interface StrataConfig {
@@ -153,17 +153,20 @@ function checkRedisUrl(value: unknown): string {
   }
   if (url === null || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || url.hostname === '') {
     // The value may hold a password: name the rule, not the secret.
-    throw new ConfigError('redisUrl', typeof value === 'string' ? redactUrl(value) : value, 'must be a redis:// or rediss:// URL with a host');
+    throw new ConfigError('redisUrl', typeof value === 'string' ? redactPasswords(value) : value, 'must be a redis:// or rediss:// URL with a host');
   }
   if (url.pathname !== '' && url.pathname !== '/' && !/^\/\d+$/.test(url.pathname)) {
-    throw new ConfigError('redisUrl', redactUrl(value as string), 'the path, if any, must be a database number (/0, /1, …)');
+    throw new ConfigError('redisUrl', redactPasswords(value as string), 'the path, if any, must be a database number (/0, /1, …)');
   }
   return value as string;
 }
 
-/** A Redis URL with any password replaced by ***. */
-export function redactUrl(raw: string): string {
-  return redactSeed(raw);
+/** The non-empty, trimmed items of a comma-separated flag or variable. */
+function commaList(raw: string): string[] {
+  return raw
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t.length > 0);
 }
 
 function checkRedisCluster(value: unknown): readonly string[] {
@@ -175,7 +178,7 @@ function checkRedisCluster(value: unknown): readonly string[] {
     parseClusterSeeds(seeds);
   } catch (err) {
     // Seeds may carry a password: name the rule, not the secret.
-    throw new ConfigError('redisCluster', seeds.map(redactSeed).join(','), (err as Error).message);
+    throw new ConfigError('redisCluster', seeds.map(redactPasswords).join(','), (err as Error).message);
   }
   return Object.freeze([...seeds]);
 }
@@ -226,10 +229,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultText: '(none)',
     default: () => Object.freeze([]) as readonly string[],
     parse: (raw) => {
-      const tokens = raw
-        .split(',')
-        .map((t) => t.trim())
-        .filter((t) => t.length > 0);
+      const tokens = commaList(raw);
       // Set but empty would silently turn auth off: refuse it.
       if (tokens.length === 0) throw new ConfigError('tokens', raw, 'lists no token; unset it to run without auth');
       return checkTokens(tokens);
@@ -265,10 +265,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultText: '(none)',
     default: () => Object.freeze([]) as readonly string[],
     parse: (raw) => {
-      const seeds = raw
-        .split(',')
-        .map((t) => t.trim())
-        .filter((t) => t.length > 0);
+      const seeds = commaList(raw);
       if (seeds.length === 0) throw new ConfigError('redisCluster', raw, 'lists no seed; unset it to run without a cluster');
       return checkRedisCluster(seeds);
     },

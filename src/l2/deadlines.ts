@@ -2,6 +2,8 @@ import { L2UnavailableError } from '../errors.js';
 
 interface Pending {
   readonly at: number;
+  /** What is waited for, for the timeout's message. */
+  readonly what: string;
   settled: boolean;
   readonly reject: (err: L2UnavailableError) => void;
 }
@@ -29,9 +31,9 @@ export class DeadlineQueue {
   /** Settles like `promise`, or rejects with an L2 timeout `deadlineMs` after now, whichever is first. */
   bound<T>(promise: Promise<T>, what: string): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const pending: Pending = { at: performance.now() + this.#deadlineMs, settled: false, reject };
+      const pending: Pending = { at: performance.now() + this.#deadlineMs, what, settled: false, reject };
       this.#queue.push(pending);
-      this.#timer ??= setInterval(() => this.#sweep(what), this.#sweepMs);
+      this.#timer ??= setInterval(() => this.#sweep(), this.#sweepMs);
       promise.then(
         (value) => {
           pending.settled = true;
@@ -45,7 +47,7 @@ export class DeadlineQueue {
     });
   }
 
-  #sweep(what: string): void {
+  #sweep(): void {
     const now = performance.now();
     const queue = this.#queue;
     let head = this.#head;
@@ -54,7 +56,7 @@ export class DeadlineQueue {
       if (!pending.settled) {
         if (pending.at > now) break;
         pending.settled = true;
-        pending.reject(new L2UnavailableError('timeout', `${what} took longer than ${this.#deadlineMs} ms`));
+        pending.reject(new L2UnavailableError('timeout', `${pending.what} took longer than ${this.#deadlineMs} ms`));
       }
       head++;
     }

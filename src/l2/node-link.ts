@@ -1,4 +1,4 @@
-import { redactUrl, type StrataConfig } from '../config/schema.js';
+import type { StrataConfig } from '../config/schema.js';
 import type { Counters } from '../counters/counters.js';
 import { SHARD_SLOT } from '../counters/layout.js';
 import type { OpWaiter, ShardPool } from '../shards/pool.js';
@@ -6,7 +6,7 @@ import { OP } from '../shards/protocol.js';
 import { shardOf } from '../shards/route.js';
 import type { ShardL2Settings } from '../shards/worker.js';
 import { BusSubscriber, type GapReason, newNodeId } from './bus.js';
-import type { L2Target } from './redis.js';
+import { type L2Target, redactPasswords } from './target.js';
 
 /** The L2 a config names, or null for an L1-only node. */
 export function l2TargetOf(config: StrataConfig): L2Target | null {
@@ -70,7 +70,7 @@ export class NodeL2Link {
   /** Where the L2 is, for the start line (no password). */
   describe(): string {
     const target = this.#target;
-    return 'url' in target ? `Redis ${redactUrl(target.url)}` : `Redis Cluster ${redactUrl(target.cluster.join(','))}`;
+    return 'url' in target ? `Redis ${redactPasswords(target.url)}` : `Redis Cluster ${redactPasswords(target.cluster.join(','))}`;
   }
 
   /** Subscribes to the bus; other nodes' invalidations become L1-only drops on the owning shards. */

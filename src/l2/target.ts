@@ -74,6 +74,6 @@ export function clusterNodes(seeds: readonly string[]): { host: string; port: nu
 }
 
 /** A URL, seed, or comma-separated list of them with every password replaced by ***. */
-export function redactSeed(text: string): string {
+export function redactPasswords(text: string): string {
   return text.replace(/(\w+:\/\/[^:@/,\s]*:)[^@/,\s]*@/g, '$1***@');
 }

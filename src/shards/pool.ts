@@ -251,21 +251,15 @@ export class ShardPool {
     const header = new Float64Array(buffer, RESULT_PREFIX_BYTES, n * FIELDS);
     const result: BatchResult = { header, bytes: new Uint8Array(buffer) };
     const { waiters, slots } = batch;
-    if (batch.done === null) {
-      // Only a batch answered in two parts needs to remember which ops are done.
-      for (let i = 0; i < n; i++) {
-        if (header[i * FIELDS + FIELD.STATUS] === STATUS.PENDING) {
-          batch.done = new Uint8Array(n);
-          break;
-        }
-      }
-    }
-    const done = batch.done;
     let answered = 0;
     for (let i = 0; i < n; i++) {
-      if (header[i * FIELDS + FIELD.STATUS] === STATUS.PENDING) continue;
+      if (header[i * FIELDS + FIELD.STATUS] === STATUS.PENDING) {
+        // Only a batch answered in two parts needs to remember which ops are done: all before this one are.
+        if (batch.done === null) batch.done = new Uint8Array(n).fill(1, 0, i);
+        continue;
+      }
       answered++;
-      if (done !== null) done[i] = 1;
+      if (batch.done !== null) batch.done[i] = 1;
       (waiters[i] as OpWaiter).onResult(result, i, slots[i] as number);
     }
     batch.answered += answered;

@@ -31,6 +31,11 @@ function asciiBytes(text: string): Uint8Array {
   return out;
 }
 
+/** An entry's header block (see protocol.ts FIELD): content-type value, then `etag` and `x-cache`. */
+function headOf(contentType: string, etag: string, level: 'L1' | 'L2'): Uint8Array {
+  return asciiBytes(`${contentType}\r\netag: ${etag}\r\nx-cache: ${level}`);
+}
+
 /** The L2 side of a shard: its own Redis client and its own numbered bus stream. */
 export interface ShardL2 {
   readonly store: L2Store;
@@ -233,7 +238,7 @@ export class Shard {
         const l1TtlMs = l2 === null ? put.ttlMs : Math.min(put.ttlMs, l2.l1MaxTtlMs);
         const entry: L1Entry = {
           value: put.value,
-          head: asciiBytes(`${put.contentType}\r\netag: ${etag}\r\nx-cache: L1`),
+          head: headOf(put.contentType, etag, 'L1'),
           createdMs: nowMs,
           expiresMs: nowMono + l1TtlMs,
           tags: put.tags,
@@ -356,7 +361,7 @@ export class Shard {
         if (hit === null) answers.set(i, STATUS.MISS);
         else
           answers.hit(i, {
-            head: asciiBytes(`${hit.entry.contentType}\r\netag: ${hit.entry.etag}\r\nx-cache: L2`),
+            head: headOf(hit.entry.contentType, hit.entry.etag, 'L2'),
             value: hit.entry.value,
             createdMs: hit.entry.createdMs,
           });
@@ -420,7 +425,7 @@ export class Shard {
                 key,
                 {
                   value: entry.value,
-                  head: asciiBytes(`${entry.contentType}\r\netag: ${entry.etag}\r\nx-cache: L1`),
+                  head: headOf(entry.contentType, entry.etag, 'L1'),
                   createdMs: entry.createdMs,
                   expiresMs: performance.timeOrigin + performance.now() + ttlMs,
                   tags: entry.tags,
