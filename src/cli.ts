@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { helpText, loadConfig } from './config/load.js';
 import type { StrataConfig } from './config/schema.js';
-import { ConfigError, StrataError } from './errors.js';
+import { ConfigError, EXIT, PortInUseError, StrataError } from './errors.js';
 import { startNode } from './node.js';
 
 /** Entry point: `strata [options]`. Exit 2 on bad configuration, 1 on other startup failures. */
@@ -16,11 +16,11 @@ async function main(argv: readonly string[]): Promise<void> {
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`strata: ${err.message}\n`);
-      process.exit(2);
+      process.exit(EXIT.CONFIG);
     }
     throw err;
   }
-  const node = await startNode(config);
+  const node = await startNode(config, { say: (line) => process.stdout.write(`${line}\n`) });
   const mib = (config.l1MaxBytes / 1048576).toFixed(config.l1MaxBytes % 1048576 === 0 ? 0 : 1);
   const l2 = node.internals.l2;
   process.stdout.write(
@@ -40,17 +40,17 @@ async function main(argv: readonly string[]): Promise<void> {
     process.stdout.write(`strata: ${signal}: draining\n`);
     const force = setTimeout(() => {
       process.stderr.write('strata: drain took too long; exiting\n');
-      process.exit(1);
+      process.exit(EXIT.FAILURE);
     }, config.drainTimeoutMs + 1500);
     force.unref();
     node.close().then(
       () => {
         process.stdout.write('strata: stopped\n');
-        process.exit(0);
+        process.exit(EXIT.OK);
       },
       (err: unknown) => {
         process.stderr.write(`strata: shutdown failed: ${(err as Error).stack ?? err}\n`);
-        process.exit(1);
+        process.exit(EXIT.FAILURE);
       },
     );
   };
@@ -61,5 +61,5 @@ async function main(argv: readonly string[]): Promise<void> {
 main(process.argv.slice(2)).catch((err: unknown) => {
   const code = err instanceof StrataError ? ` [${err.code}]` : '';
   process.stderr.write(`strata: cannot start${code}: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
+  process.exit(err instanceof PortInUseError ? EXIT.PORT_IN_USE : EXIT.FAILURE);
 });

@@ -7,7 +7,8 @@ export const ERROR_CODES = {
   E_INVALID_KEY: { status: 400, summary: 'the key is empty, over 512 bytes, has control characters or bad percent-encoding' },
   E_INVALID_TTL: { status: 400, summary: 'ttl is not an integer number of seconds in [1, maxTtl]' },
   E_INVALID_TAGS: { status: 400, summary: 'a tag is empty, over 128 bytes, or has control characters or commas' },
-  E_INVALID_CONTENT_TYPE: { status: 400, summary: 'Content-Type is over 256 characters or not printable ASCII' },
+  E_INVALID_CONTENT_TYPE: { status: 400, summary: 'Content-Type is not a media type (type/subtype; parameters), is over 256 characters, or not ASCII' },
+  E_INVALID_HEADER: { status: 400, summary: 'Host, Authorization or Content-Type is repeated, or Host is not host[:port]; the connection is closed' },
   E_INVALID_QUERY: { status: 400, summary: 'an unknown or repeated query parameter' },
   E_INVALID_JSON: { status: 400, summary: 'the request body is not valid JSON' },
   E_INVALID_BODY: { status: 400, summary: 'the JSON body does not have the documented shape' },
@@ -25,6 +26,7 @@ export const ERROR_CODES = {
   E_SHUTTING_DOWN: { status: 503, summary: 'the node is draining and takes no new work' },
   E_L2_UNAVAILABLE: { status: 503, summary: 'the L2 (Redis) did not answer within its deadline or is unreachable' },
   E_CONFIG: { status: 0, summary: 'startup: an option has a bad value (exit code 2)' },
+  E_PORT_IN_USE: { status: 0, summary: 'startup: another process (another Strata node, or any program) holds host:port (exit code 3)' },
   E_UWS_NATIVE_UNAVAILABLE: { status: 0, summary: "startup: uWebSockets.js's native binary did not load; Strata refuses the slow JS fallback" },
 } as const satisfies Record<string, { status: number; summary: string }>;
 
@@ -61,6 +63,29 @@ export class UwsNativeUnavailableError extends StrataError {
     super('E_UWS_NATIVE_UNAVAILABLE', `uWebSockets.js native binary unavailable: ${detail}`, { cause });
   }
 }
+
+/** Another process listens on the node's host:port (exit code 3). */
+export class PortInUseError extends StrataError {
+  readonly host: string;
+  readonly port: number;
+  constructor(host: string, port: number, who: string, cause?: unknown) {
+    super('E_PORT_IN_USE', `${host}:${port} is in use: ${who}; stop it or choose another --port`, { cause });
+    this.host = host;
+    this.port = port;
+  }
+}
+
+/** Exit codes of the `strata` process. */
+export const EXIT = {
+  /** A clean stop (SIGTERM/SIGINT drained in time). */
+  OK: 0,
+  /** Startup failed (other than below), the drain took too long, or shutdown failed. */
+  FAILURE: 1,
+  /** A configuration option has a bad value (E_CONFIG). */
+  CONFIG: 2,
+  /** host:port is held by another process (E_PORT_IN_USE). */
+  PORT_IN_USE: 3,
+} as const;
 
 /** What went wrong talking to the L2, for metrics (`strata_l2_errors_total{kind}`). */
 export type L2ErrorKind = 'timeout' | 'connection' | 'cluster' | 'reply' | 'breaker';

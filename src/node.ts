@@ -1,6 +1,7 @@
 import type { StrataConfig } from './config/schema.js';
 import { Counters, FrontCounters } from './counters/counters.js';
 import { createApp } from './http/app.js';
+import { claimPort, lockPort } from './http/port-claim.js';
 import { loadNativeUws, type us_listen_socket } from './http/uws.js';
 import { hotIndexShape } from './l1/hot-index.js';
 import { type L2Status, l2TargetOf, NodeL2Link } from './l2/node-link.js';
@@ -31,12 +32,38 @@ function closeApp(app: object): void {
 const PURGE_INTERVAL_MS = 1000;
 /** Largest hot-read arena per shard (values served by the front without a hop are copied there). */
 export const HOT_ARENA_MAX_BYTES = 64 * 1024 * 1024;
-/** At start, how long the node waits for the L2 before it listens anyway (not ready until the L2 is). */
-const L2_START_WAIT_MS = 5000;
+/**
+ * At start, how long the node waits for the L2 before it listens anyway (then
+ * not ready until the L2 is). A Redis that answers at once costs nothing; the
+ * wait spares clients the 503s of a node that listens a moment before its
+ * shards' connections are up.
+ */
+export const L2_START_WAIT_MS = 5000;
 
-/** Starts a node: shard workers first, then the HTTP front. Rejects when either cannot start. */
-export async function startNode(config: StrataConfig): Promise<StrataNode> {
+/** What the process running the node wants to hear while it starts. */
+export interface StartOptions {
+  /** A line for the operator (the CLI prints it on stdout). @default ignore */
+  readonly say?: (line: string) => void;
+}
+
+/** Starts a node: the port claimed, shard workers, then the HTTP front. Rejects when any cannot start. */
+export async function startNode(config: StrataConfig, options: StartOptions = {}): Promise<StrataNode> {
   const uws = loadNativeUws();
+  // First: a node whose port is taken must not start workers or touch the L2.
+  const claim = await claimPort(config.host, config.port);
+  let node: StrataNode;
+  try {
+    node = await startClaimed(uws, config, options);
+  } catch (err) {
+    claim.release();
+    throw err;
+  }
+  const held = config.port === 0 ? await lockPort(config.host, node.port) : claim;
+  const close = node.close;
+  return { ...node, close: () => close().finally(() => held.release()) };
+}
+
+async function startClaimed(uws: ReturnType<typeof loadNativeUws>, config: StrataConfig, options: StartOptions): Promise<StrataNode> {
   const counters = new Counters(config.shards);
   const l1MaxBytesPerShard = Math.floor(config.l1MaxBytes / config.shards);
   const shape = hotIndexShape(Math.min(l1MaxBytesPerShard, HOT_ARENA_MAX_BYTES));
@@ -65,6 +92,8 @@ export async function startNode(config: StrataConfig): Promise<StrataNode> {
     l2.start(pool);
     // A Redis that is down now is not fatal: the node listens, reports not ready, and heals when Redis answers.
     const deadline = Date.now() + L2_START_WAIT_MS;
+    await new Promise((r) => setTimeout(r, 20));
+    if (!l2Status().up) options.say?.(`strata: connecting to the L2 (${l2.describe()}); listening in at most ${L2_START_WAIT_MS / 1000} s`);
     while (!l2Status().up && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   }
   const front = new FrontCounters();

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { transform } from 'sucrase';
 import { ConfigError } from '../errors.js';
 import { redactPasswords } from '../l2/target.js';
-import { OPTIONS, type StrataConfig } from './schema.js';
+import { OPTIONS, type OptionSpec, type StrataConfig } from './schema.js';
 
 /** Fixed per-entry bookkeeping the L1 charges on top of key and value bytes. */
 export const L1_ENTRY_OVERHEAD_BYTES = 160;
@@ -33,12 +33,16 @@ export function parseFlags(argv: readonly string[]): Map<string, string> {
     const arg = argv[i] as string;
     const eq = arg.indexOf('=');
     const name = eq === -1 ? arg : arg.slice(0, eq);
-    if (!known.has(name)) throw new ConfigError('argv', arg, 'unknown flag; see strata --help');
+    // Only the name: the value of a mistyped flag may be a secret (--token=…).
+    if (!known.has(name)) throw new ConfigError('argv', name, 'unknown flag; see strata --help');
     let value: string | undefined;
     if (eq !== -1) value = arg.slice(eq + 1);
     else value = argv[++i];
     if (value === undefined) throw new ConfigError(name, null, 'needs a value');
-    if (flags.has(name)) throw new ConfigError(name, value, 'given twice');
+    if (flags.has(name)) {
+      const redact = OPTIONS.find((o) => o.flag === name)?.redact;
+      throw new ConfigError(name, redact === undefined ? value : redact(value), 'given twice');
+    }
     flags.set(name, value);
   }
   return flags;
@@ -96,14 +100,15 @@ export function resolveConfig(
 ): StrataConfig {
   const known = new Set<string>(OPTIONS.map((o) => o.key));
   for (const key of Object.keys(file)) {
-    if (!known.has(key)) throw new ConfigError(key, file[key], 'unknown option in the config file');
+    // Not the value: a mistyped option name may hold a secret.
+    if (!known.has(key)) throw new ConfigError(key, '(not shown)', 'unknown option in the config file');
   }
   const out: Record<string, unknown> = {};
   for (const option of OPTIONS) {
     const flag = flags.get(option.flag);
     const fromEnv = env[option.env];
-    if (flag !== undefined) out[option.key] = parseAs(option.flag, flag, option.parse);
-    else if (fromEnv !== undefined && fromEnv !== '') out[option.key] = parseAs(option.env, fromEnv, option.parse);
+    if (flag !== undefined) out[option.key] = parseAs(option.flag, flag, option);
+    else if (fromEnv !== undefined && fromEnv !== '') out[option.key] = parseAs(option.env, fromEnv, option);
     else if (file[option.key] !== undefined) out[option.key] = option.check(file[option.key]);
     else out[option.key] = option.default();
   }
@@ -136,14 +141,12 @@ export function resolveConfig(
   return Object.freeze(config);
 }
 
-/** Parses a flag or env value; a ConfigError names the flag or variable and the text the user typed. */
-function parseAs<T>(source: string, raw: string, parse: (raw: string) => T): T {
+/** Parses a flag or env value; a ConfigError names the flag or variable and the text the user typed (secrets hidden). */
+function parseAs<T>(source: string, raw: string, option: OptionSpec): T {
   try {
-    return parse(raw);
+    return option.parse(raw) as T;
   } catch (err) {
-    // A Redis URL may carry a password: it never reaches a message.
-    if (err instanceof ConfigError)
-      throw new ConfigError(source, err.option === 'redisUrl' || err.option === 'redisCluster' ? redactPasswords(raw) : raw, err.rule);
+    if (err instanceof ConfigError) throw new ConfigError(source, option.redact === undefined ? raw : option.redact(raw), err.rule);
     throw err;
   }
 }

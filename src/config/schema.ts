@@ -73,6 +73,8 @@ export interface OptionSpec<K extends keyof StrataConfig = keyof StrataConfig> {
   readonly parse: (raw: string) => StrataConfig[K];
   /** From a typed value (config file); throws ConfigError. */
   readonly check: (value: unknown) => StrataConfig[K];
+  /** How a value the user gave is shown in an error: secrets never appear. @default as given */
+  readonly redact?: (raw: string) => string;
 }
 
 const MiB = 1024 * 1024;
@@ -133,13 +135,26 @@ function checkHost(value: unknown): string {
 
 const TOKEN_RE = /^[A-Za-z0-9\-._~+/]+=*$/; // RFC 6750 b64token
 
+/** Tokens as an error may show them: one `***` each, so a message tells how many but never what they are. */
+export function hideTokens(raw: string): string {
+  return raw
+    .split(',')
+    .map((t) => (t.trim() === '' ? '' : '***'))
+    .join(',');
+}
+
 function checkTokens(value: unknown): readonly string[] {
-  if (!Array.isArray(value)) throw new ConfigError('tokens', value, 'must be a list of tokens');
-  for (const token of value) {
+  if (!Array.isArray(value)) throw new ConfigError('tokens', '***', 'must be a list of tokens');
+  value.forEach((token: unknown, i) => {
     if (typeof token !== 'string' || token.length < 8 || !TOKEN_RE.test(token)) {
-      throw new ConfigError('tokens', token, 'each token must be at least 8 characters of the RFC 6750 token alphabet');
+      // No token is ever printed, not even a bad one: it may be a good one with a typo.
+      throw new ConfigError(
+        'tokens',
+        value.map(() => '***').join(','),
+        `token ${i + 1} of ${value.length} must be at least 8 characters of the RFC 6750 token alphabet`,
+      );
     }
-  }
+  });
   return Object.freeze([...value] as string[]);
 }
 
@@ -171,7 +186,11 @@ function commaList(raw: string): string[] {
 
 function checkRedisCluster(value: unknown): readonly string[] {
   if (!Array.isArray(value) || value.some((seed) => typeof seed !== 'string')) {
-    throw new ConfigError('redisCluster', value, 'must be a list of host:port or redis[s]://[user:password@]host:port');
+    throw new ConfigError(
+      'redisCluster',
+      typeof value === 'string' ? redactPasswords(value) : '(not a list)',
+      'must be a list of host:port or redis[s]://[user:password@]host:port',
+    );
   }
   const seeds = value as string[];
   try {
@@ -231,10 +250,11 @@ export const OPTIONS: readonly OptionSpec[] = [
     parse: (raw) => {
       const tokens = commaList(raw);
       // Set but empty would silently turn auth off: refuse it.
-      if (tokens.length === 0) throw new ConfigError('tokens', raw, 'lists no token; unset it to run without auth');
+      if (tokens.length === 0) throw new ConfigError('tokens', hideTokens(raw), 'lists no token; unset it to run without auth');
       return checkTokens(tokens);
     },
     check: checkTokens,
+    redact: hideTokens,
   },
   intOption(
     'requestTimeoutMs',
@@ -256,6 +276,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: () => '',
     parse: (raw) => checkRedisUrl(raw.trim()),
     check: checkRedisUrl,
+    redact: redactPasswords,
   },
   {
     key: 'redisCluster',
@@ -266,10 +287,11 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: () => Object.freeze([]) as readonly string[],
     parse: (raw) => {
       const seeds = commaList(raw);
-      if (seeds.length === 0) throw new ConfigError('redisCluster', raw, 'lists no seed; unset it to run without a cluster');
+      if (seeds.length === 0) throw new ConfigError('redisCluster', redactPasswords(raw), 'lists no seed; unset it to run without a cluster');
       return checkRedisCluster(seeds);
     },
     check: checkRedisCluster,
+    redact: redactPasswords,
   },
   intOption(
     'l2TimeoutMs',

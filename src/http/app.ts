@@ -9,9 +9,9 @@ import type { BatchResult, OpWaiter, ShardPool } from '../shards/pool.js';
 import { FIELD, FIELDS, OP, STATUS } from '../shards/protocol.js';
 import { hashKey, shardOfHash, shardOf as shardOfKey } from '../shards/route.js';
 import { readBody } from './body.js';
-import { framingProblem } from './framing.js';
-import { contentTypeOf, type InputProblem, isProblem, keyFromSegment, parseJsonBody, parsePutQuery, stringList, TokenGuard, tagProblem } from './input.js';
-import { keyProblem } from './key.js';
+import { framingProblem, type HeaderScan, headerProblem, scanHeaders } from './headers.js';
+import { contentTypeOf, type InputProblem, isProblem, parseJsonBody, parsePutQuery, stringList, TokenGuard, tagProblem } from './input.js';
+import { keyFromSegment, keyProblem } from './key.js';
 import { Exchange, serveHot } from './respond.js';
 import type { HttpRequest, HttpResponse, loadNativeUws, TemplatedApp } from './uws.js';
 
@@ -53,9 +53,6 @@ function l2ErrorMessage(result: BatchResult, index: number): string {
 
 const KEY_METHODS = 'GET, HEAD, PUT, DELETE';
 const WWW_AUTHENTICATE = ['www-authenticate', 'Bearer realm="strata"'] as const;
-// Header names as bytes: uWS reads them without converting a JS string per request.
-const CONTENT_LENGTH = Buffer.from('content-length');
-const TRANSFER_ENCODING = Buffer.from('transfer-encoding');
 
 /** A GET/HEAD/PUT/DELETE on one key, waiting for its shard. */
 class KeyExchange extends Exchange implements OpWaiter {
@@ -156,23 +153,35 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
   const shards = config.shards;
   const app = uws.App();
 
-  /** Framing check for any request announcing a body; answers and returns false when it is bad. */
-  const framingOk = (ex: Exchange, req: HttpRequest): boolean => {
-    if (req.getHeader('content-length') === '' && req.getHeader('transfer-encoding') === '') return true;
-    const problem = framingProblem(req);
-    if (problem === null) return true;
-    ex.error('E_BAD_FRAMING', `ambiguous message framing: ${problem}`, true);
+  /**
+   * The header checks every request passes: repeated fields, Host, and body
+   * framing. Answers (and closes: the message cannot be trusted) and returns
+   * false when they fail.
+   */
+  const headersOk = (ex: Exchange, h: HeaderScan): boolean => {
+    const problem = headerProblem(h);
+    if (problem !== null) {
+      ex.error('E_INVALID_HEADER', problem, true);
+      return false;
+    }
+    if (h.contentLengths === 0 && h.codings === 0) return true;
+    const framing = framingProblem(h);
+    if (framing === null) return true;
+    ex.error('E_BAD_FRAMING', `ambiguous message framing: ${framing}`, true);
     return false;
   };
-  const hasBody = (req: HttpRequest): boolean => {
-    const length = req.getHeader('content-length');
-    return (length !== '' && length !== '0') || req.getHeader('transfer-encoding') !== '';
-  };
-  const authorized = (ex: Exchange, req: HttpRequest): boolean => {
-    if (guard.allows(req.getHeader('authorization'))) return true;
+  const authorized = (ex: Exchange, h: HeaderScan): boolean => {
+    if (guard.allows(h.authorization)) return true;
     // An unread body would be taken for the next request: close.
-    ex.error('E_UNAUTHORIZED', 'this route needs Authorization: Bearer <token>', hasBody(req), WWW_AUTHENTICATE);
+    ex.error('E_UNAUTHORIZED', 'this route needs Authorization: Bearer <token>', h.hasBody, WWW_AUTHENTICATE);
     return false;
+  };
+  const methodNotAllowed = (res: HttpResponse, req: HttpRequest, allow: string): void => {
+    const method = req.getMethod().toUpperCase();
+    const ex = new Exchange(res, 'other', counters);
+    ex.head = method === 'HEAD';
+    const h = scanHeaders(req);
+    if (headersOk(ex, h)) ex.error('E_METHOD_NOT_ALLOWED', `${method} is not allowed; use ${allow}`, h.hasBody, ['allow', allow]);
   };
   const refuseIfDraining = (ex: Exchange): boolean => {
     if (!ctx.draining()) return false;
@@ -183,8 +192,9 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
   const shardOf = (key: string): number => shardOfKey(key, shards);
   const lookup = (head: boolean) => (res: HttpResponse, req: HttpRequest) => {
     const route = head ? 'head' : 'get';
+    const h = scanHeaders(req);
     // Fast path: a valid key whose entry the shard has published is answered here, in the handler.
-    if (!head && req.getHeader(CONTENT_LENGTH) === '' && req.getHeader(TRANSFER_ENCODING) === '' && !ctx.draining()) {
+    if (!head && h.contentLengths === 0 && h.codings === 0 && headerProblem(h) === null && !ctx.draining()) {
       const key = keyFromSegment(req.getParameter(0) ?? '');
       if (typeof key === 'string') {
         const hash = hashKey(key);
@@ -196,9 +206,9 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     }
     const ex = new KeyExchange(res, route, counters);
     ex.head = head;
-    if (!framingOk(ex, req) || refuseIfDraining(ex)) return;
+    if (!headersOk(ex, h) || refuseIfDraining(ex)) return;
     const key = keyFromSegment(req.getParameter(0) ?? '');
-    if (typeof key !== 'string') return ex.error(key.code, key.message, hasBody(req));
+    if (typeof key !== 'string') return ex.error('E_INVALID_KEY', key.message, h.hasBody);
     pool.submit(shardOf(key), head ? OP.HEAD : OP.GET, key, null, ex, 0);
   };
   app.get('/v1/keys/:key', lookup(false));
@@ -206,79 +216,88 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
 
   app.put('/v1/keys/:key', (res, req) => {
     const ex = new KeyExchange(res, 'put', counters);
-    if (!framingOk(ex, req) || refuseIfDraining(ex) || !authorized(ex, req)) return;
-    const close = hasBody(req);
+    const h = scanHeaders(req);
+    if (!headersOk(ex, h) || refuseIfDraining(ex) || !authorized(ex, h)) return;
+    const close = h.hasBody;
     const key = keyFromSegment(req.getParameter(0) ?? '');
-    if (typeof key !== 'string') return ex.error(key.code, key.message, close);
+    if (typeof key !== 'string') return ex.error('E_INVALID_KEY', key.message, close);
     const query = parsePutQuery(req.getQuery() ?? '', config.defaultTtl, config.maxTtl);
     if (isProblem(query)) return ex.error(query.code, query.message, close);
-    const contentType = contentTypeOf(req.getHeader('content-type'));
+    const contentType = contentTypeOf(h.contentType);
     if (typeof contentType !== 'string') return ex.error(contentType.code, contentType.message, close);
-    const length = req.getHeader('content-length');
+    const length = h.contentLength;
     if (length !== '' && Number(length) > config.maxValueBytes) {
       return ex.error('E_VALUE_TOO_LARGE', `the value is ${length} bytes; maxValueBytes is ${config.maxValueBytes}`, true);
     }
     const shard = shardOf(key);
-    readBody(
-      res,
-      config.maxValueBytes,
-      (value) => {
+    readBody(res, {
+      maxBytes: config.maxValueBytes,
+      chunked: h.codings > 0,
+      onBody: (value) => {
         if (ex.aborted) return;
         pool.submit(shard, OP.PUT, key, { value, contentType, ttlMs: query.ttlS * 1000, tags: query.tags }, ex, 0);
       },
-      () => ex.error('E_VALUE_TOO_LARGE', `the value is larger than maxValueBytes (${config.maxValueBytes})`, true),
-    );
+      onTooLarge: () => ex.error('E_VALUE_TOO_LARGE', `the value is larger than maxValueBytes (${config.maxValueBytes})`, true),
+      onBadFraming: (why) => ex.error('E_BAD_FRAMING', why, true),
+    });
   });
 
   app.del('/v1/keys/:key', (res, req) => {
     const ex = new KeyExchange(res, 'delete', counters);
-    if (!framingOk(ex, req) || refuseIfDraining(ex) || !authorized(ex, req)) return;
+    const h = scanHeaders(req);
+    if (!headersOk(ex, h) || refuseIfDraining(ex) || !authorized(ex, h)) return;
     const key = keyFromSegment(req.getParameter(0) ?? '');
-    if (typeof key !== 'string') return ex.error(key.code, key.message, hasBody(req));
+    if (typeof key !== 'string') return ex.error('E_INVALID_KEY', key.message, h.hasBody);
     pool.submit(shardOf(key), OP.DELETE, key, null, ex, 0);
   });
 
   // Other methods on a key, and key paths that are not one segment.
-  app.any('/v1/keys/:key', (res, req) => methodNotAllowed(res, req, counters, KEY_METHODS));
+  app.any('/v1/keys/:key', (res, req) => methodNotAllowed(res, req, KEY_METHODS));
   app.any('/v1/keys/*', (res, req) => {
     const method = req.getMethod();
     const ex = new Exchange(res, routeOfMethod(method), counters);
     ex.head = method === 'head';
+    const h = scanHeaders(req);
+    if (!headersOk(ex, h)) return;
     if (!['get', 'head', 'put', 'delete'].includes(method)) {
-      return ex.error('E_METHOD_NOT_ALLOWED', `${method.toUpperCase()} is not allowed here`, hasBody(req), ['allow', KEY_METHODS]);
+      return ex.error('E_METHOD_NOT_ALLOWED', `${method.toUpperCase()} is not allowed here`, h.hasBody, ['allow', KEY_METHODS]);
     }
-    ex.error('E_INVALID_KEY', 'the key must be exactly one non-empty path segment (encode "/" as %2F)', hasBody(req));
+    ex.error('E_INVALID_KEY', 'the key must be exactly one non-empty path segment (encode "/" as %2F)', h.hasBody);
   });
   app.any('/v1/keys', (res, req) => {
     const ex = new Exchange(res, 'other', counters);
     ex.head = req.getMethod() === 'head';
-    ex.error('E_INVALID_KEY', 'the key is empty', hasBody(req));
+    const h = scanHeaders(req);
+    if (!headersOk(ex, h)) return;
+    ex.error('E_INVALID_KEY', 'the key is empty', h.hasBody);
   });
 
   /** Reads and parses a JSON body for mget/invalidate, then calls `use`. */
-  const withJsonBody = (ex: Exchange, res: HttpResponse, req: HttpRequest, use: (body: Record<string, unknown>) => void): void => {
-    const length = req.getHeader('content-length');
+  const withJsonBody = (ex: Exchange, res: HttpResponse, h: HeaderScan, use: (body: Record<string, unknown>) => void): void => {
+    const length = h.contentLength;
     if (length !== '' && Number(length) > MAX_JSON_BODY_BYTES) {
       ex.error('E_BODY_TOO_LARGE', `the body is ${length} bytes; at most ${MAX_JSON_BODY_BYTES}`, true);
       return;
     }
-    readBody(
-      res,
-      MAX_JSON_BODY_BYTES,
-      (bytes) => {
+    readBody(res, {
+      maxBytes: MAX_JSON_BODY_BYTES,
+      chunked: h.codings > 0,
+      onBody: (bytes) => {
         if (ex.aborted) return;
         const body = parseJsonBody(bytes);
         if (isProblem(body)) return ex.error(body.code, body.message);
         use(body);
       },
-      () => ex.error('E_BODY_TOO_LARGE', `the body is larger than ${MAX_JSON_BODY_BYTES} bytes`, true),
-    );
+      onTooLarge: () => ex.error('E_BODY_TOO_LARGE', `the body is larger than ${MAX_JSON_BODY_BYTES} bytes`, true),
+      onBadFraming: (why) => ex.error('E_BAD_FRAMING', why, true),
+    });
   };
 
   app.post('/v1/mget', (res, req) => {
     const ex = new MgetExchange(res, 'mget', counters);
-    if (!framingOk(ex, req) || refuseIfDraining(ex)) return;
-    withJsonBody(ex, res, req, (body) => {
+    const h = scanHeaders(req);
+    if (!headersOk(ex, h) || refuseIfDraining(ex)) return;
+    withJsonBody(ex, res, h, (body) => {
       const keys = stringList(body, 'keys', MAX_BATCH_KEYS, keyProblem, 'E_INVALID_KEY');
       if (keys === undefined) return ex.error('E_INVALID_BODY', 'the body must be {"keys": [...]}');
       if (isProblem(keys)) return ex.error(keys.code, keys.message);
@@ -294,8 +313,9 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
 
   app.post('/v1/invalidate', (res, req) => {
     const ex = new InvalidateExchange(res, 'invalidate', counters);
-    if (!framingOk(ex, req) || refuseIfDraining(ex) || !authorized(ex, req)) return;
-    withJsonBody(ex, res, req, (body) => {
+    const h = scanHeaders(req);
+    if (!headersOk(ex, h) || refuseIfDraining(ex) || !authorized(ex, h)) return;
+    withJsonBody(ex, res, h, (body) => {
       const keys = stringList(body, 'keys', MAX_BATCH_KEYS, keyProblem, 'E_INVALID_KEY');
       const tags = stringList(body, 'tags', MAX_BATCH_KEYS, tagProblem, 'E_INVALID_TAGS');
       const problem = [keys, tags].find(isProblem) as InputProblem | undefined;
@@ -318,17 +338,19 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
       for (const tag of uniqueTags) pool.submit(shardOf(tag), OP.INVALIDATE_TAG, tag, null, ex, 0);
     });
   });
-  app.any('/v1/mget', (res, req) => methodNotAllowed(res, req, counters, 'POST'));
-  app.any('/v1/invalidate', (res, req) => methodNotAllowed(res, req, counters, 'POST'));
+  app.any('/v1/mget', (res, req) => methodNotAllowed(res, req, 'POST'));
+  app.any('/v1/invalidate', (res, req) => methodNotAllowed(res, req, 'POST'));
 
   /** GET and HEAD for a read-only route (RFC 9110 §9.1: HEAD wherever GET is). */
-  const getAndHead = (path: string, route: Route, handle: (ex: Exchange, req: HttpRequest) => void) => {
-    app.get(path, (res, req) => handle(new Exchange(res, route, counters), req));
-    app.head(path, (res, req) => {
+  const getAndHead = (path: string, route: Route, handle: (ex: Exchange, h: HeaderScan) => void) => {
+    const serve = (res: HttpResponse, req: HttpRequest, head: boolean) => {
       const ex = new Exchange(res, route, counters);
-      ex.head = true;
-      handle(ex, req);
-    });
+      ex.head = head;
+      const h = scanHeaders(req);
+      if (headersOk(ex, h)) handle(ex, h);
+    };
+    app.get(path, (res, req) => serve(res, req, false));
+    app.head(path, (res, req) => serve(res, req, true));
   };
   const health = (ex: Exchange) => ex.json('{"status":"ok"}');
   getAndHead('/healthz', 'health', health);
@@ -348,38 +370,31 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     ex.send(ready ? 200 : 503, 'application/json', body);
   });
 
-  getAndHead('/metrics', 'metrics', (ex, req) => {
-    if (!authorized(ex, req)) return;
+  getAndHead('/metrics', 'metrics', (ex, h) => {
+    if (!authorized(ex, h)) return;
     ctx.metrics.render().then(
       (text) => ex.send(200, ctx.metrics.contentType, text),
       (err: unknown) => ex.error('E_INTERNAL', `metrics failed: ${(err as Error).message}`),
     );
   });
-  getAndHead('/v1/stats', 'stats', (ex, req) => {
-    if (!authorized(ex, req)) return;
+  getAndHead('/v1/stats', 'stats', (ex, h) => {
+    if (!authorized(ex, h)) return;
     ex.json(JSON.stringify(ctx.stats.snapshot()));
   });
   for (const path of ['/healthz', '/livez', '/readyz', '/metrics', '/v1/stats']) {
-    app.any(path, (res, req) => methodNotAllowed(res, req, counters, 'GET, HEAD'));
+    app.any(path, (res, req) => methodNotAllowed(res, req, 'GET, HEAD'));
   }
 
   app.any('/*', (res, req) => {
     const ex = new Exchange(res, 'other', counters);
     ex.head = req.getMethod() === 'head';
-    if (!framingOk(ex, req)) return;
-    ex.error('E_ROUTE_NOT_FOUND', `no route for ${req.getMethod().toUpperCase()} ${req.getUrl()}`, hasBody(req));
+    const h = scanHeaders(req);
+    if (!headersOk(ex, h)) return;
+    ex.error('E_ROUTE_NOT_FOUND', `no route for ${req.getMethod().toUpperCase()} ${req.getUrl()}`, h.hasBody);
   });
   return app;
 }
 
 function routeOfMethod(method: string): Route {
   return method === 'get' ? 'get' : method === 'head' ? 'head' : method === 'put' ? 'put' : method === 'delete' ? 'delete' : 'other';
-}
-
-function methodNotAllowed(res: HttpResponse, req: HttpRequest, counters: FrontCounters, allow: string): void {
-  const method = req.getMethod().toUpperCase();
-  const close = req.getHeader('content-length') !== '' || req.getHeader('transfer-encoding') !== '';
-  const ex = new Exchange(res, 'other', counters);
-  ex.head = method === 'HEAD';
-  ex.error('E_METHOD_NOT_ALLOWED', `${method} is not allowed; use ${allow}`, close, ['allow', allow]);
 }

@@ -1,12 +1,36 @@
 import type { HttpResponse } from './uws.js';
 
+/** How to read one request body. */
+export interface BodyReader {
+  /** Largest body accepted; past it onTooLarge is called at once and the rest is not buffered. */
+  readonly maxBytes: number;
+  /** The body comes with Transfer-Encoding: chunked (see the terminator check below). */
+  readonly chunked: boolean;
+  /** The whole body, in its own ArrayBuffer (so it can be transferred). */
+  readonly onBody: (body: Uint8Array) => void;
+  readonly onTooLarge: () => void;
+  /** uWS mis-read the chunked framing; the request must be refused and the connection closed. */
+  readonly onBadFraming: (why: string) => void;
+}
+
+// The last-chunk line and the empty line that end a chunked body (RFC 9112 §7.1), after a chunk's CRLF.
+const TERMINATOR = [0x0a, 0x30, 0x0d, 0x0a, 0x0d, 0x0a]; // "\n0\r\n\r\n"
+
 /**
- * Reads a request body up to maxBytes. Chunks are copied as they arrive (uWS
- * reuses their memory after the callback). Calls onTooLarge as soon as the
- * limit is passed, without buffering the rest; onBody with the whole body
- * otherwise. The result owns its own ArrayBuffer, so it can be transferred.
+ * Reads a request body. Chunks are copied as they arrive (uWS reuses their
+ * memory after the callback).
+ *
+ * Chunked bodies: uWebSockets.js 20.30 reads a chunk extension (`5;a=b`,
+ * RFC 9112 §7.1.1) as more hexadecimal digits of the chunk size (`;` and `=`
+ * count as digits), so it waits for bytes that never come and hands the rest
+ * of the message, terminator included, over as body data. A correct parse
+ * never delivers the terminator, so a body that ends with `\n0\r\n\r\n`
+ * before uWS says it is complete was mis-framed: refused at once instead of
+ * waiting for the idle timeout. Extensions that uWS rejects outright close the
+ * connection without an answer (docs/errors.md).
  */
-export function readBody(res: HttpResponse, maxBytes: number, onBody: (body: Uint8Array) => void, onTooLarge: () => void): void {
+export function readBody(res: HttpResponse, reader: BodyReader): void {
+  const { maxBytes, chunked, onBody, onTooLarge, onBadFraming } = reader;
   let parts: Uint8Array[] | null = null;
   let size = 0;
   let over = false;
@@ -24,14 +48,36 @@ export function readBody(res: HttpResponse, maxBytes: number, onBody: (body: Uin
       return;
     }
     if (chunk.byteLength > 0) (parts ??= []).push(new Uint8Array(chunk.slice(0)));
-    if (isLast) {
-      const body = new Uint8Array(size);
-      let offset = 0;
-      for (const part of parts ?? []) {
-        body.set(part, offset);
-        offset += part.byteLength;
+    if (!isLast) {
+      if (chunked && endsWithTerminator(parts, size)) {
+        over = true;
+        parts = null;
+        onBadFraming('a chunk-size line this server cannot read (chunk extensions are not supported); send Content-Length');
       }
-      onBody(body);
+      return;
     }
+    const body = new Uint8Array(size);
+    let offset = 0;
+    for (const part of parts ?? []) {
+      body.set(part, offset);
+      offset += part.byteLength;
+    }
+    onBody(body);
   });
+}
+
+/** True when the bytes received so far end with the chunked terminator (or are exactly `0\r\n\r\n`). */
+function endsWithTerminator(parts: readonly Uint8Array[] | null, size: number): boolean {
+  if (parts === null || size < TERMINATOR.length - 1) return false;
+  // Walk back over the parts: the terminator may be split across them.
+  let p = parts.length - 1;
+  let i = (parts[p] as Uint8Array).byteLength - 1;
+  for (let t = TERMINATOR.length - 1; t >= 0; t--) {
+    while (i < 0) {
+      if (--p < 0) return t === 0; // the body is exactly "0\r\n\r\n"
+      i = (parts[p] as Uint8Array).byteLength - 1;
+    }
+    if ((parts[p] as Uint8Array)[i--] !== TERMINATOR[t]) return false;
+  }
+  return true;
 }

@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { ErrorCode } from '../errors.js';
-import { decodeSegment, keyProblem } from './key.js';
+import { decodeSegment, rawUrlTextProblem } from './key.js';
 
 /** A rejected input: the code to answer with and why. */
 export interface InputProblem {
@@ -12,13 +12,18 @@ export const MAX_TAGS = 32;
 export const MAX_TAG_BYTES = 128;
 export const MAX_CONTENT_TYPE_LENGTH = 256;
 const TAG_FORBIDDEN = /[\u0000-\u001f\u007f-\u009f,]/;
-const CONTENT_TYPE = /^[\t\x20-\x7e]+$/;
+// RFC 9110 §8.3.1: type "/" subtype *( OWS ";" OWS [ name "=" ( token / quoted-string ) ] ), in ASCII.
+const TOKEN = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]+";
+const QUOTED = '"(?:[\\t \\x21\\x23-\\x5b\\x5d-\\x7e]|\\\\[\\t \\x20-\\x7e])*"';
+const MEDIA_TYPE = new RegExp(`^${TOKEN}/${TOKEN}(?:[ \\t]*;[ \\t]*(?:${TOKEN}=(?:${TOKEN}|${QUOTED}))?)*$`);
 
 /** Why a tag is unacceptable, or null. */
 export function tagProblem(tag: string): string | null {
   if (tag.length === 0) return 'a tag is empty';
   if (Buffer.byteLength(tag) > MAX_TAG_BYTES) return `a tag is longer than ${MAX_TAG_BYTES} bytes`;
   if (TAG_FORBIDDEN.test(tag)) return 'a tag contains a comma or control characters';
+  // A lone surrogate has no UTF-8 form: Redis and the bus would see another tag (as for keys, see key.ts).
+  if (!tag.isWellFormed()) return 'a tag is not valid Unicode (a lone surrogate has no UTF-8 form)';
   return null;
 }
 
@@ -33,6 +38,8 @@ export function parsePutQuery(query: string, defaultTtlS: number, maxTtlS: numbe
   let ttlS = defaultTtlS;
   let tags: string[] | null = null;
   if (query === '') return { ttlS, tags };
+  const raw = rawUrlTextProblem(query);
+  if (raw !== null) return { code: 'E_INVALID_QUERY', message: raw };
   const seen = new Set<string>();
   for (const pair of query.split('&')) {
     if (pair === '') continue;
@@ -64,19 +71,21 @@ export function parsePutQuery(query: string, defaultTtlS: number, maxTtlS: numbe
   return { ttlS, tags };
 }
 
-/** A key from a raw path segment, or the problem with it. */
-export function keyFromSegment(raw: string): string | InputProblem {
-  const key = decodeSegment(raw);
-  if (key === undefined) return { code: 'E_INVALID_KEY', message: 'the key has bad percent-encoding or is not UTF-8' };
-  const problem = keyProblem(key);
-  return problem === null ? key : { code: 'E_INVALID_KEY', message: problem };
-}
-
-/** The stored content type: the request's, or application/octet-stream. */
+/**
+ * The stored content type: the request's, or application/octet-stream. It must
+ * be a media type in ASCII (it is sent back verbatim as a header). uWS strips
+ * bytes ≥ 0x80 from the ends of a header value before Strata sees it, so
+ * `text/é` arrives as `text/`: the grammar refuses that (an empty subtype),
+ * though not `text/plainé`, which arrives as a valid `text/plain`
+ * (docs/errors.md).
+ */
 export function contentTypeOf(header: string): string | InputProblem {
   if (header === '') return 'application/octet-stream';
-  if (header.length > MAX_CONTENT_TYPE_LENGTH || !CONTENT_TYPE.test(header)) {
-    return { code: 'E_INVALID_CONTENT_TYPE', message: `Content-Type must be at most ${MAX_CONTENT_TYPE_LENGTH} printable ASCII characters` };
+  if (header.length > MAX_CONTENT_TYPE_LENGTH || !MEDIA_TYPE.test(header)) {
+    return {
+      code: 'E_INVALID_CONTENT_TYPE',
+      message: `Content-Type must be a media type (type/subtype, then ;name=value parameters) of at most ${MAX_CONTENT_TYPE_LENGTH} ASCII characters`,
+    };
   }
   return header;
 }

@@ -40,8 +40,9 @@ const NOT_FOUND_BODY = errorBody('E_KEY_NOT_FOUND', 'the key is not cached');
  * request on the connection (and endWithoutBody(undefined, …) reports 2^63).
  */
 function endHead(res: HttpResponse, length: number, close: boolean): void {
-  // When the connection closes anyway there is no next request to break.
-  if (close) res.endWithoutBody(length, true);
+  // This build does not close the connection after endWithoutBody(n, true) inside a handler; end('', true)
+  // does, at the cost of `Content-Length: 0` on an error answer whose connection closes anyway.
+  if (close) res.end('', true);
   else res.writeHeader('content-length', String(length)).endWithoutBody();
 }
 

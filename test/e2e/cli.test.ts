@@ -1,6 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -42,13 +42,22 @@ function run(args: string[], env: Record<string, string> = {}): { child: ChildPr
 }
 
 async function start(args: string[] = [], env: Record<string, string> = {}): Promise<Started> {
-  const r = run(['--port', '0', '--shards', '2', ...args], env);
+  const defaults = [
+    ['--port', '0'],
+    ['--shards', '2'],
+  ].filter(([flag]) => !args.includes(flag as string));
+  const r = run([...(defaults.flat() as string[]), ...args], env);
   const deadline = Date.now() + 15_000;
-  while (!r.out().includes('\n')) {
+  const listening = () =>
+    r
+      .out()
+      .split('\n')
+      .find((l) => l.startsWith('strata listening'));
+  while (listening() === undefined) {
     if (r.child.exitCode !== null || Date.now() > deadline) throw new Error(`node did not start: ${r.err()}`);
     await new Promise((res) => setTimeout(res, 20));
   }
-  const line = r.out().split('\n')[0] as string;
+  const line = listening() as string;
   const port = Number(/:(\d+) /.exec(line)?.[1]);
   return { child: r.child, port, line, stdout: r.out, stderr: r.err, exit: r.exit };
 }
@@ -161,6 +170,53 @@ describe('strata CLI', () => {
     const r = run(args, env);
     expect(await r.exit).toBe(2);
     expect(r.err()).toContain(text);
+  });
+
+  it('a bad token is never printed, nor a good one beside it', async () => {
+    const r = run(['--port', '0'], { STRATA_TOKENS: 'good-token-123,bad' });
+    expect(await r.exit).toBe(2);
+    expect(r.err()).toContain('STRATA_TOKENS="***,***"');
+    expect(r.err()).not.toContain('good-token-123');
+  });
+
+  it('a second node on a port a running node holds exits 3 (E_PORT_IN_USE) and the first keeps every request', async () => {
+    // An explicit port: one the kernel picked (port 0) cannot be bound again while its connections are in TIME_WAIT.
+    const first = await start(['--port', String(await freePort()), '--shards', '1']);
+    expect((await fetch(`http://127.0.0.1:${first.port}/v1/keys/mine`, { method: 'PUT', body: 'first' })).status).toBe(204);
+    const second = run(['--port', String(first.port), '--shards', '1']);
+    expect(await second.exit).toBe(3);
+    expect(second.err()).toContain(`[E_PORT_IN_USE]: 127.0.0.1:${first.port} is in use: another Strata node listens there`);
+    expect(second.out()).not.toContain('listening');
+    for (let i = 0; i < 20; i++) expect(await (await fetch(`http://127.0.0.1:${first.port}/v1/keys/mine`)).text()).toBe('first');
+    first.child.kill('SIGTERM');
+    expect(await first.exit).toBe(0);
+    // Released with the node: the port can be used again.
+    const again = await start(['--port', String(first.port), '--shards', '1']);
+    expect(again.port).toBe(first.port);
+  });
+
+  it('exits 3 when another program holds the port', async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (holder.address() as { port: number }).port;
+      const r = run(['--port', String(port), '--shards', '1']);
+      expect(await r.exit).toBe(3);
+      expect(r.err()).toContain(`127.0.0.1:${port} is in use: another process listens there`);
+    } finally {
+      holder.close();
+    }
+  });
+
+  it('says at once what it waits for when Redis does not answer, then listens anyway', async () => {
+    const dead = await freePort();
+    const r = run(['--port', '0', '--shards', '1'], { REDIS_URL: `redis://127.0.0.1:${dead}` });
+    await until(() => r.out().includes('\n'));
+    expect(r.out().split('\n')[0]).toBe(`strata: connecting to the L2 (Redis redis://127.0.0.1:${dead}); listening in at most 5 s`);
+    expect(r.out()).not.toContain('listening on');
+    await until(() => r.out().includes('strata listening on'), 15_000);
+    r.child.kill('SIGTERM');
+    expect(await r.exit).toBe(0);
   });
 
   it('refuses to start on the uWebSockets.js JS fallback', async () => {

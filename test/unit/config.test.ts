@@ -62,12 +62,9 @@ describe('configuration', () => {
     [{ STRATA_MAX_TTL: '-5' }, 'STRATA_MAX_TTL'],
     [{ STRATA_MAX_VALUE_BYTES: '0' }, 'STRATA_MAX_VALUE_BYTES'],
     [{ STRATA_L1_MAX_BYTES: '12q' }, 'STRATA_L1_MAX_BYTES'],
-    [{ STRATA_TOKENS: 'short' }, 'STRATA_TOKENS'],
-    [{ STRATA_TOKENS: 'has space inside' }, 'STRATA_TOKENS'],
     [{ STRATA_HOST: 'a b' }, 'STRATA_HOST'],
     [{ STRATA_HOST: '256.1.1.1' }, 'STRATA_HOST'],
     [{ STRATA_HOST: '-bad-.example' }, 'STRATA_HOST'],
-    [{ STRATA_TOKENS: ' , ' }, 'STRATA_TOKENS'],
     [{ STRATA_REQUEST_TIMEOUT_MS: '1' }, 'STRATA_REQUEST_TIMEOUT_MS'],
     [{ STRATA_DRAIN_TIMEOUT_MS: '20000' }, 'STRATA_DRAIN_TIMEOUT_MS'],
   ])('rejects %o naming %s and the value', (env, name) => {
@@ -75,6 +72,27 @@ describe('configuration', () => {
     expect(err.code).toBe('E_CONFIG');
     expect(err.message).toContain(name);
     expect(err.message).toContain(`${name}=${JSON.stringify(Object.values(env)[0])}`);
+  });
+
+  it('rejects bad tokens without ever printing one, good or bad, from any source', () => {
+    const cases: [Record<string, string>, Map<string, string>, Record<string, unknown>, string][] = [
+      [{ STRATA_TOKENS: 'good-token-123,bad' }, none, {}, 'STRATA_TOKENS="***,***": token 2 of 2'],
+      [{ STRATA_TOKENS: 'has space inside' }, none, {}, 'STRATA_TOKENS="***"'],
+      [{ STRATA_TOKENS: ' , ' }, none, {}, 'STRATA_TOKENS'],
+      [{}, parseFlags(['--tokens', 'good-token-123,short']), {}, '--tokens="***,***"'],
+      [{}, none, { tokens: ['good-token-123', 'bad'] }, 'tokens="***,***": token 2 of 2'],
+      [{}, none, { tokens: 'good-token-123' }, 'tokens="***"'],
+    ];
+    for (const [env, flags, file, shown] of cases) {
+      const err = configError(() => resolveConfig(flags, env, file));
+      expect(err.code).toBe('E_CONFIG');
+      expect(err.message).toContain(shown);
+      expect(err.message).not.toMatch(/good-token|short|bad"|space/);
+    }
+    // A repeated flag, a mistyped flag or file option may carry a secret too.
+    expect(configError(() => parseFlags(['--tokens', 'good-token-123', '--tokens', 'other-token-456'])).message).not.toMatch(/token-\d/);
+    expect(configError(() => parseFlags(['--token=good-token-123'])).message).not.toContain('good-token');
+    expect(configError(() => resolveConfig(none, {}, { token: 'good-token-123' })).message).not.toContain('good-token');
   });
 
   it('rejects cross-field contradictions', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { contentTypeOf, keyFromSegment, parsePutQuery, TokenGuard, tagProblem } from '../../src/http/input.js';
-import { decodeSegment, keyProblem } from '../../src/http/key.js';
+import { contentTypeOf, parsePutQuery, TokenGuard, tagProblem } from '../../src/http/input.js';
+import { decodeSegment, keyFromSegment, keyProblem } from '../../src/http/key.js';
 
 describe('keys', () => {
   it('accepts 1..512 bytes of UTF-8 without control characters', () => {
@@ -26,8 +26,30 @@ describe('keys', () => {
     expect(decodeSegment('%zz')).toBeUndefined();
     expect(decodeSegment('%C3')).toBeUndefined(); // truncated UTF-8
     expect(decodeSegment('%FF')).toBeUndefined(); // not UTF-8
-    expect(keyFromSegment('%00')).toEqual({ code: 'E_INVALID_KEY', message: expect.stringMatching(/control/) });
+    expect(keyFromSegment('%00')).toEqual({ message: expect.stringMatching(/control/) });
     expect(keyFromSegment('ok%21')).toBe('ok!');
+  });
+
+  it('one identity: a text without a UTF-8 form is refused in every form, never mapped to U+FFFD', () => {
+    // JSON can carry lone surrogates; they have no UTF-8 bytes, and encoders would write U+FFFD (another key).
+    expect(keyProblem('sur\ud800x')).toMatch(/lone surrogate/);
+    expect(keyProblem('sur\udc00x')).toMatch(/lone surrogate/);
+    expect(keyProblem('end\ud800')).toMatch(/lone surrogate/);
+    expect(keyProblem('\udc00\ud800')).toMatch(/lone surrogate/);
+    expect(keyProblem('pair-😀')).toBeNull();
+    // U+FFFD itself is a character like any other in JSON and percent-encoded...
+    expect(keyProblem('sur\ufffdx')).toBeNull();
+    expect(keyFromSegment('sur%EF%BF%BDx')).toBe('sur\ufffdx');
+    // ...but raw in a URL it may be invalid bytes that uWS replaced: refused.
+    expect(keyFromSegment('sur\ufffdx')).toEqual({ message: expect.stringMatching(/not UTF-8/) });
+    expect(keyFromSegment('a%20\ufffd')).toEqual({ message: expect.stringMatching(/not UTF-8/) });
+    // An encoded surrogate is not UTF-8.
+    expect(keyFromSegment('sur%ED%A0%80x')).toEqual({ message: expect.stringMatching(/not UTF-8/) });
+    // Raw UTF-8 (curl sends it unencoded) is the same key as its percent-encoded form.
+    expect(keyFromSegment('ключ')).toBe(keyFromSegment('%D0%BA%D0%BB%D1%8E%D1%87'));
+    expect(tagProblem('t\ud800')).toMatch(/lone surrogate/);
+    expect(parsePutQuery('tags=a,b\ufffd', 300, 86400)).toMatchObject({ code: 'E_INVALID_QUERY' });
+    expect(parsePutQuery('tags=a,%EF%BF%BD', 300, 86400)).toEqual({ ttlS: 300, tags: ['a', '\ufffd'] });
   });
 });
 
