@@ -3,7 +3,7 @@ import { Counters, FrontCounters } from './counters/counters.js';
 import { createApp } from './http/app.js';
 import { claimPort, lockPort } from './http/port-claim.js';
 import { loadNativeUws, type us_listen_socket } from './http/uws.js';
-import { hotIndexShape } from './l1/hot-index.js';
+import { allocatedBytes, hotIndexShape } from './l1/hot-index.js';
 import { type L2Status, l2TargetOf, NodeL2Link } from './l2/node-link.js';
 import { MetricsRegistry } from './metrics/registry.js';
 import { StatsReporter } from './metrics/stats.js';
@@ -32,6 +32,13 @@ function closeApp(app: object): void {
 const PURGE_INTERVAL_MS = 1000;
 /** Largest hot-read arena per shard (values served by the front without a hop are copied there). */
 export const HOT_ARENA_MAX_BYTES = 64 * 1024 * 1024;
+/**
+ * The hot-read arena's share of a shard's L1 budget. It is a ring of copies
+ * of the entries read most recently, on top of the budget: a quarter holds
+ * the hot part of a skewed load and bounds the copies at 0.25 × l1MaxBytes
+ * (docs/memory.md).
+ */
+export const HOT_ARENA_SHARE = 0.25;
 /**
  * At start, how long the node waits for the L2 before it listens anyway (then
  * not ready until the L2 is). A Redis that answers at once costs nothing; the
@@ -66,7 +73,7 @@ export async function startNode(config: StrataConfig, options: StartOptions = {}
 async function startClaimed(uws: ReturnType<typeof loadNativeUws>, config: StrataConfig, options: StartOptions): Promise<StrataNode> {
   const counters = new Counters(config.shards);
   const l1MaxBytesPerShard = Math.floor(config.l1MaxBytes / config.shards);
-  const shape = hotIndexShape(Math.min(l1MaxBytesPerShard, HOT_ARENA_MAX_BYTES));
+  const shape = hotIndexShape(Math.min(Math.floor(l1MaxBytesPerShard * HOT_ARENA_SHARE), HOT_ARENA_MAX_BYTES));
   const target = l2TargetOf(config);
   const l2 = target === null ? null : new NodeL2Link(target, config);
   const l2Status = (): L2Status => l2?.status(counters) ?? { configured: false, up: false };
@@ -97,7 +104,7 @@ async function startClaimed(uws: ReturnType<typeof loadNativeUws>, config: Strat
     while (!l2Status().up && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   }
   const front = new FrontCounters();
-  const stats = new StatsReporter(counters, front, pool, config, l2Status, l2?.bus ?? null);
+  const stats = new StatsReporter({ counters, front, pool, config, l2Status, bus: l2?.bus ?? null, hotIndexBytesPerShard: allocatedBytes(shape) });
   const metrics = new MetricsRegistry(counters, front, stats, config.shards, pool, l2Status, l2?.bus ?? null);
   let draining = false;
   const app = createApp(uws, { config, pool, counters, front, metrics, stats, draining: () => draining, l2Status });

@@ -5,8 +5,16 @@ import { ConfigError } from '../errors.js';
 import { redactPasswords } from '../l2/target.js';
 import { OPTIONS, type OptionSpec, type StrataConfig } from './schema.js';
 
-/** Fixed per-entry bookkeeping the L1 charges on top of key and value bytes. */
-export const L1_ENTRY_OVERHEAD_BYTES = 160;
+/**
+ * Fixed per-entry cost the L1 charges on top of key, value and header
+ * bytes: what an entry really costs the process beyond them (its objects in
+ * the V8 heap, lru-cache's and the expiry wheel's bookkeeping, the
+ * allocator's headers), measured by native-bench/memory.ts (`entry` step:
+ * about 900 bytes of RSS per entry whatever the value size). Charging it
+ * keeps the budget honest for small values: a budget full of 16-byte values
+ * costs about what the same budget full of 4 KiB values does (docs/memory.md).
+ */
+export const L1_ENTRY_OVERHEAD_BYTES = 880;
 /**
  * What the L1 charges for an entry beyond its value, at most: a 512-byte key
  * counted as UTF-16 (1024), the header block (256-character content type plus
@@ -149,6 +157,15 @@ function parseAs<T>(source: string, raw: string, option: OptionSpec): T {
     if (err instanceof ConfigError) throw new ConfigError(source, option.redact === undefined ? raw : option.redact(raw), err.rule);
     throw err;
   }
+}
+
+/**
+ * The README's configuration table, made from the same specs as --help
+ * (test/unit/readme.test.ts checks that the README carries it verbatim).
+ */
+export function optionsTable(): string {
+  const rows = OPTIONS.map((o) => `| ${o.key} | \`${o.flag}\` | \`${o.env}\` | ${o.defaultText === '(none)' ? 'none' : `\`${o.defaultText}\``} | ${o.doc} |`);
+  return ['| option | flag | environment | default | meaning |', '| --- | --- | --- | --- | --- |', ...rows].join('\n');
 }
 
 /** `strata --help`: every option with its flag, variable and default. */

@@ -99,25 +99,30 @@ function parseInteger(name: string, raw: string, check: (v: unknown) => number, 
   return check(Number(match[1]) * scale);
 }
 
-function intOption<K extends keyof StrataConfig>(
-  key: K,
-  env: string,
-  flag: string,
-  doc: string,
-  min: number,
-  max: number,
-  def: () => number,
-  defaultText: string,
-  units = false,
-): OptionSpec<K> {
+/** An integer option: its names, its range and default, and whether k/m/g suffixes are allowed. */
+interface IntOptionSpec<K extends keyof StrataConfig> {
+  readonly key: K;
+  readonly env: string;
+  readonly flag: string;
+  readonly doc: string;
+  readonly min: number;
+  readonly max: number;
+  readonly default: () => number;
+  readonly defaultText: string;
+  /** k, m, g = KiB, MiB, GiB. @default false */
+  readonly units?: boolean;
+}
+
+function intOption<K extends keyof StrataConfig>(spec: IntOptionSpec<K>): OptionSpec<K> {
+  const { key, min, max, units = false } = spec;
   const check = integer(key, min, max);
   return {
     key,
-    env,
-    flag,
-    doc,
-    defaultText,
-    default: def as () => StrataConfig[K],
+    env: spec.env,
+    flag: spec.flag,
+    doc: spec.doc,
+    defaultText: spec.defaultText,
+    default: spec.default as () => StrataConfig[K],
     parse: (raw) => parseInteger(key, raw, check, units) as StrataConfig[K],
     check: check as (v: unknown) => StrataConfig[K],
   };
@@ -224,27 +229,73 @@ export const OPTIONS: readonly OptionSpec[] = [
     parse: checkHost,
     check: checkHost,
   },
-  intOption('port', 'STRATA_PORT', '--port', 'TCP port (0 = any free port)', 0, 65535, () => 8080, '8080'),
-  intOption('shards', 'STRATA_SHARDS', '--shards', 'shard worker threads', 1, 256, defaultShards, 'max(1, cores - 1)'),
-  intOption(
-    'l1MaxBytes',
-    'STRATA_L1_MAX_BYTES',
-    '--l1-max-bytes',
-    'L1 budget of the node in bytes (k/m/g suffixes), split across shards',
-    MiB,
-    2 ** 45,
-    () => 256 * MiB,
-    '256m',
-    true,
-  ),
-  intOption('defaultTtl', 'STRATA_DEFAULT_TTL', '--default-ttl', 'TTL in seconds when a PUT gives none', 1, 2 ** 31, () => 300, '300'),
-  intOption('maxTtl', 'STRATA_MAX_TTL', '--max-ttl', 'largest TTL in seconds a PUT may ask for', 1, 2 ** 31, () => 86400, '86400'),
-  intOption('maxValueBytes', 'STRATA_MAX_VALUE_BYTES', '--max-value-bytes', 'largest value in bytes (k/m/g suffixes)', 1, 512 * MiB, () => MiB, '1m', true),
+  intOption({
+    key: 'port',
+    env: 'STRATA_PORT',
+    flag: '--port',
+    doc: 'TCP port, 0–65535 (0 = any free port)',
+    min: 0,
+    max: 65535,
+    default: () => 8080,
+    defaultText: '8080',
+  }),
+  intOption({
+    key: 'shards',
+    env: 'STRATA_SHARDS',
+    flag: '--shards',
+    doc: 'shard worker threads, 1–256',
+    min: 1,
+    max: 256,
+    default: defaultShards,
+    defaultText: 'max(1, cores − 1)',
+  }),
+  intOption({
+    key: 'l1MaxBytes',
+    env: 'STRATA_L1_MAX_BYTES',
+    flag: '--l1-max-bytes',
+    doc: 'L1 budget of the node (k/m/g suffixes), split evenly across shards; RSS stays within the bound in docs/memory.md',
+    min: MiB,
+    max: 2 ** 45,
+    default: () => 256 * MiB,
+    defaultText: '256m',
+    units: true,
+  }),
+  intOption({
+    key: 'defaultTtl',
+    env: 'STRATA_DEFAULT_TTL',
+    flag: '--default-ttl',
+    doc: 'TTL in seconds when a PUT gives none',
+    min: 1,
+    max: 2 ** 31,
+    default: () => 300,
+    defaultText: '300',
+  }),
+  intOption({
+    key: 'maxTtl',
+    env: 'STRATA_MAX_TTL',
+    flag: '--max-ttl',
+    doc: 'largest TTL in seconds a PUT may ask for',
+    min: 1,
+    max: 2 ** 31,
+    default: () => 86400,
+    defaultText: '86400',
+  }),
+  intOption({
+    key: 'maxValueBytes',
+    env: 'STRATA_MAX_VALUE_BYTES',
+    flag: '--max-value-bytes',
+    doc: 'largest value (k/m/g suffixes, at most 512m); larger PUTs get 413 without being buffered',
+    min: 1,
+    max: 512 * MiB,
+    default: () => MiB,
+    defaultText: '1m',
+    units: true,
+  }),
   {
     key: 'tokens',
     env: 'STRATA_TOKENS',
     flag: '--tokens',
-    doc: 'comma-separated bearer tokens guarding writes and admin routes (empty = open)',
+    doc: 'comma-separated bearer tokens (≥ 8 characters each) guarding writes and admin routes; never printed',
     defaultText: '(none)',
     default: () => Object.freeze([]) as readonly string[],
     parse: (raw) => {
@@ -256,17 +307,26 @@ export const OPTIONS: readonly OptionSpec[] = [
     check: checkTokens,
     redact: hideTokens,
   },
-  intOption(
-    'requestTimeoutMs',
-    'STRATA_REQUEST_TIMEOUT_MS',
-    '--request-timeout-ms',
-    'deadline for a shard to answer; past it 503 and the worker is replaced',
-    10,
-    600_000,
-    () => 5000,
-    '5000',
-  ),
-  intOption('drainTimeoutMs', 'STRATA_DRAIN_TIMEOUT_MS', '--drain-timeout-ms', 'on SIGTERM, how long in-flight requests may take', 0, 9000, () => 8000, '8000'),
+  intOption({
+    key: 'requestTimeoutMs',
+    env: 'STRATA_REQUEST_TIMEOUT_MS',
+    flag: '--request-timeout-ms',
+    doc: 'deadline for a shard to answer, 10–600000 ms; past it 503 E_SHARD_TIMEOUT and the worker is replaced',
+    min: 10,
+    max: 600_000,
+    default: () => 5000,
+    defaultText: '5000',
+  }),
+  intOption({
+    key: 'drainTimeoutMs',
+    env: 'STRATA_DRAIN_TIMEOUT_MS',
+    flag: '--drain-timeout-ms',
+    doc: 'on SIGTERM or SIGINT, how long in-flight requests may take, 0–9000 ms (so exit stays within 10 s)',
+    min: 0,
+    max: 9000,
+    default: () => 8000,
+    defaultText: '8000',
+  }),
   {
     key: 'redisUrl',
     env: 'REDIS_URL',
@@ -293,25 +353,34 @@ export const OPTIONS: readonly OptionSpec[] = [
     check: checkRedisCluster,
     redact: redactPasswords,
   },
-  intOption(
-    'l2TimeoutMs',
-    'STRATA_L2_TIMEOUT_MS',
-    '--l2-timeout-ms',
-    'deadline of one L2 operation; past it 503 E_L2_UNAVAILABLE',
-    1,
-    60_000,
-    () => 500,
-    '500',
-  ),
+  intOption({
+    key: 'l2TimeoutMs',
+    env: 'STRATA_L2_TIMEOUT_MS',
+    flag: '--l2-timeout-ms',
+    doc: 'deadline of one L2 operation, ms, at most requestTimeoutMs / 2; past it 503 E_L2_UNAVAILABLE',
+    min: 1,
+    max: 60_000,
+    default: () => 500,
+    defaultText: '500',
+  }),
   {
     key: 'l1Admission',
     env: 'STRATA_L1_ADMISSION',
     flag: '--l1-admission',
-    doc: 'which L2 values a full L1 takes in: tinylfu (frequency sketch) or lru (all)',
+    doc: 'which L2 values a full L1 takes in: tinylfu (asked for more than the entry it evicts) or lru (all)',
     defaultText: 'tinylfu',
     default: () => 'tinylfu' as const,
     parse: (raw) => checkAdmission(raw.trim()),
     check: checkAdmission,
   },
-  intOption('l1MaxTtl', 'STRATA_L1_MAX_TTL', '--l1-max-ttl', 'longest an L1 keeps a value it has from the L2, seconds', 1, 2 ** 31, () => 60, '60'),
+  intOption({
+    key: 'l1MaxTtl',
+    env: 'STRATA_L1_MAX_TTL',
+    flag: '--l1-max-ttl',
+    doc: 'seconds an L1 keeps a value it has from the L2: bounds staleness if a bus message is lost',
+    min: 1,
+    max: 2 ** 31,
+    default: () => 60,
+    defaultText: '60',
+  }),
 ];

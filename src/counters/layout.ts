@@ -57,9 +57,20 @@ export const SHARD_SLOT = {
   L1_REMOTE_DROPS: 26,
   /** Values from (or written to) the L2 that TinyLFU admission kept out of L1. */
   L1_ADMISSION_REJECTS: 27,
+  /** Gauge: bytes of live objects in the shard worker's V8 heap (sampled once a second). */
+  HEAP_USED_BYTES: 28,
+  /** Gauge: bytes the shard worker's V8 heap has reserved (live objects, garbage and free space). */
+  HEAP_TOTAL_BYTES: 29,
+  /** Gauge: off-heap bytes the shard worker's V8 heap accounts for: chiefly the values its L1 holds. */
+  EXTERNAL_BYTES: 30,
+  /** Gauge: bytes of the hot-read arena the worker has written so far (the pages it touched). */
+  HOT_ARENA_TOUCHED_BYTES: 31,
+  /** Gauge: bytes of the TinyLFU frequency sketch (0 with lru admission). */
+  SKETCH_BYTES: 32,
 } as const;
 
-export const SHARD_SLOTS = 32;
+/** Slots per shard; room is left for counters still to come. */
+export const SHARD_SLOTS = 48;
 
 /** L2 failure kinds, in slot order from SHARD_SLOT.L2_ERRORS (the `kind` label). */
 export const L2_ERROR_KINDS = ['timeout', 'connection', 'cluster', 'reply', 'breaker'] as const;

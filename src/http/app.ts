@@ -233,6 +233,7 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     readBody(res, {
       maxBytes: config.maxValueBytes,
       chunked: h.codings > 0,
+      length: h.contentLengths === 1 ? Number(h.contentLength) : -1,
       onBody: (value) => {
         if (ex.aborted) return;
         pool.submit(shard, OP.PUT, key, { value, contentType, ttlMs: query.ttlS * 1000, tags: query.tags }, ex, 0);
@@ -282,6 +283,7 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     readBody(res, {
       maxBytes: MAX_JSON_BODY_BYTES,
       chunked: h.codings > 0,
+      length: h.contentLengths === 1 ? Number(h.contentLength) : -1,
       onBody: (bytes) => {
         if (ex.aborted) return;
         const body = parseJsonBody(bytes);

@@ -6,12 +6,22 @@ export interface BodyReader {
   readonly maxBytes: number;
   /** The body comes with Transfer-Encoding: chunked (see the terminator check below). */
   readonly chunked: boolean;
+  /** The announced Content-Length, or -1 when there is none (chunked). */
+  readonly length: number;
   /** The whole body, in its own ArrayBuffer (so it can be transferred). */
   readonly onBody: (body: Uint8Array) => void;
   readonly onTooLarge: () => void;
   /** uWS mis-read the chunked framing; the request must be refused and the connection closed. */
   readonly onBadFraming: (why: string) => void;
 }
+
+/**
+ * Bodies announced at up to this many bytes get their whole buffer at the
+ * first chunk: one allocation and no final copy. Larger ones grow with what
+ * arrives, so that a client announcing a large body and sending little
+ * cannot make the node reserve it.
+ */
+const PREALLOCATE_MAX_BYTES = 64 * 1024;
 
 // The last-chunk line and the empty line that end a chunked body (RFC 9112 §7.1), after a chunk's CRLF.
 const TERMINATOR = [0x0a, 0x30, 0x0d, 0x0a, 0x0d, 0x0a]; // "\n0\r\n\r\n"
@@ -30,7 +40,11 @@ const TERMINATOR = [0x0a, 0x30, 0x0d, 0x0a, 0x0d, 0x0a]; // "\n0\r\n\r\n"
  * connection without an answer (docs/errors.md).
  */
 export function readBody(res: HttpResponse, reader: BodyReader): void {
-  const { maxBytes, chunked, onBody, onTooLarge, onBadFraming } = reader;
+  const { maxBytes, chunked, length, onBody, onTooLarge, onBadFraming } = reader;
+  if (length >= 0 && length <= PREALLOCATE_MAX_BYTES && length <= maxBytes) {
+    readKnownLength(res, length, onBody);
+    return;
+  }
   let parts: Uint8Array[] | null = null;
   let size = 0;
   let over = false;
@@ -63,6 +77,18 @@ export function readBody(res: HttpResponse, reader: BodyReader): void {
       offset += part.byteLength;
     }
     onBody(body);
+  });
+}
+
+/** A body of a known, small length: copied straight into its one buffer as it arrives (uWS enforces the length). */
+function readKnownLength(res: HttpResponse, length: number, onBody: (body: Uint8Array) => void): void {
+  let body: Uint8Array | null = null;
+  let offset = 0;
+  res.onData((chunk, isLast) => {
+    body ??= new Uint8Array(length);
+    body.set(new Uint8Array(chunk), offset);
+    offset += chunk.byteLength;
+    if (isLast) onBody(offset === length ? body : body.subarray(0, offset));
   });
 }
 

@@ -4,14 +4,19 @@
  * (lru-cache's purgeStale() walks every entry: ~300 ms for a million).
  *
  * A key is added once per set; a slot may therefore name keys that were set
- * again since with another TTL, or deleted. The sweeper checks each key
- * against the cache and drops what is really stale.
+ * again since with another TTL, or deleted or evicted. The sweeper checks
+ * each key against the cache and drops what is really stale. So that those
+ * stale notes cannot pile up (a write rate times the TTL of keys long gone
+ * from the cache), the owner compacts the wheel when it holds more notes
+ * than it needs (see compact()).
  */
 export class ExpiryWheel {
   readonly #slotMs: number;
   readonly #slots = new Map<number, string[]>();
   /** Every slot before this one has been handed out. */
   #next: number;
+  /** Notes held (stale ones included). */
+  #size = 0;
 
   constructor(nowMs: number, slotMs = 250) {
     this.#slotMs = slotMs;
@@ -25,6 +30,28 @@ export class ExpiryWheel {
     const keys = this.#slots.get(slot);
     if (keys === undefined) this.#slots.set(slot, [key]);
     else keys.push(key);
+    this.#size++;
+  }
+
+  /**
+   * Keeps one note per key that `live` says is still cached, the one in its
+   * latest slot (the TTL it was last set with), and drops every other note.
+   * Costs one pass over the notes: called when they outnumber the cache's
+   * entries by a constant factor, it is amortized O(1) per add.
+   */
+  compact(live: (key: string) => boolean): void {
+    const latest = new Map<string, number>();
+    for (const [slot, keys] of this.#slots) {
+      for (const key of keys) if ((latest.get(key) ?? -1) < slot && live(key)) latest.set(key, slot);
+    }
+    this.#slots.clear();
+    this.#size = 0;
+    for (const [key, slot] of latest) {
+      const keys = this.#slots.get(slot);
+      if (keys === undefined) this.#slots.set(slot, [key]);
+      else keys.push(key);
+      this.#size++;
+    }
   }
 
   /**
@@ -44,6 +71,7 @@ export class ExpiryWheel {
       while (keys.length > 0 && handed < limit) {
         check(keys.pop() as string);
         handed++;
+        this.#size--;
       }
       if (keys.length === 0) {
         this.#slots.delete(this.#next);
@@ -55,8 +83,6 @@ export class ExpiryWheel {
 
   /** Keys noted and not yet handed out (stale duplicates included). */
   get size(): number {
-    let n = 0;
-    for (const keys of this.#slots.values()) n += keys.length;
-    return n;
+    return this.#size;
   }
 }

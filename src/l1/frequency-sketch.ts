@@ -20,6 +20,11 @@ export class FrequencySketch {
     this.#sampleSize = 10 * w;
   }
 
+  /** Bytes the sketch holds. */
+  get bytes(): number {
+    return this.#rows.byteLength;
+  }
+
   /** Counts one access to the key whose 32-bit hash is `hash`. */
   add(hash: number): void {
     const rows = this.#rows;

@@ -67,9 +67,14 @@ export function hotIndexShape(arenaBytes: number): HotIndexShape {
   return { arenaBytes: arena, slots };
 }
 
+/** Bytes of the shared buffer for a shape. */
+export function allocatedBytes(shape: HotIndexShape): number {
+  return (CONTROL_INTS + TOUCH_CAPACITY + shape.slots * 2) * 4 + shape.arenaBytes;
+}
+
 /** Allocates the shared buffer for a shape. */
 export function allocateHotIndex(shape: HotIndexShape): SharedArrayBuffer {
-  return new SharedArrayBuffer((CONTROL_INTS + TOUCH_CAPACITY + shape.slots * 2) * 4 + shape.arenaBytes);
+  return new SharedArrayBuffer(allocatedBytes(shape));
 }
 
 class Views {
@@ -203,6 +208,8 @@ export class HotIndexWriter {
   readonly #order: Published[] = [];
   #orderHead = 0;
   #tail = 0;
+  /** The furthest the tail has been: arena bytes written at least once. */
+  #touched = 0;
   /** After a read stayed open too long, publishing pauses until then (performance.now ms). */
   #pausedUntil = 0;
   readonly #encoder = new TextEncoder();
@@ -214,6 +221,11 @@ export class HotIndexWriter {
 
   get published(): number {
     return this.#byKey.size;
+  }
+
+  /** Bytes of the arena written so far: the pages of the shared buffer this index has touched. */
+  get touchedBytes(): number {
+    return this.#touched;
   }
 
   /** True when key has a record the front can find. */
@@ -252,6 +264,7 @@ export class HotIndexWriter {
     if (!this.#graceOver()) return;
     const offset = this.#tail;
     this.#tail += size;
+    if (this.#tail > this.#touched) this.#touched = this.#tail;
     const at = v.arenaBase + offset;
     const i = at >> 2;
     v.ints[i] = 0;

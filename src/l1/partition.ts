@@ -19,6 +19,30 @@ export interface L1Entry {
   readonly tags: readonly string[] | null;
 }
 
+/** From this size on, a value that has a buffer of its own keeps it (see ownedEntry). */
+const KEEP_OWN_BUFFER_BYTES = 4096;
+
+/**
+ * An entry whose header block and value share one buffer of its own, copied
+ * from what it is given. Why copy: a value read from Redis is a view into
+ * the client's socket buffer, and an L1 that kept that view would keep the
+ * whole buffer alive (many values' worth) for as long as the entry lives;
+ * and one buffer per entry instead of two halves the allocator's bookkeeping.
+ * A value that is already a buffer of its own (a PUT's body, transferred to
+ * the shard) is kept as it is when large: copying it would double the
+ * garbage a write leaves for V8 to collect, for a saving that no longer
+ * matters at that size.
+ */
+export function ownedEntry(head: Uint8Array, value: Uint8Array, createdMs: number, expiresMs: number, tags: readonly string[] | null): L1Entry {
+  if (value.byteLength >= KEEP_OWN_BUFFER_BYTES && value.byteOffset === 0 && value.byteLength === value.buffer.byteLength) {
+    return { head, value, createdMs, expiresMs, tags };
+  }
+  const block = new Uint8Array(head.byteLength + value.byteLength);
+  block.set(head, 0);
+  block.set(value, head.byteLength);
+  return { head: block.subarray(0, head.byteLength), value: block.subarray(head.byteLength), createdMs, expiresMs, tags };
+}
+
 /** What happens to the partition, for counters and the hot-read index. */
 export interface L1Events {
   evicted(count: number): void;
@@ -43,6 +67,9 @@ export interface L1PartitionOptions {
    */
   readonly admission?: 'lru' | 'tinylfu';
 }
+
+/** Expiry notes the wheel may hold beyond two per cached entry before it is compacted. */
+const WHEEL_SLACK = 1024;
 
 /** Sketch counters per byte of budget: about one per typical small entry. */
 const SKETCH_BYTES_PER_COUNTER = 512;
@@ -126,6 +153,8 @@ export class L1Partition {
     if (entrySize(key, entry) > this.#lru.maxSize) return false;
     this.#lru.set(key, entry, { ttl: ttlMs });
     this.#wheel.add(key, this.#clock() + ttlMs);
+    // Notes of keys evicted or set again stay in the wheel until their slot passes: bound them by what is cached.
+    if (this.#wheel.size > 2 * this.#lru.size + WHEEL_SLACK) this.#wheel.compact(this.#isCached);
     if (entry.tags !== null && this.#lru.peek(key) === entry) {
       for (const tag of entry.tags) {
         const keys = this.#byTag.get(tag);
@@ -184,12 +213,25 @@ export class L1Partition {
     this.#wheel.due(this.#clock(), this.#expireIfStale, limit);
   }
 
+  // Expired entries not yet swept count as cached: their notes are what sweeps them.
+  readonly #isCached = (key: string): boolean => this.#lru.peek(key, { allowStale: true }) !== undefined;
+
+  /** Expiry notes held (for tests: bounded by the entries cached). */
+  get expiryNotes(): number {
+    return this.#wheel.size;
+  }
+
   /** Deletes key through lru-cache (reason 'expire') only if its TTL has really ended. */
   readonly #expireIfStale = (key: string): void => {
     // A stale entry is removed by get() with dispose reason 'expire'; a key set again since is left alone.
     if (this.#lru.has(key) || !this.#lru.peek(key, { allowStale: true })) return;
     this.#lru.get(key);
   };
+
+  /** Bytes of the admission sketch (0 without one). */
+  get sketchBytes(): number {
+    return this.#sketch?.bytes ?? 0;
+  }
 
   get items(): number {
     return this.#lru.size;

@@ -75,6 +75,53 @@ function levelOf(read: (slot: number) => number): LevelStats {
   };
 }
 
+/** What the stats are read from. */
+export interface StatsOptions {
+  readonly counters: Counters;
+  readonly front: FrontCounters;
+  readonly pool: ShardPool;
+  readonly config: StrataConfig;
+  /** The L2's state now. @default not configured */
+  readonly l2Status?: () => L2Status;
+  /** Bus counts of the main thread's subscription; null without an L2. @default null */
+  readonly bus?: BusCounts | null;
+  /** Shared memory of one shard's hot-read index (arena, slots, touch ring), allocated per worker. */
+  readonly hotIndexBytesPerShard: number;
+  /** How often rates are sampled, ms. @default 1000 */
+  readonly sampleMs?: number;
+}
+
+/** V8 heap figures of one thread (or a sum of threads), bytes. */
+export interface HeapStats {
+  /** Live objects. */
+  used: number;
+  /** Reserved by the heap: live objects, garbage not yet collected and free space. */
+  total: number;
+  /** Off-heap memory the heap accounts for (ArrayBuffers: the L1's values in a shard worker). */
+  external: number;
+}
+
+/**
+ * Where the node's memory goes, as far as it can count it (docs/memory.md).
+ * `rssBytes` is what the OS charges the process; the parts below are
+ * measured, not estimated, and overlap: a value in L1 is in `l1ChargedBytes`
+ * and in the shard heaps' `external`.
+ */
+export interface MemoryStats {
+  /** Resident memory of the whole process (all threads). */
+  rssBytes: number;
+  /** The configured L1 budget (l1MaxBytes). */
+  l1BudgetBytes: number;
+  /** What the L1 partitions charge against it now: keys, values, header blocks and a fixed overhead per entry. */
+  l1ChargedBytes: number;
+  /** Hot-read indexes: shared memory reserved, and the part written so far (only that is resident). */
+  hotIndex: { reservedBytes: number; touchedBytes: number };
+  /** TinyLFU frequency sketches. */
+  sketchBytes: number;
+  /** V8 heaps: the main thread's (HTTP front), and the shard workers' summed. */
+  heap: { main: HeapStats; shards: HeapStats };
+}
+
 /**
  * Reads the shared counters into /v1/stats JSON, and samples them once a
  * second for rates (ops/s, shard utilization, front event-loop utilization).
@@ -95,18 +142,13 @@ export class StatsReporter {
 
   readonly #l2Status: () => L2Status;
   readonly #bus: BusCounts | null;
+  readonly #hotIndexBytes: number;
 
-  constructor(
-    counters: Counters,
-    front: FrontCounters,
-    pool: ShardPool,
-    config: StrataConfig,
-    l2Status: () => L2Status = () => ({ configured: false, up: false }),
-    bus: BusCounts | null = null,
-    sampleMs = 1000,
-  ) {
-    this.#l2Status = l2Status;
-    this.#bus = bus;
+  constructor(options: StatsOptions) {
+    const { counters, front, pool, config, sampleMs = 1000 } = options;
+    this.#l2Status = options.l2Status ?? (() => ({ configured: false, up: false }));
+    this.#bus = options.bus ?? null;
+    this.#hotIndexBytes = options.hotIndexBytesPerShard;
     this.#counters = counters;
     this.#front = front;
     this.#pool = pool;
@@ -160,6 +202,18 @@ export class StatsReporter {
     }));
     const total = levelOf((slot) => c.total(slot));
     const l2 = this.#l2Status();
+    const main = process.memoryUsage();
+    const memory: MemoryStats = {
+      rssBytes: main.rss,
+      l1BudgetBytes: this.#config.l1MaxBytes,
+      l1ChargedBytes: total.bytes,
+      hotIndex: { reservedBytes: this.#hotIndexBytes * this.#config.shards, touchedBytes: c.total(SHARD_SLOT.HOT_ARENA_TOUCHED_BYTES) },
+      sketchBytes: c.total(SHARD_SLOT.SKETCH_BYTES),
+      heap: {
+        main: { used: main.heapUsed, total: main.heapTotal, external: main.external },
+        shards: { used: c.total(SHARD_SLOT.HEAP_USED_BYTES), total: c.total(SHARD_SLOT.HEAP_TOTAL_BYTES), external: c.total(SHARD_SLOT.EXTERNAL_BYTES) },
+      },
+    };
     return {
       uptimeSeconds: Math.floor((Date.now() - this.#startedMs) / 1000),
       config: { shards: this.#config.shards, l1MaxBytes: this.#config.l1MaxBytes, l2: l2.configured ? l2.mode : null },
@@ -169,6 +223,7 @@ export class StatsReporter {
       /** Requests begun and not yet answered, this one included. */
       requestsInFlight: this.#front.active,
       frontUtilization: this.#frontUtilization,
+      memory,
       shards,
     };
   }

@@ -71,6 +71,13 @@ export interface ShardPoolOptions {
 }
 
 const WORKER_FILE = new URL('./worker.js', import.meta.url).href;
+/**
+ * Young generation of each shard worker's V8 heap, MiB. V8's default lets it
+ * grow to about 48 MiB per thread, reserved for good once reached; a shard's
+ * short-lived objects (batch messages, answers) fit in a few MiB, and
+ * native-bench measured no loss of throughput at 4 (docs/memory.md).
+ */
+export const SHARD_YOUNG_GENERATION_MB = 4;
 const kQueueOptions = Piscina.queueOptionsSymbol;
 
 /**
@@ -105,6 +112,7 @@ export class ShardPool {
       idleTimeout: Number.POSITIVE_INFINITY,
       // Workers keep their event loop (port messages, timers, later Redis sockets): no Atomics.wait.
       atomics: 'disabled',
+      resourceLimits: { maxYoungGenerationSizeMb: SHARD_YOUNG_GENERATION_MB },
       workerData: options.workerData,
       // Key affinity: an attach task goes to the worker chosen for its shard, and to no other.
       loadBalancer: (task, workers) => {

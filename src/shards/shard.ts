@@ -1,8 +1,9 @@
+import { getHeapStatistics } from 'node:v8';
 import type { Counters } from '../counters/counters.js';
 import { L2_ERROR_KINDS, SHARD_SLOT } from '../counters/layout.js';
 import type { L2UnavailableError } from '../errors.js';
 import type { HotIndexWriter } from '../l1/hot-index.js';
-import { type L1Entry, L1Partition } from '../l1/partition.js';
+import { type L1Entry, L1Partition, ownedEntry } from '../l1/partition.js';
 import { BUS_KIND, type BusKind, type BusPublisher } from '../l2/bus-format.js';
 import type { Announce, L2Hit, L2Store } from '../l2/store.js';
 import { etagOf } from './etag.js';
@@ -177,11 +178,23 @@ export class Shard {
     const counters = this.counters;
     counters.setShard(this.index, SHARD_SLOT.L1_ITEMS, this.l1.items);
     counters.setShard(this.index, SHARD_SLOT.L1_BYTES, this.l1.bytes);
+    counters.setShard(this.index, SHARD_SLOT.HOT_ARENA_TOUCHED_BYTES, this.hot?.touchedBytes ?? 0);
     const l2 = this.l2;
     if (l2 !== null) {
       counters.setShard(this.index, SHARD_SLOT.L2_READY, l2.store.ready ? 1 : 0);
       counters.setShard(this.index, SHARD_SLOT.L2_BREAKER, l2.store.breakerCode);
     }
+  }
+
+  /** Publishes this worker's memory: V8 heap and off-heap bytes (a few µs: once a second, not per batch). */
+  publishMemory(): void {
+    const counters = this.counters;
+    // This isolate's heap only (process.memoryUsage() would also read the process's RSS from /proc).
+    const heap = getHeapStatistics();
+    counters.setShard(this.index, SHARD_SLOT.HEAP_USED_BYTES, heap.used_heap_size);
+    counters.setShard(this.index, SHARD_SLOT.HEAP_TOTAL_BYTES, heap.total_heap_size);
+    counters.setShard(this.index, SHARD_SLOT.EXTERNAL_BYTES, heap.external_memory);
+    counters.setShard(this.index, SHARD_SLOT.SKETCH_BYTES, this.l1.sketchBytes);
   }
 
   /** Runs one batch: L1 work at once, L2 work (if any) answered later. */
@@ -236,13 +249,7 @@ export class Shard {
         const etag = etagOf(put.value);
         // With an L2 this L1 keeps the value at most l1MaxTtl; the front's hot index reads this expiry too.
         const l1TtlMs = l2 === null ? put.ttlMs : Math.min(put.ttlMs, l2.l1MaxTtlMs);
-        const entry: L1Entry = {
-          value: put.value,
-          head: headOf(put.contentType, etag, 'L1'),
-          createdMs: nowMs,
-          expiresMs: nowMono + l1TtlMs,
-          tags: put.tags,
-        };
+        const entry = ownedEntry(headOf(put.contentType, etag, 'L1'), put.value, nowMs, nowMono + l1TtlMs, put.tags);
         if (l2 === null) {
           if (l1.set(key, entry, put.ttlMs)) {
             sets++;
@@ -421,17 +428,8 @@ export class Shard {
             const ttlMs = Math.min(hit.ttlMs, l2.l1MaxTtlMs);
             if (!load.stale && ttlMs >= 1) {
               const entry = hit.entry;
-              this.l1.admit(
-                key,
-                {
-                  value: entry.value,
-                  head: headOf(entry.contentType, entry.etag, 'L1'),
-                  createdMs: entry.createdMs,
-                  expiresMs: performance.timeOrigin + performance.now() + ttlMs,
-                  tags: entry.tags,
-                },
-                ttlMs,
-              );
+              const expiresMs = performance.timeOrigin + performance.now() + ttlMs;
+              this.l1.admit(key, ownedEntry(headOf(entry.contentType, entry.etag, 'L1'), entry.value, entry.createdMs, expiresMs, entry.tags), ttlMs);
             }
             settle(hit);
           }

@@ -50,10 +50,12 @@ export default function attach(task: AttachTask): Promise<void> {
   const l2 = data.l2 === null ? null : connectL2(data.l2);
   const shard = new Shard(task.shard, counters, data.l1MaxBytesPerShard, hot, l2);
   attached = shard;
+  shard.publishMemory();
   const purge = setInterval(() => {
     shard.refreshTouched();
     shard.l1.purgeExpired();
     shard.publishGauges();
+    shard.publishMemory();
   }, data.purgeIntervalMs);
   purge.unref();
   const gauges =
