@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FrequencySketch } from '../../src/l1/frequency-sketch.js';
-import { entrySize, type L1Entry, L1Partition } from '../../src/l1/partition.js';
+import { entrySize, type L1Entry, L1Partition, ownedEntry } from '../../src/l1/partition.js';
 import { hashKey } from '../../src/shards/route.js';
 
 function entry(bytes: number, tags: string[] | null = null): L1Entry {
@@ -19,6 +19,32 @@ function partition(maxBytes: number) {
 }
 
 describe('L1 partition', () => {
+  it('keeps its expiry notes bounded by what it holds, however many keys pass through', () => {
+    const { l1, advance } = partition(entrySize('k-00000', entry(100)) * 50);
+    for (let i = 0; i < 20_000; i++) l1.set(`k-${String(i).padStart(5, '0')}`, entry(100), 3_600_000);
+    expect(l1.items).toBe(50);
+    // Without compaction the wheel held a note for each of the 20,000 keys until their hour was up.
+    expect(l1.expiryNotes).toBeLessThanOrEqual(2 * 50 + 1024);
+    // The notes kept still expire what is held.
+    advance(3_600_000 + 1000);
+    l1.purgeExpired();
+    expect(l1.items).toBe(0);
+  });
+
+  it('gives an entry a buffer of its own: a value that is a view into a larger buffer is copied out', () => {
+    const socketBuffer = new Uint8Array(64 * 1024).fill(7);
+    const view = socketBuffer.subarray(1000, 1100);
+    const e = ownedEntry(new Uint8Array([1, 2, 3]), view, 0, 0, null);
+    expect(e.value.buffer).not.toBe(socketBuffer.buffer);
+    expect(e.value.buffer.byteLength).toBe(103);
+    expect(e.head.buffer).toBe(e.value.buffer);
+    expect([...e.head]).toEqual([1, 2, 3]);
+    expect(e.value).toEqual(view);
+    // A large value that already owns its buffer (a PUT body) is kept, not copied.
+    const body = new Uint8Array(8192).fill(9);
+    expect(ownedEntry(new Uint8Array(3), body, 0, 0, null).value).toBe(body);
+  });
+
   it('stays within its byte budget, evicting least recently used first and counting it', () => {
     const size = entrySize('k0', entry(1000));
     const { l1, seen } = partition(size * 3);
