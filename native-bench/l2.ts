@@ -21,8 +21,8 @@ import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { entrySize } from '../src/l1/partition.js';
-import { encodeEnvelope } from '../src/l2/envelope.js';
+import { entrySize, plainMeta } from '../src/l1/partition.js';
+import { encodeEnvelope, PLAIN } from '../src/l2/envelope.js';
 import { valueKey } from '../src/l2/keys.js';
 import { freePort, RedisServer } from '../test/helpers/redis.js';
 import { cpuOf, fmt, getJson, requireWrk, runWrk, SERVER_CPU, WRK_CPU } from './harness.js';
@@ -89,11 +89,14 @@ async function preloadRedis(url: string): Promise<void> {
       pipeline.set(
         valueKey(`k${k}`),
         encodeEnvelope({
+          ...PLAIN,
           value,
           contentType: 'application/octet-stream',
           etag: `"${k}"`,
           createdMs: Date.now(),
           expiresMs: Date.now() + 3_600_000,
+          swrUntilMs: Date.now() + 3_600_000,
+          staleUntilMs: Date.now() + 3_600_000,
           tags: null,
         }),
         'PX',
@@ -234,11 +237,9 @@ async function zipf(redis: RedisServer, dir: string): Promise<void> {
   const s = 0.99;
   const key = 'k50000';
   const perEntry = entrySize(key, {
+    ...plainMeta(0, 0),
     value: new Uint8Array(VALUE_BYTES),
-    head: new Uint8Array(`application/octet-stream\r\netag: "0123456789abcdef0123456789abcdef"\r\nx-cache: L1`.length),
-    createdMs: 0,
-    expiresMs: 0,
-    tags: null,
+    head: new Uint8Array(`application/octet-stream\r\netag: "0123456789abcdef0123456789abcdef"`.length),
   });
   const l1Bytes = Math.round((KEYS * perEntry) / 10);
   const capacity = Math.floor(l1Bytes / perEntry);

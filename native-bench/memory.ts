@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { L1_ENTRY_OVERHEAD_BYTES } from '../src/config/load.js';
 import { defaultShards } from '../src/config/schema.js';
-import { entrySize, L1Partition, ownedEntry } from '../src/l1/partition.js';
+import { entrySize, L1Partition, ownedEntry, plainMeta } from '../src/l1/partition.js';
 import type { MemoryStats } from '../src/metrics/stats.js';
 import { freePort } from '../test/helpers/redis.js';
 import { fmt, getJson, requireWrk, SERVER_CPU, WRK_CPU } from './harness.js';
@@ -68,7 +68,7 @@ function entryCost(valueBytes: number): { rssPerEntry: number; chargedPerEntry: 
       'latin1',
     );
     // Filled: zeroed memory from calloc may never be touched, and untouched pages are not resident.
-    const entry = ownedEntry(head, new Uint8Array(valueBytes).fill(i & 0xff), Date.now(), performance.now() + 3_600_000, null);
+    const entry = ownedEntry(head, new Uint8Array(valueBytes).fill(i & 0xff), plainMeta(Date.now(), performance.now() + 3_600_000));
     l1.set(key, entry, 3_600_000);
     charged += entrySize(key, entry);
   }

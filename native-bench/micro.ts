@@ -9,22 +9,22 @@ import { availableParallelism, cpus } from 'node:os';
 import { Bench } from 'tinybench';
 import { Counters } from '../src/counters/counters.js';
 import { allocateHotIndex, HotIndexReader, HotIndexWriter, hotIndexShape } from '../src/l1/hot-index.js';
-import { L1Partition } from '../src/l1/partition.js';
+import { L1Partition, plainMeta } from '../src/l1/partition.js';
 import { type BatchResult, type OpWaiter, ShardPool } from '../src/shards/pool.js';
 import { type Batch, OP } from '../src/shards/protocol.js';
 import { hashKey, shardOf } from '../src/shards/route.js';
-import { Shard } from '../src/shards/shard.js';
+import { COORDINATION_DEFAULTS, Shard } from '../src/shards/shard.js';
 
 const KEYS = 10_000;
 const value = new Uint8Array(1024).fill(7);
 const keys = Array.from({ length: KEYS }, (_, i) => `user:${i}:profile`);
 const head = new TextEncoder().encode('application/octet-stream\r\netag: "0badcafe-400"');
-const entry = { value, head, createdMs: Date.now(), expiresMs: Date.now() + 3_600_000, tags: null };
+const entry = { ...plainMeta(Date.now(), Date.now() + 3_600_000), value, head };
 
 const l1 = new L1Partition({ maxBytes: 64 * 1024 * 1024, events: { evicted() {}, expired() {} } });
 for (const key of keys) l1.set(key, entry, 3_600_000);
 const counters = new Counters(1);
-const shard = new Shard(0, counters, 64 * 1024 * 1024);
+const shard = new Shard({ index: 0, counters, l1MaxBytes: 64 * 1024 * 1024, send: () => {} });
 for (const key of keys) shard.l1.set(key, entry, 3_600_000);
 const shape = hotIndexShape(64 * 1024 * 1024);
 const hotBuffer = allocateHotIndex(shape);
@@ -37,14 +37,24 @@ const batchOf = (n: number): Batch => ({
   sentAtMs: performance.timeOrigin + performance.now(),
   ops: new Array(n).fill(OP.GET),
   keys: keys.slice(0, n),
-  puts: null,
+  args: null,
 });
 const batch16 = batchOf(16);
 
 const pool = new ShardPool({
   shards: 1,
   requestTimeoutMs: 5000,
-  workerData: { shards: 1, countersBuffer: new Counters(1).buffer, l1MaxBytesPerShard: 64 * 1024 * 1024, purgeIntervalMs: 1000, hotIndexShape: null, l2: null },
+  workerData: {
+    shards: 1,
+    countersBuffer: new Counters(1).buffer,
+    l1MaxBytesPerShard: 64 * 1024 * 1024,
+    purgeIntervalMs: 1000,
+    hotIndexShape: null,
+    l2: null,
+    origins: null,
+    maxValueBytes: 1024 * 1024,
+    coordination: COORDINATION_DEFAULTS,
+  },
 });
 await pool.ready();
 

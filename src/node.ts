@@ -1,3 +1,4 @@
+import { answerWithinMs } from './config/load.js';
 import type { StrataConfig } from './config/schema.js';
 import { Counters, FrontCounters } from './counters/counters.js';
 import { createApp } from './http/app.js';
@@ -7,7 +8,9 @@ import { allocatedBytes, hotIndexShape } from './l1/hot-index.js';
 import { type L2Status, l2TargetOf, NodeL2Link } from './l2/node-link.js';
 import { MetricsRegistry } from './metrics/registry.js';
 import { StatsReporter } from './metrics/stats.js';
+import { OriginSlots } from './origin/slots.js';
 import { ShardPool } from './shards/pool.js';
+import { COORDINATION_DEFAULTS } from './shards/shard.js';
 
 /** A running node. */
 export interface StrataNode {
@@ -71,7 +74,8 @@ export async function startNode(config: StrataConfig, options: StartOptions = {}
 }
 
 async function startClaimed(uws: ReturnType<typeof loadNativeUws>, config: StrataConfig, options: StartOptions): Promise<StrataNode> {
-  const counters = new Counters(config.shards);
+  const counters = new Counters(config.shards, undefined, config.origins.length);
+  const originSlots = new OriginSlots(config.origins.length);
   const l1MaxBytesPerShard = Math.floor(config.l1MaxBytes / config.shards);
   const shape = hotIndexShape(Math.min(Math.floor(l1MaxBytesPerShard * HOT_ARENA_SHARE), HOT_ARENA_MAX_BYTES));
   const target = l2TargetOf(config);
@@ -87,6 +91,9 @@ async function startClaimed(uws: ReturnType<typeof loadNativeUws>, config: Strat
       purgeIntervalMs: PURGE_INTERVAL_MS,
       hotIndexShape: shape,
       l2: l2?.shardSettings ?? null,
+      origins: config.origins.length === 0 ? null : { rules: config.origins, slots: originSlots.buffer },
+      maxValueBytes: config.maxValueBytes,
+      coordination: { ...COORDINATION_DEFAULTS, earlyRefreshBeta: config.earlyRefreshBeta, answerWithinMs: answerWithinMs(config.requestTimeoutMs) },
     },
   });
   try {

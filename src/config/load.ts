@@ -22,6 +22,15 @@ export const L1_ENTRY_OVERHEAD_BYTES = 880;
  */
 export const LARGEST_ENTRY_EXTRA_BYTES = 1024 + 320 + L1_ENTRY_OVERHEAD_BYTES;
 
+/**
+ * How long a shard may take to answer an op that waits (an origin load, a
+ * lock or lease wait): well inside requestTimeoutMs, after which the pool
+ * would take the shard for hung and replace its worker.
+ */
+export function answerWithinMs(requestTimeoutMs: number): number {
+  return Math.max(requestTimeoutMs * 0.8, requestTimeoutMs - 1000);
+}
+
 export interface ConfigSources {
   /** CLI arguments after the script name. */
   readonly argv: readonly string[];
@@ -138,6 +147,15 @@ export function resolveConfig(
       `must be at most half of requestTimeoutMs (${config.requestTimeoutMs}), so an L2 failure is answered well before the shard is declared hung`,
     );
   }
+  config.origins.forEach((rule, i) => {
+    if (rule.timeoutMs * 2 > config.requestTimeoutMs) {
+      throw new ConfigError(
+        `origins[${i}].timeoutMs`,
+        rule.timeoutMs,
+        `rule "${rule.name}": must be at most half of requestTimeoutMs (${config.requestTimeoutMs}), so a failed load (or a take-over after it) is answered before the shard counts as hung`,
+      );
+    }
+  });
   const perShard = Math.floor(config.l1MaxBytes / config.shards);
   if (perShard < config.maxValueBytes + LARGEST_ENTRY_EXTRA_BYTES) {
     throw new ConfigError(

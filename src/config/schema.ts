@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { ConfigError } from '../errors.js';
 import { parseClusterSeeds, redactPasswords } from '../l2/target.js';
+import { checkOriginRules, type OriginRule, parseOriginRule } from '../origin/rules.js';
 
 /** The node's configuration after defaults, file, environment and flags are merged and checked. */
 export interface StrataConfig {
@@ -55,6 +56,18 @@ export interface StrataConfig {
    * L2 every write is kept regardless. @default "tinylfu"
    */
   readonly l1Admission: 'lru' | 'tinylfu';
+  /**
+   * Read-through origins: keys with a rule's prefix are loaded from its HTTP
+   * origin on a miss (see src/origin/rules.ts for each field and its
+   * default). The environment gives one rule as `<prefix>=<url>`. Each
+   * rule's timeoutMs must be at most requestTimeoutMs / 2. @default []
+   */
+  readonly origins: readonly OriginRule[];
+  /**
+   * XFetch's β (docs/stampede.md): how eagerly a hot value from an origin is
+   * refreshed before it expires; 0 turns early refresh off. @default 1
+   */
+  readonly earlyRefreshBeta: number;
 }
 
 /** What a config file may set: any subset of the options. */
@@ -205,6 +218,12 @@ function checkRedisCluster(value: unknown): readonly string[] {
     throw new ConfigError('redisCluster', seeds.map(redactPasswords).join(','), (err as Error).message);
   }
   return Object.freeze([...seeds]);
+}
+
+function checkBeta(value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 100)
+    throw new ConfigError('earlyRefreshBeta', value, 'must be a number in [0, 100]');
+  return value;
 }
 
 function checkAdmission(value: unknown): 'lru' | 'tinylfu' {
@@ -372,6 +391,29 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: () => 'tinylfu' as const,
     parse: (raw) => checkAdmission(raw.trim()),
     check: checkAdmission,
+  },
+  {
+    key: 'origins',
+    env: 'STRATA_ORIGIN',
+    flag: '--origin',
+    doc: 'a read-through origin: <prefix>=<url template>, e.g. user:=http://127.0.0.1:3000/users/{id} (more rules, and their options, in the config file)',
+    defaultText: '(none)',
+    default: () => Object.freeze([]) as readonly OriginRule[],
+    parse: (raw) => parseOriginRule(raw.trim()),
+    check: checkOriginRules,
+  },
+  {
+    key: 'earlyRefreshBeta',
+    env: 'STRATA_EARLY_REFRESH_BETA',
+    flag: '--early-refresh-beta',
+    doc: 'XFetch β: how early a hot origin value is refreshed before it expires, 0–100 (0 = never early)',
+    defaultText: '1',
+    default: () => 1,
+    parse: (raw) => {
+      const n = /^\s*\d+(\.\d+)?\s*$/.test(raw) ? Number(raw) : Number.NaN;
+      return checkBeta(n);
+    },
+    check: checkBeta,
   },
   intOption({
     key: 'l1MaxTtl',

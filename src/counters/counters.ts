@@ -8,6 +8,7 @@ import {
   type HistOp,
   type Layout,
   layoutFor,
+  ORIGIN_SLOTS,
   ROUTE_INDEX,
   ROUTE_SLOTS,
   ROUTES,
@@ -53,8 +54,8 @@ export class Counters {
    */
   readonly #local: Float64Array;
 
-  constructor(shards: number, buffer?: SharedArrayBuffer) {
-    this.layout = layoutFor(shards);
+  constructor(shards: number, buffer?: SharedArrayBuffer, origins = 0) {
+    this.layout = layoutFor(shards, origins);
     this.buffer = buffer ?? new SharedArrayBuffer(this.layout.total * 8);
     if (this.buffer.byteLength !== this.layout.total * 8) {
       throw new RangeError(`counters buffer is ${this.buffer.byteLength} bytes, layout needs ${this.layout.total * 8}`);
@@ -99,6 +100,24 @@ export class Counters {
   /** Records `count` observations of `ns` each into shard `shard`'s histogram for `op`. */
   observeShard(shard: number, op: HistOp, ns: number, count = 1): void {
     this.#observe(this.layout.shardHistBase + (shard * HIST_OPS.length + HIST_OP_INDEX[op]) * HIST_SLOTS, ns, count);
+  }
+
+  /** Adds n to an origin rule's slot (ORIGIN_SLOT.*); every shard writes these, hence Atomics. */
+  addOrigin(origin: number, slot: number, n = 1): void {
+    Atomics.add(this.#slots, this.layout.originBase + origin * ORIGIN_SLOTS + slot, BigInt(n));
+  }
+
+  origin(origin: number, slot: number): number {
+    return Number(Atomics.load(this.#slots, this.layout.originBase + origin * ORIGIN_SLOTS + slot));
+  }
+
+  /** Records one origin request's duration. */
+  observeOrigin(origin: number, ns: number): void {
+    this.#observe(this.layout.originHistBase + origin * HIST_SLOTS, ns, 1);
+  }
+
+  originHistogram(origin: number): HistogramSnapshot {
+    return this.#histogram(this.layout.originHistBase + origin * HIST_SLOTS);
   }
 
   shardHistogram(shard: number, op: HistOp): HistogramSnapshot {

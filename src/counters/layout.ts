@@ -67,6 +67,32 @@ export const SHARD_SLOT = {
   HOT_ARENA_TOUCHED_BYTES: 31,
   /** Gauge: bytes of the TinyLFU frequency sketch (0 with lru admission). */
   SKETCH_BYTES: 32,
+  /** Answers with a stale value (x-cache: STALE): stale-while-revalidate, stale-if-error, soft timeouts, lease waiters. */
+  STALE_ANSWERS: 33,
+  /** Refreshes started early by XFetch, before the value expired. */
+  EARLY_REFRESHES: 34,
+  /** Background refreshes of a stale value started (stale-while-revalidate, a soft timeout's load going on). */
+  REFRESHES: 35,
+  /** Reads that joined a load or lease wait already in flight for their key on this shard (in-node single-flight). */
+  LOADS_JOINED: 36,
+  /** Key locks this shard took: a load, or a lease handed to a client. */
+  LOCKS_ACQUIRED: 37,
+  /** Times this shard found a key's lock held elsewhere and waited for the fill. */
+  LOCK_WAITS: 38,
+  /** Locks taken over after the holder released or lost them without a fill (a dead or failed holder). */
+  LOCK_TAKEOVERS: 39,
+  /** Fills refused because the lock was no longer held (fencing: expired and taken over, or voided). */
+  LOCKS_LOST: 40,
+  /** Leases handed to cache-aside clients. */
+  LEASES_GRANTED: 41,
+  /** Lease fills stored. */
+  LEASES_FILLED: 42,
+  /** Lease fills refused with 409 E_LEASE_LOST (deleted or invalidated since, or expired). */
+  LEASES_VOIDED: 43,
+  /** Waits for another caller's fill that ended without one (lease waiters: 404 with Retry-After). */
+  WAIT_TIMEOUTS: 44,
+  /** Waits that ended with another holder's fill (often another node's). */
+  REMOTE_FILLS: 45,
 } as const;
 
 /** Slots per shard; room is left for counters still to come. */
@@ -106,12 +132,39 @@ export const STATUS_INDEX: Readonly<Int8Array> = (() => {
   return index;
 })();
 
-/** Where each region of the shared buffer starts, in slots, for a node with `shards` shards. */
-export function layoutFor(shards: number) {
+/** Per-origin slots (one set per origin rule, written by every shard with Atomics). */
+export const ORIGIN_SLOT = {
+  /** Requests sent to the origin to read a value (loads and refreshes). */
+  LOADS: 0,
+  /** Loads answered with a value (200). */
+  VALUES: 1,
+  /** Conditional refreshes answered 304: the cached value was kept. */
+  NOT_MODIFIED: 2,
+  /** Loads answered 404/410 (cached as absent for negativeTtl). */
+  NOT_FOUND: 3,
+  /** Loads that failed: 5xx, an unexpected status, a value too large, no connection. */
+  ERRORS: 4,
+  /** Loads past timeoutMs. */
+  TIMEOUTS: 5,
+  /** Loads not started because maxConcurrent were in flight (503 E_ORIGIN_BUSY unless a stale copy served). */
+  BUSY: 6,
+  /** Write-through requests. */
+  WRITES: 7,
+  /** Write-through requests that failed (the cache was left untouched). */
+  WRITE_ERRORS: 8,
+} as const;
+export const ORIGIN_SLOTS = 12;
+/** Load outcomes in ORIGIN_SLOT order from LOADS + 1 (the `result` label of strata_origin_loads_total). */
+export const ORIGIN_RESULTS = ['value', 'not_modified', 'not_found', 'error', 'timeout', 'busy'] as const;
+
+/** Where each region of the shared buffer starts, in slots, for a node with `shards` shards and `origins` origin rules. */
+export function layoutFor(shards: number, origins = 0) {
   const shardBase = 0;
   const shardHistBase = shardBase + shards * SHARD_SLOTS;
-  const total = shardHistBase + shards * HIST_OPS.length * HIST_SLOTS;
-  return { shards, shardBase, shardHistBase, total } as const;
+  const originBase = shardHistBase + shards * HIST_OPS.length * HIST_SLOTS;
+  const originHistBase = originBase + origins * ORIGIN_SLOTS;
+  const total = originHistBase + origins * HIST_SLOTS;
+  return { shards, origins, shardBase, shardHistBase, originBase, originHistBase, total } as const;
 }
 
 /** Slots of the front's own counters (main thread only, not shared): per route, statuses then a histogram. */

@@ -1,16 +1,19 @@
+import { answerWithinMs } from '../config/load.js';
 import type { StrataConfig } from '../config/schema.js';
+import { tokenEpoch } from '../coordination/lease-token.js';
 import type { Counters, FrontCounters } from '../counters/counters.js';
 import { L2_ERROR_KINDS, type Route } from '../counters/layout.js';
 import type { ErrorCode } from '../errors.js';
 import type { L2Status } from '../l2/node-link.js';
 import type { MetricsRegistry } from '../metrics/registry.js';
 import type { StatsReporter } from '../metrics/stats.js';
+import { ruleFor } from '../origin/rules.js';
 import type { BatchResult, OpWaiter, ShardPool } from '../shards/pool.js';
-import { FIELD, FIELDS, OP, STATUS } from '../shards/protocol.js';
+import { LEVELS, OP, STATUS } from '../shards/protocol.js';
 import { hashKey, shardOfHash, shardOf as shardOfKey } from '../shards/route.js';
 import { readBody } from './body.js';
 import { framingProblem, type HeaderScan, headerProblem, scanHeaders } from './headers.js';
-import { contentTypeOf, type InputProblem, isProblem, parseJsonBody, parsePutQuery, stringList, TokenGuard, tagProblem } from './input.js';
+import { contentTypeOf, type InputProblem, isProblem, parseGetQuery, parseJsonBody, parsePutQuery, stringList, TokenGuard, tagProblem } from './input.js';
 import { keyFromSegment, keyProblem } from './key.js';
 import { Exchange, serveHot } from './respond.js';
 import type { HttpRequest, HttpResponse, loadNativeUws, TemplatedApp } from './uws.js';
@@ -37,7 +40,7 @@ export interface AppContext {
 
 /** The message of a 503 E_L2_UNAVAILABLE for an op the shard answered with STATUS.L2_ERROR. */
 function l2ErrorMessage(result: BatchResult, index: number): string {
-  const kind = L2_ERROR_KINDS[result.header[index * FIELDS + FIELD.VALUE_LEN] as number] ?? 'connection';
+  const kind = L2_ERROR_KINDS[result.arg(index)] ?? 'connection';
   const why =
     kind === 'timeout'
       ? 'did not answer within l2TimeoutMs'
@@ -52,18 +55,67 @@ function l2ErrorMessage(result: BatchResult, index: number): string {
 }
 
 const KEY_METHODS = 'GET, HEAD, PUT, DELETE';
+/** mget reads the cache only: it never loads from an origin (a miss is null). */
+const CACHE_ONLY = { kind: 'get', leaseMs: 0, waitMs: 0, cacheOnly: true } as const;
 const WWW_AUTHENTICATE = ['www-authenticate', 'Bearer realm="strata"'] as const;
 
 /** A GET/HEAD/PUT/DELETE on one key, waiting for its shard. */
 class KeyExchange extends Exchange implements OpWaiter {
-  onResult(result: BatchResult, index: number): void {
-    const status = result.header[index * FIELDS + FIELD.STATUS];
-    if (status === STATUS.HIT) this.hit(result, index, this.head);
-    else if (status === STATUS.MISS) this.miss(this.head);
-    else if (status === STATUS.STORED || status === STATUS.DONE) this.noContent();
-    else if (status === STATUS.TOO_LARGE) this.error('E_VALUE_TOO_LARGE', 'the value does not fit in the L1 partition');
-    else if (status === STATUS.L2_ERROR) this.error('E_L2_UNAVAILABLE', l2ErrorMessage(result, index));
-    else this.error('E_INTERNAL', `unexpected shard status ${status}`);
+  onResult(result: BatchResult, i: number): void {
+    switch (result.status(i)) {
+      case STATUS.HIT:
+        this.hit(result, i, this.head);
+        return;
+      case STATUS.MISS:
+        this.miss(this.head);
+        return;
+      case STATUS.STORED:
+      case STATUS.DONE:
+        this.noContent();
+        return;
+      case STATUS.NEGATIVE:
+        this.errorWith('E_KEY_NOT_FOUND', "the key's origin has no value for it (remembered for its negativeTtl)", {
+          headers: [['x-cache', LEVELS[result.arg(i)] ?? 'L1']],
+        });
+        return;
+      case STATUS.LEASED:
+        this.errorWith(
+          'E_KEY_NOT_FOUND',
+          'the key is not cached, and this request holds its lease: load the value, then PUT it with this strata-lease header',
+          {
+            headers: [['strata-lease', result.detail(i)]],
+          },
+        );
+        return;
+      case STATUS.WAIT_TIMEOUT:
+        this.errorWith('E_KEY_NOT_FOUND', 'the key is not cached and the fill by its lease holder did not come within wait=; retry', {
+          headers: [['retry-after', String(result.arg(i))]],
+        });
+        return;
+      case STATUS.ORIGIN_ERROR:
+        this.errorWith('E_ORIGIN_ERROR', result.detail(i), { extra: { originStatus: result.arg(i) } });
+        return;
+      case STATUS.ORIGIN_TIMEOUT:
+        this.error('E_ORIGIN_TIMEOUT', result.detail(i));
+        return;
+      case STATUS.ORIGIN_BUSY:
+        this.errorWith('E_ORIGIN_BUSY', "the key's origin has maxConcurrent requests in flight from this node; retry", {
+          headers: [['retry-after', String(result.arg(i))]],
+        });
+        return;
+      case STATUS.LEASE_LOST:
+        this.error('E_LEASE_LOST', result.detail(i));
+        return;
+      case STATUS.TOO_LARGE:
+        this.error('E_VALUE_TOO_LARGE', 'the value does not fit in the L1 partition');
+        return;
+      case STATUS.L2_ERROR:
+        this.error('E_L2_UNAVAILABLE', l2ErrorMessage(result, i));
+        return;
+      default:
+        this.error('E_INTERNAL', `unexpected shard status ${result.status(i)}`);
+        return;
+    }
   }
   onFail(code: ErrorCode, message: string): void {
     this.error(code, message);
@@ -82,16 +134,14 @@ class MgetExchange extends Exchange implements OpWaiter {
     this.remaining = keys.length;
   }
   onResult(result: BatchResult, index: number, slot: number): void {
-    const base = index * FIELDS;
     // A key the L2 could not be asked about is not known to be absent: the whole answer fails rather than say null.
-    if (result.header[base + FIELD.STATUS] === STATUS.L2_ERROR) {
+    if (result.status(index) === STATUS.L2_ERROR) {
       this.error('E_L2_UNAVAILABLE', l2ErrorMessage(result, index));
       return;
     }
-    if (result.header[base + FIELD.STATUS] === STATUS.HIT) {
-      const offset = (result.header[base + FIELD.OFFSET] as number) + (result.header[base + FIELD.HEAD_LEN] as number);
-      const length = result.header[base + FIELD.VALUE_LEN] as number;
-      this.values[slot] = Buffer.from(result.bytes.buffer, result.bytes.byteOffset + offset, length).toString('base64');
+    if (result.status(index) === STATUS.HIT) {
+      const value = result.value(index);
+      this.values[slot] = Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
     }
     if (--this.remaining === 0) {
       const out: Record<string, string | null> = Object.create(null);
@@ -119,10 +169,10 @@ class InvalidateExchange extends Exchange implements OpWaiter {
   next: (() => void) | null = null;
   #failure: { code: ErrorCode; message: string } | null = null;
   onResult(result: BatchResult, index: number): void {
-    if (result.header[index * FIELDS + FIELD.STATUS] === STATUS.L2_ERROR) {
+    if (result.status(index) === STATUS.L2_ERROR) {
       this.#failure ??= { code: 'E_L2_UNAVAILABLE', message: l2ErrorMessage(result, index) };
     } else {
-      this.invalidated += result.header[index * FIELDS + FIELD.VALUE_LEN] as number;
+      this.invalidated += result.arg(index);
     }
     this.#step();
   }
@@ -190,11 +240,14 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
   };
 
   const shardOf = (key: string): number => shardOfKey(key, shards);
+  const maxWaitMs = Math.floor(answerWithinMs(config.requestTimeoutMs));
+  const origins = config.origins;
   const lookup = (head: boolean) => (res: HttpResponse, req: HttpRequest) => {
     const route = head ? 'head' : 'get';
     const h = scanHeaders(req);
+    const query = req.getQuery() ?? '';
     // Fast path: a valid key whose entry the shard has published is answered here, in the handler.
-    if (!head && h.contentLengths === 0 && h.codings === 0 && headerProblem(h) === null && !ctx.draining()) {
+    if (!head && query === '' && h.contentLengths === 0 && h.codings === 0 && headerProblem(h) === null && !ctx.draining()) {
       const key = keyFromSegment(req.getParameter(0) ?? '');
       if (typeof key === 'string') {
         const hash = hashKey(key);
@@ -209,7 +262,13 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     if (!headersOk(ex, h) || refuseIfDraining(ex)) return;
     const key = keyFromSegment(req.getParameter(0) ?? '');
     if (typeof key !== 'string') return ex.error('E_INVALID_KEY', key.message, h.hasBody);
-    pool.submit(shardOf(key), head ? OP.HEAD : OP.GET, key, null, ex, 0);
+    const get = parseGetQuery(query, maxWaitMs);
+    if (isProblem(get)) return ex.error(get.code, get.message, h.hasBody);
+    if (get.leaseMs > 0 && ruleFor(key, origins) !== null) {
+      return ex.error('E_INVALID_LEASE', 'this key has an origin: Strata loads it itself, so there is no lease to hand out', h.hasBody);
+    }
+    const args = get.leaseMs === 0 ? null : ({ kind: 'get', leaseMs: get.leaseMs, waitMs: get.waitMs, cacheOnly: false } as const);
+    pool.submit(shardOf(key), head ? OP.HEAD : OP.GET, key, args, ex, 0);
   };
   app.get('/v1/keys/:key', lookup(false));
   app.head('/v1/keys/:key', lookup(true));
@@ -223,6 +282,10 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     if (typeof key !== 'string') return ex.error('E_INVALID_KEY', key.message, close);
     const query = parsePutQuery(req.getQuery() ?? '', config.defaultTtl, config.maxTtl);
     if (isProblem(query)) return ex.error(query.code, query.message, close);
+    const lease = h.leases === 0 ? null : h.lease;
+    if (lease !== null && (tokenEpoch(lease) === null || ruleFor(key, origins) !== null)) {
+      return ex.error('E_INVALID_LEASE', 'strata-lease must be a token this node handed out, for a key without an origin', close);
+    }
     const contentType = contentTypeOf(h.contentType);
     if (typeof contentType !== 'string') return ex.error(contentType.code, contentType.message, close);
     const length = h.contentLength;
@@ -236,7 +299,14 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
       length: h.contentLengths === 1 ? Number(h.contentLength) : -1,
       onBody: (value) => {
         if (ex.aborted) return;
-        pool.submit(shard, OP.PUT, key, { value, contentType, ttlMs: query.ttlS * 1000, tags: query.tags }, ex, 0);
+        pool.submit(
+          shard,
+          OP.PUT,
+          key,
+          { kind: 'put', value, contentType, ttlMs: query.ttlS * 1000, swrMs: query.swrS * 1000, tags: query.tags, lease },
+          ex,
+          0,
+        );
       },
       onTooLarge: () => ex.error('E_VALUE_TOO_LARGE', `the value is larger than maxValueBytes (${config.maxValueBytes})`, true),
       onBadFraming: (why) => ex.error('E_BAD_FRAMING', why, true),
@@ -308,7 +378,7 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
       ex.expect(unique);
       for (let i = 0; i < unique.length; i++) {
         const key = unique[i] as string;
-        pool.submit(shardOf(key), OP.GET, key, null, ex, i);
+        pool.submit(shardOf(key), OP.GET, key, CACHE_ONLY, ex, i);
       }
     });
   });

@@ -22,6 +22,9 @@ export class HeaderScan {
   coding = '';
   contentTypes = 0;
   contentType = '';
+  /** `strata-lease`: a lease token a PUT fills under. */
+  leases = 0;
+  lease = '';
 
   /** True when the request announces a body (a non-zero Content-Length, or a Transfer-Encoding). */
   get hasBody(): boolean {
@@ -49,6 +52,9 @@ function visit(name: string, value: string): void {
     case 'content-type':
       if (scan.contentTypes++ === 0) scan.contentType = value;
       break;
+    case 'strata-lease':
+      if (scan.leases++ === 0) scan.lease = value;
+      break;
   }
 }
 
@@ -64,6 +70,8 @@ export function scanHeaders(req: HttpRequest): HeaderScan {
   scan.coding = '';
   scan.contentTypes = 0;
   scan.contentType = '';
+  scan.leases = 0;
+  scan.lease = '';
   req.forEach(visit);
   return scan;
 }
@@ -78,6 +86,7 @@ export function headerProblem(h: HeaderScan): string | null {
   if (h.hosts === 1 && !HOST.test(h.host)) return 'the Host header is not a valid host[:port] (RFC 9112 §3.2)';
   if (h.authorizations > 1) return 'more than one Authorization header';
   if (h.contentTypes > 1) return 'more than one Content-Type header';
+  if (h.leases > 1) return 'more than one strata-lease header';
   return null;
 }
 

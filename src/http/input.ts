@@ -30,45 +30,95 @@ export function tagProblem(tag: string): string | null {
 /** What a PUT's query string may say. */
 export interface PutQuery {
   readonly ttlS: number;
+  /** Seconds after ttl during which the value may still be served stale (leases' waiters get it). */
+  readonly swrS: number;
   readonly tags: readonly string[] | null;
 }
 
-/** Parses `ttl=S&tags=a,b`; any other or repeated parameter is an error. */
-export function parsePutQuery(query: string, defaultTtlS: number, maxTtlS: number): PutQuery | InputProblem {
-  let ttlS = defaultTtlS;
-  let tags: string[] | null = null;
-  if (query === '') return { ttlS, tags };
+/** What a GET's query string may say: a lease request. */
+export interface GetQuery {
+  /** `lease=MS`: on a miss, hand this caller the lease for MS ms; 0 = no lease. */
+  readonly leaseMs: number;
+  /** `wait=MS`: a caller without the lease waits this long for the fill. */
+  readonly waitMs: number;
+}
+
+/** Longest lease a client may ask for, ms. */
+export const MAX_LEASE_MS = 60_000;
+/** How long a lease waiter waits when the request does not say (`wait=`), ms. */
+export const DEFAULT_LEASE_WAIT_MS = 1000;
+
+/** The parameters of a query string, decoded; a repeated, badly encoded or unknown parameter is a problem. */
+function queryParams(query: string, allowed: readonly string[]): Map<string, string> | InputProblem {
+  const params = new Map<string, string>();
+  if (query === '') return params;
   const raw = rawUrlTextProblem(query);
   if (raw !== null) return { code: 'E_INVALID_QUERY', message: raw };
-  const seen = new Set<string>();
   for (const pair of query.split('&')) {
     if (pair === '') continue;
     const eq = pair.indexOf('=');
     const name = eq === -1 ? pair : pair.slice(0, eq);
-    const raw = eq === -1 ? '' : pair.slice(eq + 1);
-    if (seen.has(name)) return { code: 'E_INVALID_QUERY', message: `query parameter ${name} is given twice` };
-    seen.add(name);
-    const value = decodeSegment(raw.replaceAll('+', ' '));
+    if (!allowed.includes(name))
+      return { code: 'E_INVALID_QUERY', message: `unknown query parameter ${JSON.stringify(name)} (allowed: ${allowed.join(', ')})` };
+    if (params.has(name)) return { code: 'E_INVALID_QUERY', message: `query parameter ${name} is given twice` };
+    const value = decodeSegment((eq === -1 ? '' : pair.slice(eq + 1)).replaceAll('+', ' '));
     if (value === undefined) return { code: 'E_INVALID_QUERY', message: `query parameter ${name} has bad percent-encoding` };
-    if (name === 'ttl') {
-      const n = /^\d{1,12}$/.test(value) ? Number(value) : Number.NaN;
-      if (!(n >= 1 && n <= maxTtlS)) {
-        return { code: 'E_INVALID_TTL', message: `ttl must be an integer number of seconds in [1, ${maxTtlS}]` };
-      }
-      ttlS = n;
-    } else if (name === 'tags') {
-      const list = value.split(',');
-      if (list.length > MAX_TAGS) return { code: 'E_INVALID_TAGS', message: `at most ${MAX_TAGS} tags` };
-      for (const tag of list) {
-        const problem = tagProblem(tag);
-        if (problem !== null) return { code: 'E_INVALID_TAGS', message: problem };
-      }
-      tags = [...new Set(list)];
-    } else {
-      return { code: 'E_INVALID_QUERY', message: `unknown query parameter ${JSON.stringify(name)} (allowed: ttl, tags)` };
-    }
+    params.set(name, value);
   }
-  return { ttlS, tags };
+  return params;
+}
+
+/** A whole number in [min, max] from a parameter, or NaN. */
+function wholeNumber(value: string, min: number, max: number): number {
+  const n = /^\d{1,12}$/.test(value) ? Number(value) : Number.NaN;
+  return n >= min && n <= max ? n : Number.NaN;
+}
+
+/** Parses `ttl=S&swr=S&tags=a,b`; any other or repeated parameter is an error. */
+export function parsePutQuery(query: string, defaultTtlS: number, maxTtlS: number): PutQuery | InputProblem {
+  const params = queryParams(query, ['ttl', 'swr', 'tags']);
+  if (isProblem(params)) return params;
+  let ttlS = defaultTtlS;
+  let swrS = 0;
+  let tags: string[] | null = null;
+  const ttl = params.get('ttl');
+  if (ttl !== undefined) {
+    ttlS = wholeNumber(ttl, 1, maxTtlS);
+    if (Number.isNaN(ttlS)) return { code: 'E_INVALID_TTL', message: `ttl must be an integer number of seconds in [1, ${maxTtlS}]` };
+  }
+  const swr = params.get('swr');
+  if (swr !== undefined) {
+    swrS = wholeNumber(swr, 0, maxTtlS);
+    if (Number.isNaN(swrS)) return { code: 'E_INVALID_TTL', message: `swr must be an integer number of seconds in [0, ${maxTtlS}]` };
+  }
+  const tagList = params.get('tags');
+  if (tagList !== undefined) {
+    const list = tagList.split(',');
+    if (list.length > MAX_TAGS) return { code: 'E_INVALID_TAGS', message: `at most ${MAX_TAGS} tags` };
+    for (const tag of list) {
+      const problem = tagProblem(tag);
+      if (problem !== null) return { code: 'E_INVALID_TAGS', message: problem };
+    }
+    tags = [...new Set(list)];
+  }
+  return { ttlS, swrS, tags };
+}
+
+/** Parses a GET's `lease=MS&wait=MS`; `wait` goes with `lease` and is at most maxWaitMs. */
+export function parseGetQuery(query: string, maxWaitMs: number): GetQuery | InputProblem {
+  const params = queryParams(query, ['lease', 'wait']);
+  if (isProblem(params)) return params;
+  const lease = params.get('lease');
+  const wait = params.get('wait');
+  if (lease === undefined) {
+    if (wait !== undefined) return { code: 'E_INVALID_LEASE', message: 'wait= goes with lease=' };
+    return { leaseMs: 0, waitMs: 0 };
+  }
+  const leaseMs = wholeNumber(lease, 1, MAX_LEASE_MS);
+  if (Number.isNaN(leaseMs)) return { code: 'E_INVALID_LEASE', message: `lease must be a whole number of ms in [1, ${MAX_LEASE_MS}]` };
+  const waitMs = wait === undefined ? Math.min(DEFAULT_LEASE_WAIT_MS, maxWaitMs) : wholeNumber(wait, 0, maxWaitMs);
+  if (Number.isNaN(waitMs)) return { code: 'E_INVALID_LEASE', message: `wait must be a whole number of ms in [0, ${maxWaitMs}]` };
+  return { leaseMs, waitMs };
 }
 
 /**

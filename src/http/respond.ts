@@ -2,8 +2,7 @@ import type { Counters, FrontCounters } from '../counters/counters.js';
 import { type Route, SHARD_SLOT } from '../counters/layout.js';
 import { ERROR_CODES, type ErrorCode } from '../errors.js';
 import type { HotIndexReader } from '../l1/hot-index.js';
-import type { BatchResult } from '../shards/pool.js';
-import { FIELD, FIELDS } from '../shards/protocol.js';
+import type { BatchResult } from '../shards/protocol.js';
 import type { HttpResponse } from './uws.js';
 
 /** The one place that writes HTTP responses. Every request is an Exchange. */
@@ -15,10 +14,16 @@ const STATUS_LINE: Record<number, string> = {
   401: '401 Unauthorized',
   404: '404 Not Found',
   405: '405 Method Not Allowed',
+  409: '409 Conflict',
   413: '413 Content Too Large',
   500: '500 Internal Server Error',
+  502: '502 Bad Gateway',
   503: '503 Service Unavailable',
+  504: '504 Gateway Timeout',
 };
+
+/** A response header as name and value. */
+export type Header = readonly [string, string];
 
 const JSON_TYPE = 'application/json';
 // performance.timeOrigin is a getter that calls into Node each time.
@@ -46,9 +51,9 @@ function endHead(res: HttpResponse, length: number, close: boolean): void {
   else res.writeHeader('content-length', String(length)).endWithoutBody();
 }
 
-/** A JSON error body in the documented shape. */
-export function errorBody(code: ErrorCode, message: string): string {
-  return JSON.stringify({ error: { code, message } });
+/** A JSON error body in the documented shape; `extra` adds fields beside code and message (originStatus). */
+export function errorBody(code: ErrorCode, message: string, extra?: Readonly<Record<string, number | string>>): string {
+  return JSON.stringify({ error: { code, message, ...extra } });
 }
 
 /**
@@ -92,14 +97,24 @@ export class Exchange {
    * JSON error with its status. `close` ends the connection (unread body, bad
    * framing); `header` adds one header (Allow on 405, WWW-Authenticate on 401).
    */
-  error(code: ErrorCode, message: string, close = false, header?: readonly [string, string]): void {
+  error(code: ErrorCode, message: string, close = false, header?: Header): void {
+    this.errorWith(code, message, { close, headers: header === undefined ? [] : [header] });
+  }
+
+  /** JSON error with headers (Retry-After, strata-lease, x-cache) and fields beside code and message. */
+  errorWith(
+    code: ErrorCode,
+    message: string,
+    options: { close?: boolean; headers?: readonly Header[]; extra?: Readonly<Record<string, number | string>> },
+  ): void {
     const status = ERROR_CODES[code].status;
     if (!this.#finish(status)) return;
     const res = this.res;
-    const body = errorBody(code, message);
+    const body = errorBody(code, message, options.extra);
+    const close = options.close ?? false;
     res.cork(() => {
       res.writeStatus(STATUS_LINE[status] as string).writeHeader('content-type', JSON_TYPE);
-      if (header !== undefined) res.writeHeader(header[0], header[1]);
+      for (const [name, value] of options.headers ?? []) res.writeHeader(name, value);
       if (this.head) endHead(res, Buffer.byteLength(body), close);
       else res.end(body, close);
     });
@@ -139,7 +154,7 @@ export class Exchange {
     this.res.cork(writeNoContent);
   }
 
-  /** 200 with the value of op `index` in a shard's batch result. */
+  /** 200 with the value of op `index` in a shard's batch result (and its lease, if it carries one). */
   hit(result: BatchResult, index: number, head: boolean): void {
     if (!this.#finish(200)) return;
     corked = this;
@@ -195,15 +210,15 @@ let corkedHead = false;
 
 function writeHit(): void {
   const res = (corked as Exchange).res;
-  const { header, bytes } = corkedResult as BatchResult;
-  const base = corkedIndex * FIELDS;
-  const offset = header[base + FIELD.OFFSET] as number;
-  const headEnd = offset + (header[base + FIELD.HEAD_LEN] as number);
-  const valueLength = header[base + FIELD.VALUE_LEN] as number;
+  const result = corkedResult as BatchResult;
+  const i = corkedIndex;
   // One call writes content-type, etag and x-cache: the block is CRLF-joined (protocol.ts).
-  res.writeHeader('content-type', bytes.subarray(offset, headEnd)).writeHeader('age', ageOf(Date.now(), header[base + FIELD.CREATED_MS] as number));
-  if (corkedHead) endHead(res, valueLength, false);
-  else res.end(bytes.subarray(headEnd, headEnd + valueLength));
+  res.writeHeader('content-type', result.head(i)).writeHeader('age', ageOf(Date.now(), result.createdMs(i)));
+  // A lease handed out with a stale value.
+  const lease = result.detail(i);
+  if (lease !== '') res.writeHeader('strata-lease', lease);
+  if (corkedHead) endHead(res, result.valueLength(i), false);
+  else res.end(result.value(i));
   corkedResult = null;
 }
 

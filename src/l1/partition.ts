@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { L1_ENTRY_OVERHEAD_BYTES } from '../config/load.js';
+import type { Validators } from '../l2/envelope.js';
 import { hashKey } from '../shards/route.js';
 import { ExpiryWheel } from './expiry-wheel.js';
 import { FrequencySketch } from './frequency-sketch.js';
@@ -14,10 +15,23 @@ export interface L1Entry {
   readonly head: Uint8Array;
   /** Wall-clock ms when stored (for `age`). */
   readonly createdMs: number;
-  /** When it expires: ms on the performance.timeOrigin + performance.now() clock. */
+  /** Until when it is fresh: ms on the performance.timeOrigin + performance.now() clock (as the other times here). */
   readonly expiresMs: number;
+  /** Until when it may be served stale while it is refreshed (stale-while-revalidate); ≥ expiresMs. */
+  readonly swrUntilMs: number;
+  /** Until when it is kept: past swrUntilMs only as a fallback when a refresh fails (stale-if-error). */
+  readonly staleUntilMs: number;
+  /** How long the origin load that produced it took, ms (XFetch); 0 for a PUT. */
+  readonly deltaMs: number;
+  /** A cached absence: the origin said 404. */
+  readonly negative: boolean;
+  /** The origin's validators, for a conditional refresh. */
+  readonly validators: Validators | null;
   readonly tags: readonly string[] | null;
 }
+
+/** The fields of an entry other than its bytes. */
+export type L1EntryMeta = Omit<L1Entry, 'head' | 'value'>;
 
 /** From this size on, a value that has a buffer of its own keeps it (see ownedEntry). */
 const KEEP_OWN_BUFFER_BYTES = 4096;
@@ -33,14 +47,14 @@ const KEEP_OWN_BUFFER_BYTES = 4096;
  * garbage a write leaves for V8 to collect, for a saving that no longer
  * matters at that size.
  */
-export function ownedEntry(head: Uint8Array, value: Uint8Array, createdMs: number, expiresMs: number, tags: readonly string[] | null): L1Entry {
+export function ownedEntry(head: Uint8Array, value: Uint8Array, meta: L1EntryMeta): L1Entry {
   if (value.byteLength >= KEEP_OWN_BUFFER_BYTES && value.byteOffset === 0 && value.byteLength === value.buffer.byteLength) {
-    return { head, value, createdMs, expiresMs, tags };
+    return { ...meta, head, value };
   }
   const block = new Uint8Array(head.byteLength + value.byteLength);
   block.set(head, 0);
   block.set(value, head.byteLength);
-  return { head: block.subarray(0, head.byteLength), value: block.subarray(head.byteLength), createdMs, expiresMs, tags };
+  return { ...meta, head: block.subarray(0, head.byteLength), value: block.subarray(head.byteLength) };
 }
 
 /** What happens to the partition, for counters and the hot-read index. */
@@ -240,4 +254,9 @@ export class L1Partition {
   get bytes(): number {
     return this.#lru.calculatedSize;
   }
+}
+
+/** The metadata of a plain value (a PUT without a stale window): fresh until expiresMs, then gone. */
+export function plainMeta(createdMs: number, expiresMs: number, tags: readonly string[] | null = null): L1EntryMeta {
+  return { createdMs, expiresMs, swrUntilMs: expiresMs, staleUntilMs: expiresMs, deltaMs: 0, negative: false, validators: null, tags };
 }

@@ -27,3 +27,15 @@ export function valueKey(key: string): string {
 export function tagKey(tag: string): string {
   return `${L2_PREFIX}t:${escapeKey(tag)}`;
 }
+
+/**
+ * The Redis key of a value's lock (stampede lock and lease). Its hash tag is
+ * the whole value key (which has no braces), so in a Cluster it lives in the
+ * value's slot: a Lua script can read and write both, and DEL can take both.
+ */
+export function lockKey(key: string): string {
+  return `${L2_PREFIX}lock:{${valueKey(key)}}`;
+}
+
+/** Counts tag invalidations: a lease taken before one may no longer fill (docs/leases.md). */
+export const LEASE_EPOCH_KEY = `${L2_PREFIX}lease-epoch`;

@@ -4,9 +4,9 @@ import { type BreakerOptions, CircuitBreaker } from './breaker.js';
 import { BUS_CHANNEL } from './bus-format.js';
 import { DeadlineQueue } from './deadlines.js';
 import { decodeEnvelope, encodeEnvelope, type L2Entry } from './envelope.js';
-import { tagKey, valueKey } from './keys.js';
+import { LEASE_EPOCH_KEY, lockKey, tagKey, valueKey } from './keys.js';
 import { slotOf } from './slot.js';
-import type { Announce, L2Hit, L2Read, L2Store } from './store.js';
+import type { Announce, FillOptions, L2Hit, L2Peek, L2Read, L2Store } from './store.js';
 import { clusterAuth, parseClusterSeeds } from './target.js';
 
 export { clusterNodes, type L2Target } from './target.js';
@@ -23,6 +23,36 @@ export interface RedisL2Options {
   readonly connectTimeoutMs: number;
   /** Circuit breaker in front of every command. @default { failureThreshold: 5, cooldownMs: 1000 } */
   readonly breaker?: BreakerOptions;
+}
+
+/**
+ * Lua scripts, registered with ioredis's defineCommand: each call is an
+ * EVALSHA, and ioredis sends the script itself (EVAL) when Redis answers
+ * NOSCRIPT (a restarted or flushed server; test/e2e/l2-locks.test.ts flushes
+ * the script cache to check). KEYS of one call share a slot (keys.ts).
+ */
+const SCRIPTS = {
+  /** KEYS: lock. ARGV: token. Deletes the lock only if the token holds it. */
+  strataUnlock: {
+    numberOfKeys: 1,
+    lua: "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end",
+  },
+  /** KEYS: value, lock. ARGV: token, envelope, px. Stores and releases only while the token holds the lock. */
+  strataFill: {
+    numberOfKeys: 2,
+    lua: "if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]); redis.call('DEL', KEYS[2]); return 1 else return 0 end",
+  },
+  /** KEYS: value, lock. The value and whether the lock is held. */
+  strataPeek: {
+    numberOfKeys: 2,
+    lua: "return {redis.call('GET', KEYS[1]), redis.call('EXISTS', KEYS[2])}",
+  },
+} as const;
+
+interface ScriptCommands {
+  strataUnlock(lock: string, token: string): Promise<number>;
+  strataFill(value: string, lock: string, token: string, envelope: Buffer, px: number): Promise<number>;
+  strataPeekBuffer(value: string, lock: string): Promise<[Buffer | null, number]>;
 }
 
 /**
@@ -123,6 +153,7 @@ export class RedisL2Store implements L2Store {
     }
     // ioredis reports connection trouble as 'error' events; the commands' own rejections carry what matters.
     client.on('error', () => {});
+    for (const [name, script] of Object.entries(SCRIPTS)) client.defineCommand(name, script);
     return new RedisL2Store(client, new CircuitBreaker(options.breaker), options.commandTimeoutMs);
   }
 
@@ -177,27 +208,77 @@ export class RedisL2Store implements L2Store {
     );
   }
 
-  set(key: string, entry: L2Entry, ttlMs: number, announce: Announce | null = null, late?: () => void): Promise<void> {
+  /** The key joins each of its tags' sets; a set lives as long as its longest-lived member (NX: a new set; GT: extend only). */
+  #joinTags(key: string, tags: readonly string[], ttlMs: number): Promise<unknown> {
     const client = this.#client;
+    return Promise.all(
+      tags.map((tag) => Promise.all([client.sadd(tagKey(tag), key), client.pexpire(tagKey(tag), ttlMs, 'NX'), client.pexpire(tagKey(tag), ttlMs, 'GT')])),
+    );
+  }
+
+  set(key: string, entry: L2Entry, ttlMs: number, announce: Announce | null = null, late?: () => void): Promise<void> {
     const tags = entry.tags ?? [];
-    /** The key joins each tag's set; the set lives as long as its longest-lived member (NX: a new set; GT: extend only). */
-    const joinTags = () =>
-      Promise.all(
-        tags.map((tag) => Promise.all([client.sadd(tagKey(tag), key), client.pexpire(tagKey(tag), ttlMs, 'NX'), client.pexpire(tagKey(tag), ttlMs, 'GT')])),
-      );
     return this.#run(async () => {
       // Before the value, so that no value exists that a sweep cannot find; after it again, in case a
       // sweep running meanwhile removed the membership (deleteTags removes only what it saw).
-      if (tags.length > 0) await joinTags();
-      await client.set(valueKey(key), encodeEnvelope(entry), 'PX', ttlMs);
-      if (tags.length > 0) await joinTags();
+      if (tags.length > 0) await this.#joinTags(key, tags, ttlMs);
+      await this.#client.set(valueKey(key), encodeEnvelope(entry), 'PX', ttlMs);
+      if (tags.length > 0) await this.#joinTags(key, tags, ttlMs);
       if (announce !== null) await this.#announce(announce);
     }, late);
+  }
+
+  tryLock(key: string, token: string, ttlMs: number): Promise<boolean> {
+    return this.#run(async () => (await this.#client.set(lockKey(key), token, 'PX', ttlMs, 'NX')) === 'OK');
+  }
+
+  unlock(key: string, token: string): Promise<boolean> {
+    return this.#run(async () => (await this.#scripts.strataUnlock(lockKey(key), token)) === 1);
+  }
+
+  fill(key: string, token: string, entry: L2Entry, ttlMs: number, options: FillOptions = {}): Promise<boolean> {
+    const tags = entry.tags ?? [];
+    return this.#run(async () => {
+      // Tags first, as in set(): a sweep that starts after this sees the key, and removes its lock,
+      // so the fill below is refused; a sweep that came before moved the lease epoch on.
+      if (tags.length > 0) await this.#joinTags(key, tags, ttlMs);
+      if (options.epoch !== undefined && (await this.#epoch()) !== options.epoch) {
+        await this.#scripts.strataUnlock(lockKey(key), token);
+        return false;
+      }
+      const filled = (await this.#scripts.strataFill(valueKey(key), lockKey(key), token, encodeEnvelope(entry), Math.max(1, Math.ceil(ttlMs)))) === 1;
+      if (!filled) return false;
+      if (tags.length > 0) await this.#joinTags(key, tags, ttlMs);
+      if (options.announce != null) await this.#announce(options.announce);
+      return true;
+    }, options.late);
+  }
+
+  peek(key: string): Promise<L2Peek> {
+    return this.#run(async () => {
+      const [value, locked] = await this.#scripts.strataPeekBuffer(valueKey(key), lockKey(key));
+      return { hit: hitOf(value), locked: locked === 1 };
+    });
+  }
+
+  leaseEpoch(): Promise<number> {
+    return this.#run(() => this.#epoch());
+  }
+
+  async #epoch(): Promise<number> {
+    return Number((await this.#client.get(LEASE_EPOCH_KEY)) ?? 0);
+  }
+
+  /** The client with the Lua commands defineCommand added. */
+  get #scripts(): ScriptCommands {
+    return this.#client as unknown as ScriptCommands;
   }
 
   deleteTags(tags: readonly string[], announce: Announce | null = null): Promise<number> {
     const client = this.#client;
     return this.#run(async () => {
+      // First: a lease taken before this point may not fill a value this sweep would have removed (docs/leases.md).
+      await client.incr(LEASE_EPOCH_KEY);
       const counts = await Promise.all(
         tags.map(async (tag) => {
           const k = tagKey(tag);
@@ -205,7 +286,8 @@ export class RedisL2Store implements L2Store {
           if (members.length === 0) return 0;
           // Only the members seen: a PUT joining the tag meanwhile keeps its membership.
           await client.srem(k, ...members);
-          const deleted = await Promise.all(members.map((member) => client.del(valueKey(member))));
+          // The lock too (same slot): a fill under it is refused, so no value read before the sweep lands after it.
+          const deleted = await Promise.all(members.map((member) => client.del(valueKey(member), lockKey(member))));
           return deleted.reduce((a, b) => a + b, 0);
         }),
       );
@@ -262,7 +344,8 @@ export class RedisL2Store implements L2Store {
   delete(keys: readonly string[], announce: Announce | null = null, late?: () => void): Promise<number> {
     // One DEL per key: in a cluster the keys live on different slots.
     return this.#run(async () => {
-      const counts = await Promise.all(keys.map((key) => this.#client.del(valueKey(key))));
+      // With its lock (same slot): a lease or a load in progress on the key may no longer fill it.
+      const counts = await Promise.all(keys.map((key) => this.#client.del(valueKey(key), lockKey(key))));
       if (announce !== null) await this.#announce(announce);
       return counts.reduce((a, b) => a + b, 0);
     }, late);
@@ -303,7 +386,7 @@ function hitOf(bytes: Buffer | null): L2Hit | null {
   } catch (err) {
     throw new L2UnavailableError('reply', (err as Error).message, err);
   }
-  const ttlMs = entry.expiresMs - Date.now();
+  const ttlMs = entry.staleUntilMs - Date.now();
   return ttlMs > 0 ? { entry, ttlMs } : null;
 }
 

@@ -7,11 +7,28 @@ export type Announce = () => Buffer;
 /** One key of a multi-key read: a hit, absent, or a value that could not be read (kind `reply`). */
 export type L2Read = L2Hit | null | L2UnavailableError;
 
-/** A value read from the L2 with how long it has left to live. */
+/** A value read from the L2 with how long it has left to live (fresh or stale: see entry.expiresMs). */
 export interface L2Hit {
   readonly entry: L2Entry;
-  /** Remaining TTL in ms as the L2 reports it. */
+  /** Ms until the L2 drops it (its stale-until), by the writer's clock stamp. */
   readonly ttlMs: number;
+}
+
+/** A key's value and lock as one round trip saw them. */
+export interface L2Peek {
+  readonly hit: L2Hit | null;
+  /** A lock (a load or a lease in progress somewhere) is held on the key. */
+  readonly locked: boolean;
+}
+
+/** How a fill under a lock is published and fenced. */
+export interface FillOptions {
+  /** The bus message, made when the value is in Redis. */
+  readonly announce?: Announce | null;
+  /** Called if the fill outlives its deadline and Redis completes it later. */
+  readonly late?: () => void;
+  /** A lease's epoch: the fill is refused when a tag invalidation happened since (see docs/leases.md). */
+  readonly epoch?: number;
 }
 
 /**
@@ -35,10 +52,32 @@ export interface L2Store {
    * deadline passes and Redis still completes the write later, `late` is called then.
    */
   set(key: string, entry: L2Entry, ttlMs: number, announce?: Announce | null, late?: () => void): Promise<void>;
-  /** Removes keys, then publishes `announce()` if given; resolves with how many existed. `late` as for set. */
+  /** Removes keys (and their locks: a lease on them is void), then publishes `announce()` if given; resolves with how many existed. `late` as for set. */
   delete(keys: readonly string[], announce?: Announce | null, late?: () => void): Promise<number>;
-  /** Removes every value written with one of the tags, then publishes `announce()` if given; resolves with how many existed. */
+  /**
+   * Removes every value written with one of the tags (and its lock), after
+   * moving the lease epoch on; then publishes `announce()` if given; resolves
+   * with how many existed.
+   */
   deleteTags(tags: readonly string[], announce?: Announce | null): Promise<number>;
+  /**
+   * Takes the key's lock for ttlMs if nobody holds it (`SET NX PX`). The lock
+   * lives in the value's slot. Resolves true when taken.
+   */
+  tryLock(key: string, token: string, ttlMs: number): Promise<boolean>;
+  /** Releases the key's lock if `token` still holds it (a Lua compare-and-delete); true when it did. */
+  unlock(key: string, token: string): Promise<boolean>;
+  /**
+   * Stores a value only while `token` holds the key's lock, and releases it,
+   * atomically (a Lua script): a holder whose lock expired and was taken over
+   * cannot overwrite a newer value (fencing). Tags are joined around it as in
+   * set(). Resolves false, storing nothing, when the lock is no longer held.
+   */
+  fill(key: string, token: string, entry: L2Entry, ttlMs: number, options?: FillOptions): Promise<boolean>;
+  /** The key's value and whether its lock is held, in one round trip (a waiter's poll). */
+  peek(key: string): Promise<L2Peek>;
+  /** The lease epoch now (docs/leases.md). */
+  leaseEpoch(): Promise<number>;
   /** Publishes bytes on a pub/sub channel; resolves once the L2 took them. */
   publish(channel: string, message: Buffer): Promise<void>;
   /** Resolves when the L2 answers. */

@@ -3,14 +3,10 @@ import { Piscina } from 'piscina';
 import type { ErrorCode } from '../errors.js';
 import type { HotIndexShape } from '../l1/hot-index.js';
 import { allocateHotIndex, HotIndexReader } from '../l1/hot-index.js';
-import { type AttachTask, type Batch, FIELD, FIELDS, type PutArgs, RESULT_PREFIX_BYTES, STATUS } from './protocol.js';
+import { type AttachTask, type Batch, BatchResult, type OpArgs, STATUS } from './protocol.js';
 import type { ShardWorkerData } from './worker.js';
 
-/** The decoded answer to one batch; ops read their fields at their index. */
-export interface BatchResult {
-  readonly header: Float64Array;
-  readonly bytes: Uint8Array;
-}
+export { BatchResult } from './protocol.js';
 
 /** Who waits for an op's answer. `slot` is the caller's own tag (e.g. an mget position). */
 export interface OpWaiter {
@@ -22,7 +18,7 @@ export interface OpWaiter {
 class PendingBatch {
   readonly ops: number[] = [];
   readonly keys: string[] = [];
-  puts: (PutArgs | null)[] | null = null;
+  args: (OpArgs | null)[] | null = null;
   readonly waiters: OpWaiter[] = [];
   readonly slots: number[] = [];
   readonly transfer: ArrayBuffer[] = [];
@@ -197,8 +193,8 @@ export class ShardPool {
     return this.#links.map((l) => l.threadId);
   }
 
-  /** Queues one op for the shard's next batch. For PUT, `put.value`'s buffer is transferred. */
-  submit(shard: number, op: number, key: string, put: PutArgs | null, waiter: OpWaiter, slot: number): void {
+  /** Queues one op for the shard's next batch. For PUT, `args.value`'s buffer is transferred. */
+  submit(shard: number, op: number, key: string, args: OpArgs | null, waiter: OpWaiter, slot: number): void {
     if (this.#closed) {
       waiter.onFail('E_SHUTTING_DOWN', 'the node is shutting down');
       return;
@@ -213,12 +209,12 @@ export class ShardPool {
       batch = new PendingBatch();
       link.pending = batch;
     }
-    if (put !== null) {
-      if (batch.puts === null) batch.puts = new Array<PutArgs | null>(batch.ops.length).fill(null);
-      batch.puts.push(put);
-      batch.transfer.push(put.value.buffer as ArrayBuffer);
-    } else if (batch.puts !== null) {
-      batch.puts.push(null);
+    if (args !== null) {
+      if (batch.args === null) batch.args = new Array<OpArgs | null>(batch.ops.length).fill(null);
+      batch.args.push(args);
+      if (args.kind === 'put') batch.transfer.push(args.value.buffer as ArrayBuffer);
+    } else if (batch.args !== null) {
+      batch.args.push(null);
     }
     batch.ops.push(op);
     batch.keys.push(key);
@@ -244,7 +240,7 @@ export class ShardPool {
       }
       batch.sentAt = now;
       batch.id = ++link.lastId;
-      const message: Batch = { id: batch.id, sentAtMs: performance.timeOrigin + now, ops: batch.ops, keys: batch.keys, puts: batch.puts };
+      const message: Batch = { id: batch.id, sentAtMs: performance.timeOrigin + now, ops: batch.ops, keys: batch.keys, args: batch.args };
       link.inFlight.set(batch.id, batch);
       if (batch.transfer.length > 0) port.postMessage(message, batch.transfer);
       else port.postMessage(message);
@@ -252,16 +248,15 @@ export class ShardPool {
   };
 
   #settle(link: ShardLink, buffer: ArrayBuffer): void {
-    const id = new Float64Array(buffer, 0, 1)[0] as number;
+    const id = BatchResult.idOf(buffer);
     const batch = link.inFlight.get(id);
     if (batch === undefined) return;
     const n = batch.ops.length;
-    const header = new Float64Array(buffer, RESULT_PREFIX_BYTES, n * FIELDS);
-    const result: BatchResult = { header, bytes: new Uint8Array(buffer) };
+    const result = new BatchResult(buffer, n);
     const { waiters, slots } = batch;
     let answered = 0;
     for (let i = 0; i < n; i++) {
-      if (header[i * FIELDS + FIELD.STATUS] === STATUS.PENDING) {
+      if (result.status(i) === STATUS.PENDING) {
         // Only a batch answered in two parts needs to remember which ops are done: all before this one are.
         if (batch.done === null) batch.done = new Uint8Array(n).fill(1, 0, i);
         continue;

@@ -1,41 +1,24 @@
 import { getHeapStatistics } from 'node:v8';
+import { FillWaiters } from '../coordination/fill-waiters.js';
+import { newToken, tokenEpoch } from '../coordination/lease-token.js';
+import { LocalLocks } from '../coordination/local-locks.js';
+import { type LeaseOutcome, type LockEvent, type LockStore, leaseOrWait, loadUnderLock, type StampedeDeps } from '../coordination/stampede.js';
+import { earlyWindowMs, refreshEarly } from '../coordination/xfetch.js';
 import type { Counters } from '../counters/counters.js';
-import { L2_ERROR_KINDS, SHARD_SLOT } from '../counters/layout.js';
+import { L2_ERROR_KINDS, ORIGIN_SLOT, SHARD_SLOT } from '../counters/layout.js';
 import type { L2UnavailableError } from '../errors.js';
 import type { HotIndexWriter } from '../l1/hot-index.js';
-import { type L1Entry, L1Partition, ownedEntry } from '../l1/partition.js';
+import { type L1Entry, type L1EntryMeta, L1Partition, ownedEntry } from '../l1/partition.js';
 import { BUS_KIND, type BusKind, type BusPublisher } from '../l2/bus-format.js';
+import type { L2Entry } from '../l2/envelope.js';
 import type { Announce, L2Hit, L2Store } from '../l2/store.js';
+import type { OriginAnswer, WriteAnswer } from '../origin/client.js';
+import { type OriginRule, ruleFor } from '../origin/rules.js';
+import type { OriginSlots } from '../origin/slots.js';
+import { Answers, type Found } from './answers.js';
 import { etagOf } from './etag.js';
-import { type Batch, FIELD, FIELDS, headerBytes, OP, RESULT_PREFIX_BYTES, STATUS } from './protocol.js';
+import { type Batch, type GetArgs, LEVELS, type Level, OP, type PutArgs, STATUS } from './protocol.js';
 import { hashKey } from './route.js';
-
-const HOT_HEAD_PREFIX = asciiBytes('content-type: ');
-const HOT_HEAD_SUFFIX = asciiBytes('\r\nage');
-
-/**
- * The header block as the hot path writes it: used as the *name* of one uWS
- * writeHeader call whose value is the age, so `content-type: …`, `etag`,
- * `x-cache` and `age: N` go out in a single call (see hot-index.ts).
- */
-function hotHeadOf(head: Uint8Array): Uint8Array {
-  const out = new Uint8Array(HOT_HEAD_PREFIX.length + head.length + HOT_HEAD_SUFFIX.length);
-  out.set(HOT_HEAD_PREFIX, 0);
-  out.set(head, HOT_HEAD_PREFIX.length);
-  out.set(HOT_HEAD_SUFFIX, HOT_HEAD_PREFIX.length + head.length);
-  return out;
-}
-
-function asciiBytes(text: string): Uint8Array {
-  const out = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
-  return out;
-}
-
-/** An entry's header block (see protocol.ts FIELD): content-type value, then `etag` and `x-cache`. */
-function headOf(contentType: string, etag: string, level: 'L1' | 'L2'): Uint8Array {
-  return asciiBytes(`${contentType}\r\netag: ${etag}\r\nx-cache: ${level}`);
-}
 
 /** The L2 side of a shard: its own Redis client and its own numbered bus stream. */
 export interface ShardL2 {
@@ -47,11 +30,99 @@ export interface ShardL2 {
   readonly admission: 'lru' | 'tinylfu';
 }
 
-/** What an op answers with: a status, and for hits the header block and value. */
-interface Found {
-  readonly head: Uint8Array;
-  readonly value: Uint8Array;
-  readonly createdMs: number;
+/** What the shard asks of the origins (OriginClient; a test may give its own). */
+export interface OriginRequests {
+  load(rule: OriginRule, key: string, validators: L2Entry['validators'], timeoutMs: number): Promise<OriginAnswer>;
+  write(rule: OriginRule, key: string, body: Uint8Array, contentType: string, timeoutMs: number): Promise<WriteAnswer>;
+}
+
+/** The origin rules and the means to reach them. */
+export interface ShardOrigins {
+  readonly rules: readonly OriginRule[];
+  readonly client: OriginRequests;
+  /** Requests in flight per rule, shared by the node's shards (maxConcurrent). */
+  readonly slots: OriginSlots;
+}
+
+/** Tuning of the stampede protection (config: coordination). */
+export interface CoordinationSettings {
+  /** First poll interval of a wait for another holder's fill, ms (doubles up to maxPollMs). */
+  readonly pollMs: number;
+  readonly maxPollMs: number;
+  /** XFetch's β: how early hot keys are refreshed; 0 turns early refresh off. */
+  readonly earlyRefreshBeta: number;
+  /** Every answer comes within this long of its batch, ms (below the pool's requestTimeoutMs). */
+  readonly answerWithinMs: number;
+}
+
+export const COORDINATION_DEFAULTS: CoordinationSettings = { pollMs: 20, maxPollMs: 200, earlyRefreshBeta: 1, answerWithinMs: 4000 };
+
+export interface ShardOptions {
+  readonly index: number;
+  readonly counters: Counters;
+  readonly l1MaxBytes: number;
+  /** Where hits are published for the front to serve without a hop; null to serve every read here. */
+  readonly hot?: HotIndexWriter | null;
+  /** The L2 and the bus, or null for an L1-only node. */
+  readonly l2?: ShardL2 | null;
+  readonly origins?: ShardOrigins | null;
+  readonly coordination?: Partial<CoordinationSettings>;
+  /** Posts an answer (a whole batch or part of one) to the front. */
+  readonly send: (answer: ArrayBuffer) => void;
+}
+
+/** How long a load's lock outlives the load's own deadline: time to fill after a load that took all of it. */
+const LOCK_MARGIN_MS = 250;
+/** Retry-After (s) for a lease waiter whose wait ended, and for E_ORIGIN_BUSY. */
+const RETRY_AFTER_S = 1;
+
+const HOT_HEAD_PREFIX = asciiBytes('content-type: ');
+const HOT_HEAD_SUFFIX = asciiBytes('\r\nage');
+const LEVEL_SUFFIX: { readonly [L in Level]: Uint8Array } = {
+  L1: asciiBytes('\r\nx-cache: L1'),
+  L2: asciiBytes('\r\nx-cache: L2'),
+  ORIGIN: asciiBytes('\r\nx-cache: ORIGIN'),
+  STALE: asciiBytes('\r\nx-cache: STALE'),
+};
+
+function asciiBytes(text: string): Uint8Array {
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
+  return out;
+}
+
+/** An entry's base head block: the content-type value and the etag line (the x-cache line is added per answer). */
+function baseHeadOf(contentType: string, etag: string): Uint8Array {
+  return asciiBytes(`${contentType}\r\netag: ${etag}`);
+}
+
+/** The head block with its x-cache line. */
+function headAt(base: Uint8Array, level: Level): Uint8Array {
+  const suffix = LEVEL_SUFFIX[level];
+  const out = new Uint8Array(base.byteLength + suffix.byteLength);
+  out.set(base, 0);
+  out.set(suffix, base.byteLength);
+  return out;
+}
+
+/**
+ * The block the hot path writes: used as the *name* of one uWS writeHeader
+ * call whose value is the age, so `content-type: …`, `etag`, `x-cache` and
+ * `age: N` go out in a single call (see hot-index.ts).
+ */
+function hotHeadOf(base: Uint8Array): Uint8Array {
+  const suffix = LEVEL_SUFFIX.L1;
+  const out = new Uint8Array(HOT_HEAD_PREFIX.length + base.length + suffix.length + HOT_HEAD_SUFFIX.length);
+  out.set(HOT_HEAD_PREFIX, 0);
+  out.set(base, HOT_HEAD_PREFIX.length);
+  out.set(suffix, HOT_HEAD_PREFIX.length + base.length);
+  out.set(HOT_HEAD_SUFFIX, HOT_HEAD_PREFIX.length + base.length + suffix.length);
+  return out;
+}
+
+/** The L1 clock (performance.timeOrigin + performance.now()), which the front's hot-index reads use too. */
+function monoNow(): number {
+  return performance.timeOrigin + performance.now();
 }
 
 /** An L2 read in flight for one key; `stale` once a write or drop for the key overtook it. */
@@ -68,71 +139,54 @@ interface PendingLoad {
   readonly fail: (err: unknown) => void;
 }
 
-/** The answers of one batch, filled op by op, then packed into one transferable buffer. */
-class Answers {
-  readonly header: Float64Array;
-  readonly found: (Found | undefined)[];
-  dataBytes = 0;
-  constructor(
-    readonly id: number,
-    readonly ops: readonly number[],
-    pending: boolean,
-  ) {
-    const n = ops.length;
-    this.header = new Float64Array(n * FIELDS);
-    if (pending) for (let i = 0; i < n; i++) this.header[i * FIELDS + FIELD.STATUS] = STATUS.PENDING;
-    this.found = new Array(n);
-  }
+/** How one op is answered once its work is done: writes its answer into a part of the batch's answers. */
+type Reply = (answers: Answers, i: number) => void;
 
-  hit(i: number, found: Found): void {
-    this.header[i * FIELDS + FIELD.STATUS] = STATUS.HIT;
-    this.found[i] = found;
-    this.dataBytes += found.head.byteLength + (this.ops[i] === OP.GET ? found.value.byteLength : 0);
-  }
+/** What an origin load (or the wait for another holder's) ended with. */
+type LoadResult =
+  | { readonly kind: 'entry'; readonly entry: L2Entry; readonly level: Level }
+  /** Loaded but not to be cached (Cache-Control: no-store, private). */
+  | { readonly kind: 'uncached'; readonly entry: L2Entry }
+  | { readonly kind: 'error'; readonly status: number; readonly message: string }
+  | { readonly kind: 'timeout'; readonly message: string }
+  | { readonly kind: 'busy' }
+  | { readonly kind: 'l2'; readonly error: L2UnavailableError };
 
-  set(i: number, status: number, valueLen = 0): void {
-    this.header[i * FIELDS + FIELD.STATUS] = status;
-    this.header[i * FIELDS + FIELD.VALUE_LEN] = valueLen;
-  }
-
-  /** Packs the batch id, the fields and the hits' bytes into one buffer. */
-  pack(): ArrayBuffer {
-    const { header, found, ops } = this;
-    const n = ops.length;
-    const headerSize = headerBytes(n);
-    const buffer = new ArrayBuffer(headerSize + this.dataBytes);
-    const bytes = new Uint8Array(buffer);
-    let offset = headerSize;
-    for (let i = 0; i < n; i++) {
-      const entry = found[i];
-      if (entry === undefined) continue;
-      const base = i * FIELDS;
-      header[base + FIELD.CREATED_MS] = entry.createdMs;
-      header[base + FIELD.OFFSET] = offset;
-      header[base + FIELD.HEAD_LEN] = entry.head.byteLength;
-      header[base + FIELD.VALUE_LEN] = entry.value.byteLength;
-      bytes.set(entry.head, offset);
-      offset += entry.head.byteLength;
-      if (ops[i] === OP.GET) {
-        bytes.set(entry.value, offset);
-        offset += entry.value.byteLength;
-      }
-    }
-    new Float64Array(buffer, 0, 1)[0] = this.id;
-    bytes.set(new Uint8Array(header.buffer), RESULT_PREFIX_BYTES);
-    return buffer;
-  }
+/** The ops of one batch still to be answered, and the part of their answers ready to send. */
+class Later {
+  ready: [number, Reply][] = [];
+  scheduled = false;
+  constructor(readonly batch: Batch) {}
 }
 
-/** What a batch yields: the answer now (null when every op waits on the L2), and for ops waiting on the L2 a second answer later. */
-export interface BatchOutcome {
-  readonly now: ArrayBuffer | null;
-  readonly later: Promise<ArrayBuffer> | null;
+/** The per-batch tallies the counters get once the batch's first pass is over. */
+interface Tally {
+  gets: number;
+  hits: number;
+  sets: number;
+  deletes: number;
+  removed: number;
+  puts: number;
 }
 
-/** A shard's state and batch processing; lives in the worker that owns the shard. */
+/**
+ * A shard's state and batch processing; lives in the worker that owns the
+ * shard. run() answers what it can at once (L1 hits, L1-only writes) and
+ * every other op as its work ends: the batch's L2 misses together when their
+ * MGET returns, an origin load's readers when it lands. The mechanisms
+ * (single-flight, the cross-node lock, leases, XFetch) are in
+ * src/coordination, HTTP to the origins in src/origin: this class wires them
+ * to the L1 and the L2.
+ */
 export class Shard {
+  readonly index: number;
+  readonly counters: Counters;
   readonly l1: L1Partition;
+  readonly hot: HotIndexWriter | null;
+  readonly l2: ShardL2 | null;
+  readonly origins: ShardOrigins | null;
+  readonly #settings: CoordinationSettings;
+  readonly #send: (answer: ArrayBuffer) => void;
   /** L2 reads in flight, by key: concurrent misses for one key share one read. */
   readonly #loads = new Map<string, Load>();
   /**
@@ -141,20 +195,31 @@ export class Shard {
    * applied after ours: then ours must not land in L1.
    */
   readonly #writes = new Map<string, { count: number; overtaken: boolean }>();
-  constructor(
-    readonly index: number,
-    readonly counters: Counters,
-    l1MaxBytes: number,
-    /** Where hits are published for the front to serve without a hop; null to serve every read here. */
-    readonly hot: HotIndexWriter | null = null,
-    /** The L2 and the bus, or null for an L1-only node. */
-    readonly l2: ShardL2 | null = null,
-  ) {
+  /** Origin loads in flight, by key (in-node single-flight): readers of the key wait for the one load. */
+  readonly #originLoads = new Map<string, Promise<LoadResult>>();
+  /** Lease requests in flight, by key: one per key on this shard asks for the lease. */
+  readonly #leaseAsks = new Map<string, Promise<LeaseOutcome>>();
+  readonly #waiters = new FillWaiters();
+  /** Locks and fills: the L2's, or this shard's own without one. */
+  readonly #locks: LockStore;
+  readonly #local: LocalLocks | null;
+  readonly #stampede: StampedeDeps;
+
+  constructor(options: ShardOptions) {
+    const { index, counters } = options;
+    this.index = index;
+    this.counters = counters;
+    this.hot = options.hot ?? null;
+    this.l2 = options.l2 ?? null;
+    this.origins = options.origins ?? null;
+    this.#settings = { ...COORDINATION_DEFAULTS, ...options.coordination };
+    this.#send = options.send;
     counters.incShard(index, SHARD_SLOT.WORKER_STARTS);
+    const hot = this.hot;
     this.l1 = new L1Partition({
-      maxBytes: l1MaxBytes,
+      maxBytes: options.l1MaxBytes,
       // Without an L2 the L1 holds the only copy: everything written must be kept.
-      admission: l2?.admission ?? 'lru',
+      admission: this.l2?.admission ?? 'lru',
       events: {
         evicted: (n) => counters.addShard(index, SHARD_SLOT.L1_EVICTIONS, n),
         expired: (n) => counters.addShard(index, SHARD_SLOT.L1_EXPIRATIONS, n),
@@ -162,6 +227,26 @@ export class Shard {
         ...(hot === null ? {} : { removed: (key: string) => hot.unpublish(key) }),
       },
     });
+    this.#local =
+      this.l2 === null
+        ? new LocalLocks({
+            read: (key) => {
+              const entry = this.l1.get(key);
+              return entry === undefined ? null : { entry: this.#l2EntryOf(entry), ttlMs: entry.staleUntilMs - monoNow() };
+            },
+            store: (key, entry, ttlMs) => {
+              this.l1.set(key, this.#l1EntryOf(entry), ttlMs);
+            },
+          })
+        : null;
+    this.#locks = this.l2?.store ?? (this.#local as LocalLocks);
+    this.#stampede = {
+      store: this.#locks,
+      waiters: this.#waiters,
+      pollMs: this.#settings.pollMs,
+      maxPollMs: this.#settings.maxPollMs,
+      count: (event: LockEvent) => counters.incShard(index, LOCK_SLOTS[event]),
+    };
     this.publishGauges();
   }
 
@@ -197,159 +282,120 @@ export class Shard {
     counters.setShard(this.index, SHARD_SLOT.SKETCH_BYTES, this.l1.sketchBytes);
   }
 
-  /** Runs one batch: L1 work at once, L2 work (if any) answered later. */
-  run(batch: Batch): BatchOutcome {
-    const counters = this.counters;
+  /** Runs one batch: answers at once what it can, and the rest as its work ends (see the class comment). */
+  run(batch: Batch): void {
     const start = performance.now();
     this.refreshTouched();
-    const hot = this.hot;
-    const s = this.index;
-    const l1 = this.l1;
-    const l2 = this.l2;
-    const { ops, keys, puts } = batch;
+    const { ops, keys, args } = batch;
     const n = ops.length;
     const now = new Answers(batch.id, ops, false);
-    let later: Answers | null = null;
-    const waits: Promise<void>[] = [];
+    const later = new Later(batch);
+    const tally: Tally = { gets: 0, hits: 0, sets: 0, deletes: 0, removed: 0, puts: 0 };
     /** This batch's L1 misses that start a new L2 read: sent together after the loop. */
     const batchMisses: PendingLoad[] = [];
-    const nowMs = Date.now();
-    // Expiry on the clock the front reads (time origin + monotonic now), so both agree on it.
-    const nowMono = performance.timeOrigin + start;
-    let gets = 0;
-    let hits = 0;
-    let sets = 0;
-    let putOps = 0;
-    let deleteOps = 0;
-    let removed = 0;
-
+    let pending = 0;
+    const defer = (i: number, work: Promise<Reply>) => {
+      pending++;
+      now.set(i, STATUS.PENDING);
+      this.#defer(later, i, work);
+    };
     for (let i = 0; i < n; i++) {
       const op = ops[i] as number;
       const key = keys[i] as string;
-      if (op === OP.GET || op === OP.HEAD) {
-        gets++;
-        const entry = l1.get(key);
-        if (entry !== undefined) {
-          hits++;
-          now.hit(i, entry);
-          // Read once through the hop: publish it so the front serves the next reads itself.
-          if (hot !== null && op === OP.GET && !hot.has(key)) {
-            hot.publish(key, hashKey(key), hotHeadOf(entry.head), entry.value, entry.expiresMs, entry.createdMs);
-          }
-          continue;
-        }
-        if (l2 === null) continue; // STATUS.MISS is 0
-        later ??= new Answers(batch.id, ops, true);
-        now.set(i, STATUS.PENDING);
-        waits.push(this.#readThrough(this.#loadFor(key, batchMisses), i, later));
-      } else if (op === OP.PUT) {
-        putOps++;
-        const put = puts?.[i];
-        if (put == null) throw new Error(`PUT op ${i} without arguments`);
-        const etag = etagOf(put.value);
-        // With an L2 this L1 keeps the value at most l1MaxTtl; the front's hot index reads this expiry too.
-        const l1TtlMs = l2 === null ? put.ttlMs : Math.min(put.ttlMs, l2.l1MaxTtlMs);
-        const entry = ownedEntry(headOf(put.contentType, etag, 'L1'), put.value, nowMs, nowMono + l1TtlMs, put.tags);
-        if (l2 === null) {
-          if (l1.set(key, entry, put.ttlMs)) {
-            sets++;
-            now.set(i, STATUS.STORED);
-          } else {
-            now.set(i, STATUS.TOO_LARGE);
-          }
-          continue;
-        }
-        later ??= new Answers(batch.id, ops, true);
-        now.set(i, STATUS.PENDING);
-        const l2Entry = { value: put.value, contentType: put.contentType, etag, createdMs: nowMs, expiresMs: nowMs + put.ttlMs, tags: put.tags };
-        const announce = this.#announce(l2, BUS_KIND.KEYS, key);
-        // A write that outlives its deadline may still land: then what L1 read meanwhile is old.
-        const late = () => this.#drop(key);
-        waits.push(this.#writeThrough(key, entry, l1TtlMs, () => l2.store.set(key, l2Entry, put.ttlMs, announce, late), i, later));
-      } else if (op === OP.DELETE) {
-        deleteOps++;
-        const gone = this.#drop(key) ? 1 : 0;
-        removed += gone;
-        if (l2 === null) {
-          now.set(i, STATUS.DONE, gone);
-          continue;
-        }
-        later ??= new Answers(batch.id, ops, true);
-        now.set(i, STATUS.PENDING);
-        const late = () => this.#drop(key);
-        waits.push(this.#removeThrough(() => l2.store.delete([key], this.#announce(l2, BUS_KIND.KEYS, key), late), BUS_KIND.KEYS, key, i, later));
-      } else if (op === OP.INVALIDATE_TAG || op === OP.INVALIDATE_TAG_L1) {
-        deleteOps++;
-        const gone = this.#dropTagged(key);
-        removed += gone;
-        if (l2 === null) {
-          now.set(i, STATUS.DONE, gone);
-        } else if (op === OP.INVALIDATE_TAG_L1) {
-          // The tag's own shard counts what the L2 held; the others only clean their L1.
-          now.set(i, STATUS.DONE, 0);
-        } else {
-          later ??= new Answers(batch.id, ops, true);
-          now.set(i, STATUS.PENDING);
-          waits.push(this.#removeThrough(() => l2.store.deleteTags([key], this.#announce(l2, BUS_KIND.TAGS, key)), BUS_KIND.TAGS, key, i, later));
-        }
-      } else if (op === OP.DROP_TAG) {
-        counters.addShard(s, SHARD_SLOT.L1_REMOTE_DROPS, this.#dropTagged(key));
-        now.set(i, STATUS.DONE);
-      } else if (op === OP.DROP) {
-        const write = this.#writes.get(key);
-        if (write !== undefined) write.overtaken = true;
-        if (this.#drop(key)) counters.incShard(s, SHARD_SLOT.L1_REMOTE_DROPS);
-        now.set(i, STATUS.DONE);
-      } else if (op === OP.CLEAR) {
-        for (const load of this.#loads.values()) load.stale = true;
-        this.#loads.clear();
-        for (const write of this.#writes.values()) write.overtaken = true;
-        counters.addShard(s, SHARD_SLOT.L1_REMOTE_DROPS, l1.clear());
-        now.set(i, STATUS.DONE);
-      } else {
-        throw new Error(`unknown op ${op}`);
+      const arg = args?.[i] ?? null;
+      switch (op) {
+        case OP.GET:
+        case OP.HEAD:
+          this.#get(i, key, op === OP.GET, arg?.kind === 'get' ? arg : null, now, tally, batchMisses, defer);
+          break;
+        case OP.PUT:
+          if (arg?.kind !== 'put') throw new Error(`PUT op ${i} without arguments`);
+          this.#put(i, key, arg, now, tally, defer);
+          break;
+        case OP.DELETE:
+          this.#delete(i, key, now, tally, defer);
+          break;
+        case OP.INVALIDATE_TAG:
+        case OP.INVALIDATE_TAG_L1:
+          this.#invalidateTag(i, key, op === OP.INVALIDATE_TAG_L1, now, tally, defer);
+          break;
+        case OP.DROP:
+          this.#dropRemote(i, key, now);
+          break;
+        case OP.DROP_TAG:
+          this.counters.addShard(this.index, SHARD_SLOT.L1_REMOTE_DROPS, this.#dropTagged(key));
+          now.set(i, STATUS.DONE);
+          break;
+        case OP.CLEAR:
+          this.#clear(i, now);
+          break;
+        default:
+          throw new Error(`unknown op ${op}`);
       }
     }
-
-    if (l2 !== null && batchMisses.length > 0) this.#readMany(batchMisses, l2);
-    if (gets > 0) {
-      counters.addShard(s, SHARD_SLOT.L1_GETS, gets);
-      counters.addShard(s, SHARD_SLOT.L1_HITS, hits);
-      counters.addShard(s, SHARD_SLOT.L1_MISSES, gets - hits);
-    }
-    if (sets > 0) counters.addShard(s, SHARD_SLOT.L1_SETS, sets);
-    if (deleteOps > 0) counters.addShard(s, SHARD_SLOT.L1_DELETES, removed);
-    if (putOps > 0 || deleteOps > 0) this.publishGauges();
-    counters.incShard(s, SHARD_SLOT.BATCHES);
-    counters.addShard(s, SHARD_SLOT.BATCH_OPS, n);
+    if (this.l2 !== null && batchMisses.length > 0) this.#readMany(batchMisses, this.l2);
+    this.#tally(tally, n);
     const end = performance.now();
-    counters.addShard(s, SHARD_SLOT.BUSY_NS, Math.round((end - start) * 1e6));
+    this.counters.addShard(this.index, SHARD_SLOT.BUSY_NS, Math.round((end - start) * 1e6));
     // Latency of the batch's ops as the shard saw them: from the front closing the batch to done here.
     this.#observe(batch, now, end);
-    const answered = later;
-    return {
-      // A batch of L1 misses only (the usual L2-hit batch) sends one message, not two.
-      now: waits.length === n ? null : now.pack(),
-      later:
-        answered === null
-          ? null
-          : Promise.all(waits).then(() => {
-              this.#observe(batch, answered, performance.now());
-              this.publishGauges();
-              return answered.pack();
-            }),
-    };
+    // A batch whose every op waits sends no empty first answer.
+    if (pending < n) this.#send(now.pack());
+  }
+
+  #tally(t: Tally, ops: number): void {
+    const { counters, index: s } = this;
+    if (t.gets > 0) {
+      counters.addShard(s, SHARD_SLOT.L1_GETS, t.gets);
+      counters.addShard(s, SHARD_SLOT.L1_HITS, t.hits);
+      counters.addShard(s, SHARD_SLOT.L1_MISSES, t.gets - t.hits);
+    }
+    if (t.sets > 0) counters.addShard(s, SHARD_SLOT.L1_SETS, t.sets);
+    if (t.deletes > 0) counters.addShard(s, SHARD_SLOT.L1_DELETES, t.removed);
+    if (t.puts > 0 || t.deletes > 0) this.publishGauges();
+    counters.incShard(s, SHARD_SLOT.BATCHES);
+    counters.addShard(s, SHARD_SLOT.BATCH_OPS, ops);
+  }
+
+  /** Queues op i's answer for the batch's next part, which is sent once the current turn's completions are in. */
+  #defer(later: Later, i: number, work: Promise<Reply>): void {
+    work.then(
+      (reply) => {
+        later.ready.push([i, reply]);
+        if (later.scheduled) return;
+        later.scheduled = true;
+        // One part for everything that completes in this turn (a batch's MGET answers all its misses at once).
+        setImmediate(() => this.#sendPart(later));
+      },
+      (err: unknown) => {
+        // Every dependency failure is an answer; a rejection here is a bug: crash, and the pool replaces the worker.
+        setImmediate(() => {
+          throw err;
+        });
+      },
+    );
+  }
+
+  #sendPart(later: Later): void {
+    later.scheduled = false;
+    const ready = later.ready;
+    later.ready = [];
+    const answers = new Answers(later.batch.id, later.batch.ops, true);
+    for (const [i, reply] of ready) reply(answers, i);
+    this.#observe(later.batch, answers, performance.now());
+    this.publishGauges();
+    this.#send(answers.pack());
   }
 
   /** Records per-op latency (front closing the batch → answered here) for the ops `answers` answers. */
   #observe(batch: Batch, answers: Answers, end: number): void {
     const latencyNs = (performance.timeOrigin + end - batch.sentAtMs) * 1e6;
-    const { ops, header } = answers;
+    const { ops } = batch;
     let gets = 0;
     let puts = 0;
     let deletes = 0;
     for (let i = 0; i < ops.length; i++) {
-      if (header[i * FIELDS + FIELD.STATUS] === STATUS.PENDING) continue;
+      if (answers.status(i) === STATUS.PENDING) continue;
       const op = ops[i];
       if (op === OP.GET || op === OP.HEAD) gets++;
       else if (op === OP.PUT) puts++;
@@ -361,21 +407,593 @@ export class Shard {
     if (deletes > 0) this.counters.observeShard(s, 'delete', latencyNs, deletes);
   }
 
-  /** L1 miss: wait for the key's L2 read (this batch's or one in flight), answer `x-cache: L2` on a hit. */
-  #readThrough(load: Load, i: number, answers: Answers): Promise<void> {
-    return load.promise.then(
-      (hit) => {
-        if (hit === null) answers.set(i, STATUS.MISS);
-        else
-          answers.hit(i, {
-            head: headOf(hit.entry.contentType, hit.entry.etag, 'L2'),
-            value: hit.entry.value,
-            createdMs: hit.entry.createdMs,
-          });
-      },
-      (err: L2UnavailableError) => answers.set(i, STATUS.L2_ERROR, kindIndex(err)),
+  // ---- reads ----
+
+  /**
+   * GET or HEAD. A fresh L1 entry is answered at once (and may start an
+   * early refresh); a stale one within its stale-while-revalidate window is
+   * answered STALE and refreshed in the background; anything else continues
+   * in #resolve, with the stale-if-error copy (if any) as a fallback.
+   */
+  #get(
+    i: number,
+    key: string,
+    isGet: boolean,
+    args: GetArgs | null,
+    now: Answers,
+    tally: Tally,
+    batchMisses: PendingLoad[],
+    defer: (i: number, work: Promise<Reply>) => void,
+  ): void {
+    tally.gets++;
+    const rule = this.origins === null ? null : ruleFor(key, this.origins.rules);
+    const entry = this.l1.get(key);
+    let fallback: L1Entry | null = null;
+    if (entry !== undefined) {
+      const t = monoNow();
+      if (t < entry.expiresMs) {
+        tally.hits++;
+        if (entry.negative) now.set(i, STATUS.NEGATIVE, LEVELS.indexOf('L1'));
+        else now.hit(i, this.#found(entry, 'L1'));
+        if (isGet && !entry.negative) this.#publish(key, entry, t);
+        if (rule !== null && refreshEarly(t, entry.expiresMs, entry.deltaMs, this.#settings.earlyRefreshBeta)) this.#refresh(key, rule, entry, 'early');
+        return;
+      }
+      if (t < entry.swrUntilMs && !entry.negative) {
+        tally.hits++;
+        if (rule === null && args !== null && args.leaseMs > 0) {
+          // A cache-aside client asking for a lease on a stale value: the lease holder gets it with the token.
+          defer(i, this.#lease(key, args, entry));
+          return;
+        }
+        this.counters.incShard(this.index, SHARD_SLOT.STALE_ANSWERS);
+        now.hit(i, this.#found(entry, 'STALE'));
+        if (rule !== null) this.#refresh(key, rule, entry, 'stale');
+        return;
+      }
+      if (!entry.negative) fallback = entry;
+    }
+    // mget reads the cache only: no origin load, no lease.
+    const cacheOnly = args?.cacheOnly ?? false;
+    const loadRule = cacheOnly ? null : rule;
+    const leases = !cacheOnly && rule === null && args !== null && args.leaseMs > 0;
+    if (this.l2 === null && loadRule === null && !leases) return; // STATUS.MISS is 0
+    const read = this.l2 === null ? Promise.resolve(null) : this.#loadFor(key, batchMisses).promise;
+    defer(i, this.#resolve(key, read, loadRule, leases ? args : null, fallback));
+  }
+
+  /**
+   * After the L2 read: answer what it found, or load from the origin (with
+   * `rule`), or hand out a lease (with `lease`), or say it is absent.
+   */
+  async #resolve(key: string, read: Promise<L2Hit | null>, rule: OriginRule | null, lease: GetArgs | null, fallback: L1Entry | null): Promise<Reply> {
+    let stale: L2Entry | null = fallback === null ? null : this.#l2EntryOf(fallback);
+    let hit: L2Hit | null;
+    try {
+      hit = await read;
+    } catch (err) {
+      const error = err as L2UnavailableError;
+      if (stale !== null) return this.#staleReply(stale);
+      return (a, i) => a.set(i, STATUS.L2_ERROR, kindIndex(error));
+    }
+    if (hit !== null) {
+      const entry = hit.entry;
+      const t = Date.now();
+      if (t < entry.expiresMs) return this.#entryReply(entry, 'L2');
+      if (t < entry.swrUntilMs && !entry.negative) {
+        if (lease !== null) return this.#lease(key, lease, this.#l1EntryOf(entry));
+        if (rule !== null) this.#refresh(key, rule, this.#l1EntryOf(entry), 'stale');
+        return this.#staleReply(entry);
+      }
+      if (!entry.negative) stale = entry;
+    }
+    if (rule !== null) return this.#loadReply(key, rule, stale);
+    if (lease !== null) return this.#lease(key, lease, null);
+    return (a, i) => a.set(i, STATUS.MISS);
+  }
+
+  #entryReply(entry: L2Entry, level: Level): Reply {
+    if (entry.negative) return (a, i) => a.set(i, STATUS.NEGATIVE, LEVELS.indexOf(level));
+    const found: Found = { head: headAt(baseHeadOf(entry.contentType, entry.etag), level), value: entry.value, createdMs: entry.createdMs };
+    return (a, i) => a.hit(i, found);
+  }
+
+  #staleReply(entry: L2Entry): Reply {
+    this.counters.incShard(this.index, SHARD_SLOT.STALE_ANSWERS);
+    return this.#entryReply(entry, 'STALE');
+  }
+
+  #found(entry: L1Entry, level: Level): Found {
+    return { head: headAt(entry.head, level), value: entry.value, createdMs: entry.createdMs };
+  }
+
+  /** Publishes a fresh entry to the hot-read index, withdrawn early enough for XFetch to see its last reads. */
+  #publish(key: string, entry: L1Entry, t: number): void {
+    const hot = this.hot;
+    if (hot === null || hot.has(key)) return;
+    const until = entry.expiresMs - earlyWindowMs(entry.deltaMs, this.#settings.earlyRefreshBeta);
+    if (until > t) hot.publish(key, hashKey(key), hotHeadOf(entry.head), entry.value, until, entry.createdMs);
+  }
+
+  // ---- origin loads ----
+
+  /** An origin load for a reader (one per key on this shard; see loadUnderLock for the cluster), and its answer. */
+  async #loadReply(key: string, rule: OriginRule, stale: L2Entry | null): Promise<Reply> {
+    const deadline = performance.now() + this.#settings.answerWithinMs;
+    let flight = this.#originLoads.get(key);
+    if (flight === undefined) flight = this.#startLoad(key, rule, stale, deadline, false);
+    else this.counters.incShard(this.index, SHARD_SLOT.LOADS_JOINED);
+    let result: LoadResult | 'soft-timeout';
+    if (stale !== null && rule.softTimeoutMs > 0) {
+      // Slower than softTimeoutMs: answer the stale copy; the load goes on and updates the cache.
+      let timer: NodeJS.Timeout | undefined;
+      const soft = new Promise<'soft-timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('soft-timeout'), rule.softTimeoutMs);
+      });
+      result = await Promise.race([flight, soft]);
+      clearTimeout(timer);
+      if (result === 'soft-timeout') this.counters.incShard(this.index, SHARD_SLOT.REFRESHES);
+    } else {
+      result = await flight;
+    }
+    if (result === 'soft-timeout') return this.#staleReply(stale as L2Entry);
+    switch (result.kind) {
+      case 'entry':
+        return this.#entryReply(result.entry, result.level);
+      case 'uncached':
+        return this.#entryReply(result.entry, 'ORIGIN');
+      case 'error':
+        if (stale !== null) return this.#staleReply(stale);
+        return (a, i) => a.set(i, STATUS.ORIGIN_ERROR, result.status, result.message);
+      case 'timeout':
+        if (stale !== null) return this.#staleReply(stale);
+        return (a, i) => a.set(i, STATUS.ORIGIN_TIMEOUT, 0, result.message);
+      case 'busy':
+        if (stale !== null) return this.#staleReply(stale);
+        return (a, i) => a.set(i, STATUS.ORIGIN_BUSY, RETRY_AFTER_S);
+      case 'l2':
+        if (stale !== null) return this.#staleReply(stale);
+        return (a, i) => a.set(i, STATUS.L2_ERROR, kindIndex(result.error));
+    }
+  }
+
+  /**
+   * Starts the one origin load of key on this shard: under the key's lock,
+   * or waiting for the holder's fill (loadUnderLock). A refresh only loads if
+   * it gets the lock at once: someone else refreshing is as good.
+   */
+  #startLoad(key: string, rule: OriginRule, stale: L2Entry | null, deadline: number, refresh: boolean): Promise<LoadResult> {
+    const lockTtlMs = rule.timeoutMs + LOCK_MARGIN_MS;
+    const usable = (hit: L2Hit) => Date.now() < hit.entry.expiresMs;
+    const run = async (): Promise<LoadResult> => {
+      try {
+        if (refresh) {
+          const token = newToken(0);
+          if (!(await this.#locks.tryLock(key, token, lockTtlMs))) return { kind: 'timeout', message: 'refreshed elsewhere' };
+          this.counters.incShard(this.index, SHARD_SLOT.LOCKS_ACQUIRED);
+          return await this.#produce(key, rule, token, stale, deadline);
+        }
+        const locked = await loadUnderLock(this.#stampede, key, lockTtlMs, deadline, usable, (token) => this.#produce(key, rule, token, stale, deadline));
+        if (locked.kind === 'produced') return locked.result;
+        if (locked.kind === 'filled') {
+          this.counters.incShard(this.index, SHARD_SLOT.REMOTE_FILLS);
+          this.#admit(key, locked.hit.entry, locked.hit.ttlMs);
+          return { kind: 'entry', entry: locked.hit.entry, level: 'L2' };
+        }
+        return { kind: 'timeout', message: `a load of this key by another node did not finish within ${Math.round(this.#settings.answerWithinMs)} ms` };
+      } catch (err) {
+        return { kind: 'l2', error: err as L2UnavailableError };
+      }
+    };
+    const flight = run().finally(() => {
+      if (this.#originLoads.get(key) === flight) this.#originLoads.delete(key);
+    });
+    this.#originLoads.set(key, flight);
+    return flight;
+  }
+
+  /** A background refresh of a value that is stale (or soon will be): readers are not waiting for it. */
+  #refresh(key: string, rule: OriginRule, entry: L1Entry, why: 'early' | 'stale'): void {
+    if (this.#originLoads.has(key)) return;
+    this.counters.incShard(this.index, why === 'early' ? SHARD_SLOT.EARLY_REFRESHES : SHARD_SLOT.REFRESHES);
+    void this.#startLoad(key, rule, this.#l2EntryOf(entry), performance.now() + rule.timeoutMs + LOCK_MARGIN_MS, true);
+  }
+
+  /**
+   * Holding key's lock (token): asks the origin, stores what it said under
+   * the lock (fenced), and releases it. The origin's slot (maxConcurrent) is
+   * taken for the request only.
+   */
+  async #produce(key: string, rule: OriginRule, token: string, stale: L2Entry | null, deadline: number): Promise<LoadResult> {
+    const origins = this.origins as ShardOrigins;
+    const o = origins.rules.indexOf(rule);
+    const counters = this.counters;
+    if (!origins.slots.tryTake(o, rule.maxConcurrent)) {
+      counters.addOrigin(o, ORIGIN_SLOT.BUSY);
+      await this.#locks.unlock(key, token);
+      return { kind: 'busy' };
+    }
+    let answer: OriginAnswer;
+    const started = performance.now();
+    try {
+      counters.addOrigin(o, ORIGIN_SLOT.LOADS);
+      answer = await origins.client.load(rule, key, stale?.validators ?? null, Math.max(1, Math.min(rule.timeoutMs, deadline - started)));
+    } finally {
+      origins.slots.give(o);
+    }
+    const deltaMs = performance.now() - started;
+    counters.observeOrigin(o, deltaMs * 1e6);
+    const t = Date.now();
+    let entry: L2Entry;
+    switch (answer.kind) {
+      case 'value': {
+        counters.addOrigin(o, ORIGIN_SLOT.VALUES);
+        const f = answer.freshness;
+        entry = {
+          value: answer.value,
+          contentType: answer.contentType,
+          etag: etagOf(answer.value),
+          createdMs: t,
+          expiresMs: t + f.freshMs,
+          swrUntilMs: t + f.freshMs + f.swrMs,
+          staleUntilMs: t + f.freshMs + Math.max(f.swrMs, f.sieMs),
+          deltaMs,
+          negative: false,
+          validators: answer.validators,
+          tags: null,
+        };
+        if (!f.store || entry.staleUntilMs <= t) {
+          await this.#locks.unlock(key, token);
+          return { kind: 'uncached', entry };
+        }
+        break;
+      }
+      case 'not-modified': {
+        counters.addOrigin(o, ORIGIN_SLOT.NOT_MODIFIED);
+        if (stale === null) {
+          await this.#locks.unlock(key, token);
+          return { kind: 'error', status: 304, message: 'the origin answered 304 to a request that was not conditional' };
+        }
+        const f = answer.freshness;
+        entry = {
+          ...stale,
+          createdMs: t,
+          expiresMs: t + f.freshMs,
+          swrUntilMs: t + f.freshMs + f.swrMs,
+          staleUntilMs: t + f.freshMs + Math.max(f.swrMs, f.sieMs),
+          deltaMs,
+          validators: answer.validators,
+        };
+        break;
+      }
+      case 'not-found':
+        counters.addOrigin(o, ORIGIN_SLOT.NOT_FOUND);
+        entry = {
+          value: new Uint8Array(0),
+          contentType: 'application/octet-stream',
+          etag: '""',
+          createdMs: t,
+          expiresMs: t + answer.freshness.freshMs,
+          swrUntilMs: t + answer.freshness.freshMs,
+          staleUntilMs: t + answer.freshness.freshMs,
+          deltaMs,
+          negative: true,
+          validators: null,
+          tags: null,
+        };
+        if (answer.freshness.freshMs <= 0) {
+          await this.#locks.unlock(key, token);
+          return { kind: 'entry', entry, level: 'ORIGIN' };
+        }
+        break;
+      case 'error':
+        counters.addOrigin(o, ORIGIN_SLOT.ERRORS);
+        await this.#locks.unlock(key, token);
+        return { kind: 'error', status: answer.status, message: answer.message };
+      case 'timeout':
+        counters.addOrigin(o, ORIGIN_SLOT.TIMEOUTS);
+        await this.#locks.unlock(key, token);
+        return { kind: 'timeout', message: `the origin did not answer within ${rule.timeoutMs} ms` };
+    }
+    const filled = await this.#fill(key, token, entry);
+    // Fenced off (our lock expired and another holder took over): their value, not ours, is the cache's.
+    if (!filled) this.counters.incShard(this.index, SHARD_SLOT.LOCKS_LOST);
+    return { kind: 'entry', entry, level: 'ORIGIN' };
+  }
+
+  /** Stores entry under the lock (L2 and the bus, then L1; or this shard's own), and wakes local waiters. */
+  async #fill(key: string, token: string, entry: L2Entry, epoch?: number): Promise<boolean> {
+    const ttlMs = entry.staleUntilMs - Date.now();
+    const l2 = this.l2;
+    const announce = l2 === null ? null : this.#announce(l2, BUS_KIND.KEYS, key);
+    const filled = await this.#locks.fill(key, token, entry, Math.max(1, ttlMs), {
+      announce,
+      late: () => this.#drop(key),
+      ...(epoch === undefined ? {} : { epoch }),
+    });
+    if (filled && l2 !== null) {
+      this.#forget(key);
+      this.#admit(key, entry, ttlMs);
+    }
+    this.#waiters.notice(key);
+    return filled;
+  }
+
+  /** Keeps an entry from the L2 (or just filled there) in L1, for at most l1MaxTtl. */
+  #admit(key: string, entry: L2Entry, ttlMs: number): void {
+    const l2 = this.l2;
+    const l1TtlMs = l2 === null ? ttlMs : Math.min(ttlMs, l2.l1MaxTtlMs);
+    if (l1TtlMs >= 1) this.l1.admit(key, this.#l1EntryOf(entry), l1TtlMs);
+  }
+
+  // ---- leases ----
+
+  /**
+   * A cache-aside read with `?lease=`: one caller per key in the cluster gets
+   * the lease (404 + token, or the stale value + token), the others the
+   * stale value, or wait for the fill (`?wait=`).
+   */
+  async #lease(key: string, args: GetArgs, stale: L1Entry | null): Promise<Reply> {
+    const waitDeadline = performance.now() + Math.min(args.waitMs, this.#settings.answerWithinMs);
+    const usable = (hit: L2Hit) => Date.now() < hit.entry.expiresMs;
+    let ask = this.#leaseAsks.get(key);
+    const mine = ask === undefined;
+    if (ask === undefined) {
+      // With a stale copy nobody waits: ask once, without waiting.
+      const deadline = stale === null ? waitDeadline : performance.now();
+      const started: Promise<LeaseOutcome> = leaseOrWait(this.#stampede, key, args.leaseMs, deadline, usable).finally(() => {
+        if (this.#leaseAsks.get(key) === started) this.#leaseAsks.delete(key);
+      });
+      this.#leaseAsks.set(key, started);
+      ask = started;
+    } else {
+      this.counters.incShard(this.index, SHARD_SLOT.LOADS_JOINED);
+    }
+    let outcome: LeaseOutcome;
+    try {
+      outcome = await ask;
+    } catch (err) {
+      if (stale !== null) return this.#staleReply(this.#l2EntryOf(stale));
+      return (a, i) => a.set(i, STATUS.L2_ERROR, kindIndex(err as L2UnavailableError));
+    }
+    if (outcome.kind === 'leased' && mine) {
+      this.counters.incShard(this.index, SHARD_SLOT.LEASES_GRANTED);
+      const token = outcome.token;
+      if (stale !== null) {
+        this.counters.incShard(this.index, SHARD_SLOT.STALE_ANSWERS);
+        const found = this.#found(stale, 'STALE');
+        return (a, i) => a.hit(i, found, token);
+      }
+      return (a, i) => a.set(i, STATUS.LEASED, 0, token);
+    }
+    if (stale !== null) return this.#staleReply(this.#l2EntryOf(stale));
+    if (outcome.kind === 'leased') {
+      // Another reader on this shard holds the lease: wait for its fill like any other waiter.
+      outcome = await leaseOrWait(this.#stampede, key, args.leaseMs, waitDeadline, usable).catch(() => ({ kind: 'timeout' }) as const);
+      if (outcome.kind === 'leased') {
+        this.counters.incShard(this.index, SHARD_SLOT.LEASES_GRANTED);
+        const token = outcome.token;
+        return (a, i) => a.set(i, STATUS.LEASED, 0, token);
+      }
+    }
+    if (outcome.kind === 'filled') {
+      this.counters.incShard(this.index, SHARD_SLOT.REMOTE_FILLS);
+      return this.#entryReply(outcome.hit.entry, 'L2');
+    }
+    this.counters.incShard(this.index, SHARD_SLOT.WAIT_TIMEOUTS);
+    return (a, i) => a.set(i, STATUS.WAIT_TIMEOUT, RETRY_AFTER_S);
+  }
+
+  // ---- writes ----
+
+  /** PUT: the origin first (write-through), then under a lease or plainly: the L2 and the bus, then L1. */
+  #put(i: number, key: string, put: PutArgs, now: Answers, tally: Tally, defer: (i: number, work: Promise<Reply>) => void): void {
+    tally.puts++;
+    const t = Date.now();
+    const etag = etagOf(put.value);
+    const l2Entry: L2Entry = {
+      value: put.value,
+      contentType: put.contentType,
+      etag,
+      createdMs: t,
+      expiresMs: t + put.ttlMs,
+      swrUntilMs: t + put.ttlMs + put.swrMs,
+      staleUntilMs: t + put.ttlMs + put.swrMs,
+      deltaMs: 0,
+      negative: false,
+      validators: null,
+      tags: put.tags,
+    };
+    const rule = this.origins === null ? null : ruleFor(key, this.origins.rules);
+    if (put.lease !== null) {
+      defer(i, this.#leaseFill(key, put.lease, l2Entry));
+      return;
+    }
+    if (rule?.writeThrough != null) {
+      defer(i, this.#writeToOrigin(key, rule, put, l2Entry));
+      return;
+    }
+    if (this.l2 === null) {
+      this.#storeLocal(i, key, l2Entry, now, tally);
+      return;
+    }
+    defer(i, this.#storeThrough(key, l2Entry));
+  }
+
+  /** Without an L2: straight into L1 (the only copy). */
+  #storeLocal(i: number, key: string, entry: L2Entry, now: Answers, tally: Tally): void {
+    this.#local?.drop(key);
+    if (this.l1.set(key, this.#l1EntryOf(entry), entry.staleUntilMs - entry.createdMs)) {
+      tally.sets++;
+      now.set(i, STATUS.STORED);
+    } else {
+      now.set(i, STATUS.TOO_LARGE);
+    }
+    this.#waiters.notice(key);
+  }
+
+  /** Write-through: the origin must take the value (2xx) before the cache does; otherwise the cache is untouched. */
+  async #writeToOrigin(key: string, rule: OriginRule, put: PutArgs, entry: L2Entry): Promise<Reply> {
+    const origins = this.origins as ShardOrigins;
+    const o = origins.rules.indexOf(rule);
+    this.counters.addOrigin(o, ORIGIN_SLOT.WRITES);
+    const written = await origins.client.write(rule, key, put.value, put.contentType, Math.min(rule.timeoutMs, this.#settings.answerWithinMs));
+    if (!written.ok) {
+      this.counters.addOrigin(o, ORIGIN_SLOT.WRITE_ERRORS);
+      return (a, i) => a.set(i, STATUS.ORIGIN_ERROR, written.status, `write-through failed: ${written.message}; the cache was left untouched`);
+    }
+    if (this.l2 !== null) return this.#storeThrough(key, entry);
+    this.#local?.drop(key);
+    const stored = this.l1.set(key, this.#l1EntryOf(entry), entry.staleUntilMs - entry.createdMs);
+    if (stored) this.counters.incShard(this.index, SHARD_SLOT.L1_SETS);
+    this.#waiters.notice(key);
+    return (a, i) => a.set(i, stored ? STATUS.STORED : STATUS.TOO_LARGE);
+  }
+
+  /** A lease holder's fill: stored only while its lease holds (and no tag invalidation came since). */
+  async #leaseFill(key: string, token: string, entry: L2Entry): Promise<Reply> {
+    const epoch = tokenEpoch(token) ?? -1;
+    let filled: boolean;
+    try {
+      filled = await this.#fill(key, token, entry, epoch);
+    } catch (err) {
+      this.#drop(key);
+      this.#l2Failed(err as L2UnavailableError);
+      return (a, i) => a.set(i, STATUS.L2_ERROR, kindIndex(err as L2UnavailableError));
+    }
+    if (!filled) {
+      this.counters.incShard(this.index, SHARD_SLOT.LEASES_VOIDED);
+      return (a, i) =>
+        a.set(
+          i,
+          STATUS.LEASE_LOST,
+          0,
+          'the lease is no longer held: the key was deleted or invalidated since it was granted, or the lease expired; nothing was stored',
+        );
+    }
+    this.counters.incShard(this.index, SHARD_SLOT.LEASES_FILLED);
+    this.counters.incShard(this.index, SHARD_SLOT.L2_SETS);
+    if (this.l2 === null) this.counters.incShard(this.index, SHARD_SLOT.L1_SETS);
+    return (a, i) => a.set(i, STATUS.STORED);
+  }
+
+  /** PUT with an L2: L2 and the bus message first, then L1; acknowledged only when all are done. */
+  async #storeThrough(key: string, entry: L2Entry): Promise<Reply> {
+    const l2 = this.l2 as ShardL2;
+    const ttlMs = entry.staleUntilMs - entry.createdMs;
+    const started = performance.now();
+    const s = this.index;
+    let pending = this.#writes.get(key);
+    if (pending === undefined) {
+      pending = { count: 0, overtaken: false };
+      this.#writes.set(key, pending);
+    }
+    pending.count++;
+    const record = pending;
+    const done = () => {
+      if (--record.count === 0 && this.#writes.get(key) === record) this.#writes.delete(key);
+    };
+    const announce = this.#announce(l2, BUS_KIND.KEYS, key);
+    try {
+      // A write that outlives its deadline may still land: then what L1 read meanwhile is old.
+      await l2.store.set(key, entry, ttlMs, announce, () => this.#drop(key));
+    } catch (err) {
+      done();
+      // The write may or may not have reached Redis: this L1 must not keep the value it replaced.
+      this.#drop(key);
+      this.#l2Failed(err as L2UnavailableError);
+      return (a, i) => a.set(i, STATUS.L2_ERROR, kindIndex(err as L2UnavailableError));
+    }
+    this.#l2Done(started);
+    this.counters.incShard(s, SHARD_SLOT.L2_SETS);
+    this.#forget(key);
+    // Another node's write to this key may have landed in Redis after ours: then Redis, not this value, is current.
+    if (record.overtaken) this.#drop(key);
+    else if (this.l1.admit(key, this.#l1EntryOf(entry), Math.min(ttlMs, l2.l1MaxTtlMs))) this.counters.incShard(s, SHARD_SLOT.L1_SETS);
+    done();
+    this.#waiters.notice(key);
+    return (a, i) => a.set(i, STATUS.STORED);
+  }
+
+  /** DELETE: the key and its lock (a lease on it is void) from the L2 with the bus message, then L1 again. */
+  #delete(i: number, key: string, now: Answers, tally: Tally, defer: (i: number, work: Promise<Reply>) => void): void {
+    tally.deletes++;
+    const gone = this.#drop(key) ? 1 : 0;
+    tally.removed += gone;
+    this.#local?.drop(key);
+    const l2 = this.l2;
+    if (l2 === null) {
+      now.set(i, STATUS.DONE, gone);
+      return;
+    }
+    defer(
+      i,
+      this.#removeThrough(() => l2.store.delete([key], this.#announce(l2, BUS_KIND.KEYS, key), () => this.#drop(key)), BUS_KIND.KEYS, key),
     );
   }
+
+  /**
+   * A tag's invalidation on this node. The tag's own shard (INVALIDATE_TAG)
+   * sweeps the L2 and tells the other nodes; every shard (INVALIDATE_TAG_L1)
+   * cleans its L1. Without an L2 each shard counts what its L1 held.
+   */
+  #invalidateTag(i: number, tag: string, l1Only: boolean, now: Answers, tally: Tally, defer: (i: number, work: Promise<Reply>) => void): void {
+    tally.deletes++;
+    const gone = this.#dropTagged(tag);
+    tally.removed += gone;
+    // Without an L2, leases are this shard's own: a tag invalidation voids those taken before it.
+    this.#local?.dropAll();
+    const l2 = this.l2;
+    if (l2 === null) now.set(i, STATUS.DONE, gone);
+    else if (l1Only) now.set(i, STATUS.DONE, 0);
+    else
+      defer(
+        i,
+        this.#removeThrough(() => l2.store.deleteTags([tag], this.#announce(l2, BUS_KIND.TAGS, tag)), BUS_KIND.TAGS, tag),
+      );
+  }
+
+  /** DELETE or tag invalidation through the L2: answers how many the L2 held. */
+  async #removeThrough(remove: () => Promise<number>, kind: BusKind, item: string): Promise<Reply> {
+    const started = performance.now();
+    let count: number;
+    try {
+      count = await remove();
+    } catch (err) {
+      this.#l2Failed(err as L2UnavailableError);
+      return (a, i) => a.set(i, STATUS.L2_ERROR, kindIndex(err as L2UnavailableError));
+    }
+    this.#l2Done(started);
+    // Reads that began before the L2 removal may have refilled L1 meanwhile.
+    if (kind === BUS_KIND.KEYS) {
+      this.#drop(item);
+      this.#waiters.notice(item);
+    } else {
+      this.#dropTagged(item);
+    }
+    return (a, i) => a.set(i, STATUS.DONE, count);
+  }
+
+  /** Another node changed key: drop it here, keep a write in flight out of L1, wake waiters for its fill. */
+  #dropRemote(i: number, key: string, now: Answers): void {
+    const write = this.#writes.get(key);
+    if (write !== undefined) write.overtaken = true;
+    if (this.#drop(key)) this.counters.incShard(this.index, SHARD_SLOT.L1_REMOTE_DROPS);
+    this.#waiters.notice(key);
+    now.set(i, STATUS.DONE);
+  }
+
+  /** The bus may have lost messages: empty L1, let nothing in flight fill it, and make waiters look again. */
+  #clear(i: number, now: Answers): void {
+    for (const load of this.#loads.values()) load.stale = true;
+    this.#loads.clear();
+    for (const write of this.#writes.values()) write.overtaken = true;
+    this.counters.addShard(this.index, SHARD_SLOT.L1_REMOTE_DROPS, this.l1.clear());
+    this.#waiters.noticeAll();
+    now.set(i, STATUS.DONE);
+  }
+
+  // ---- the L2 read path ----
 
   /**
    * The L2 read for key: one already in flight (joined, counted as
@@ -425,12 +1043,7 @@ export class Shard {
             settle(null);
           } else {
             counters.incShard(s, SHARD_SLOT.L2_HITS);
-            const ttlMs = Math.min(hit.ttlMs, l2.l1MaxTtlMs);
-            if (!load.stale && ttlMs >= 1) {
-              const entry = hit.entry;
-              const expiresMs = performance.timeOrigin + performance.now() + ttlMs;
-              this.l1.admit(key, ownedEntry(headOf(entry.contentType, entry.etag, 'L1'), entry.value, entry.createdMs, expiresMs, entry.tags), ttlMs);
-            }
+            if (!load.stale) this.#admit(key, hit.entry, hit.ttlMs);
             settle(hit);
           }
         }
@@ -452,64 +1065,6 @@ export class Shard {
       this.counters.incShard(this.index, SHARD_SLOT.BUS_SENT);
       return l2.bus.next(kind, [item]);
     };
-  }
-
-  /** PUT: L2 and the bus message first, then L1; acknowledged only when all are done. */
-  #writeThrough(key: string, entry: L1Entry, l1TtlMs: number, write: () => Promise<void>, i: number, answers: Answers): Promise<void> {
-    const started = performance.now();
-    const s = this.index;
-    let pending = this.#writes.get(key);
-    if (pending === undefined) {
-      pending = { count: 0, overtaken: false };
-      this.#writes.set(key, pending);
-    }
-    pending.count++;
-    const record = pending;
-    let finished = false;
-    const done = () => {
-      if (finished) return;
-      finished = true;
-      if (--record.count === 0 && this.#writes.get(key) === record) this.#writes.delete(key);
-    };
-    return write()
-      .then(() => {
-        this.#l2Done(started);
-        this.counters.incShard(s, SHARD_SLOT.L2_SETS);
-        this.#forget(key);
-        // Another node's write to this key may have landed in Redis after ours: then Redis, not this value, is current.
-        if (record.overtaken) this.#drop(key);
-        else if (this.l1.admit(key, entry, l1TtlMs)) this.counters.incShard(s, SHARD_SLOT.L1_SETS);
-        done();
-        answers.set(i, STATUS.STORED);
-      })
-      .then(
-        () => {},
-        (err: L2UnavailableError) => {
-          done();
-          // The write may or may not have reached Redis: this L1 must not keep the value it replaced.
-          this.#drop(key);
-          this.#l2Failed(err);
-          answers.set(i, STATUS.L2_ERROR, kindIndex(err));
-        },
-      );
-  }
-
-  /** DELETE or tag invalidation: L2 and the bus message first, then L1 again; answers how many the L2 held. */
-  #removeThrough(remove: () => Promise<number>, kind: BusKind, item: string, i: number, answers: Answers): Promise<void> {
-    const started = performance.now();
-    return remove().then(
-      (count) => {
-        this.#l2Done(started);
-        // Reads that began before the L2 removal may have refilled L1 meanwhile.
-        if (kind === BUS_KIND.KEYS) this.#drop(item);
-        else this.#dropTagged(item);
-        answers.set(i, STATUS.DONE, count);
-      },
-      (err: L2UnavailableError) => {
-        this.#l2Failed(err);
-        answers.set(i, STATUS.L2_ERROR, kindIndex(err));
-      },
-    );
   }
 
   /** Removes key from L1 and keeps an L2 read in flight for it from filling L1. */
@@ -540,7 +1095,53 @@ export class Shard {
   #l2Failed(err: L2UnavailableError): void {
     this.counters.incShard(this.index, SHARD_SLOT.L2_ERRORS + kindIndex(err));
   }
+
+  // ---- entries between the levels ----
+
+  /** An L2 entry (epoch-ms times) as an L1 entry (times on the L1 clock), in a buffer of its own. */
+  #l1EntryOf(entry: L2Entry): L1Entry {
+    const offset = monoNow() - Date.now();
+    const meta: L1EntryMeta = {
+      createdMs: entry.createdMs,
+      expiresMs: entry.expiresMs + offset,
+      swrUntilMs: entry.swrUntilMs + offset,
+      staleUntilMs: entry.staleUntilMs + offset,
+      deltaMs: entry.deltaMs,
+      negative: entry.negative,
+      validators: entry.validators,
+      tags: entry.tags,
+    };
+    return ownedEntry(baseHeadOf(entry.contentType, entry.etag), entry.value, meta);
+  }
+
+  /** An L1 entry back as an L2 entry (for a fill, or a stale fallback). */
+  #l2EntryOf(entry: L1Entry): L2Entry {
+    const offset = Date.now() - monoNow();
+    const head = new TextDecoder('latin1').decode(entry.head);
+    const cut = head.indexOf('\r\netag: ');
+    return {
+      value: entry.value,
+      contentType: head.slice(0, cut),
+      etag: head.slice(cut + 8),
+      createdMs: entry.createdMs,
+      expiresMs: entry.expiresMs + offset,
+      swrUntilMs: entry.swrUntilMs + offset,
+      staleUntilMs: entry.staleUntilMs + offset,
+      deltaMs: entry.deltaMs,
+      negative: entry.negative,
+      validators: entry.validators,
+      tags: entry.tags,
+    };
+  }
 }
+
+/** The shard slot each lock event counts in. */
+const LOCK_SLOTS: Readonly<Record<LockEvent, number>> = {
+  acquired: SHARD_SLOT.LOCKS_ACQUIRED,
+  waited: SHARD_SLOT.LOCK_WAITS,
+  takeover: SHARD_SLOT.LOCK_TAKEOVERS,
+  lost: SHARD_SLOT.LOCKS_LOST,
+};
 
 /** Index of an L2 failure's kind in L2_ERROR_KINDS (anything unexpected counts as a connection failure). */
 function kindIndex(err: L2UnavailableError): number {

@@ -4,8 +4,11 @@ import { type HotIndexShape, HotIndexWriter } from '../l1/hot-index.js';
 import { BUS_CHANNEL, BusPublisher, HEARTBEAT_INTERVAL_MS } from '../l2/bus-format.js';
 import { RedisL2Store } from '../l2/redis.js';
 import type { L2Target } from '../l2/target.js';
+import { OriginClient } from '../origin/client.js';
+import type { OriginRule } from '../origin/rules.js';
+import { OriginSlots } from '../origin/slots.js';
 import type { AttachTask, Batch } from './protocol.js';
-import { Shard, type ShardL2 } from './shard.js';
+import { type CoordinationSettings, Shard, type ShardL2, type ShardOrigins } from './shard.js';
 
 /** How each shard reaches the L2, or null for an L1-only node. */
 export interface ShardL2Settings {
@@ -33,10 +36,15 @@ export interface ShardWorkerData {
   /** Shape of the hot-read index each attach task brings, or null when it is off. */
   readonly hotIndexShape: HotIndexShape | null;
   readonly l2: ShardL2Settings | null;
+  /** Origin rules and the node's shared in-flight counts per rule, or null without origins. */
+  readonly origins: { readonly rules: readonly OriginRule[]; readonly slots: SharedArrayBuffer } | null;
+  /** Largest value an origin may answer with. */
+  readonly maxValueBytes: number;
+  readonly coordination: CoordinationSettings;
 }
 
 const data = workerData as ShardWorkerData;
-const counters = new Counters(data.shards, data.countersBuffer);
+const counters = new Counters(data.shards, data.countersBuffer, data.origins?.rules.length ?? 0);
 let attached: Shard | null = null;
 
 /**
@@ -48,7 +56,22 @@ export default function attach(task: AttachTask): Promise<void> {
   if (attached !== null) throw new Error(`worker already owns shard ${attached.index}; refused shard ${task.shard}`);
   const hot = data.hotIndexShape === null || task.hotIndex === null ? null : new HotIndexWriter(task.hotIndex, data.hotIndexShape);
   const l2 = data.l2 === null ? null : connectL2(data.l2);
-  const shard = new Shard(task.shard, counters, data.l1MaxBytesPerShard, hot, l2);
+  const { port } = task;
+  const client = data.origins === null ? null : new OriginClient(data.maxValueBytes);
+  const origins: ShardOrigins | null =
+    data.origins === null || client === null
+      ? null
+      : { rules: data.origins.rules, client, slots: new OriginSlots(data.origins.rules.length, data.origins.slots) };
+  const shard = new Shard({
+    index: task.shard,
+    counters,
+    l1MaxBytes: data.l1MaxBytesPerShard,
+    hot,
+    l2,
+    origins,
+    coordination: data.coordination,
+    send: (answer) => port.postMessage(answer, [answer]),
+  });
   attached = shard;
   shard.publishMemory();
   const purge = setInterval(() => {
@@ -76,27 +99,13 @@ export default function attach(task: AttachTask): Promise<void> {
           if (heartbeat !== null) l2.store.publish(BUS_CHANNEL, heartbeat).catch(() => {});
         }, HEARTBEAT_INTERVAL_MS);
   heartbeats?.unref();
-  const { port } = task;
-  port.on('message', (batch: Batch) => {
-    const { now, later } = shard.run(batch);
-    if (now !== null) port.postMessage(now, [now]);
-    // Every L2 failure is an answer (STATUS.L2_ERROR); a rejection here is a bug: crash, and the pool replaces the worker.
-    later?.then(
-      (buffer) => port.postMessage(buffer, [buffer]),
-      (err: unknown) => {
-        setImmediate(() => {
-          throw err;
-        });
-      },
-    );
-  });
+  port.on('message', (batch: Batch) => shard.run(batch));
   return new Promise<void>((resolve) => {
     port.once('close', () => {
       clearInterval(purge);
       if (gauges !== null) clearInterval(gauges);
       if (heartbeats !== null) clearInterval(heartbeats);
-      if (l2 === null) resolve();
-      else void l2.store.close().finally(resolve);
+      void Promise.all([l2?.store.close(), client?.close()]).finally(resolve);
     });
   });
 }

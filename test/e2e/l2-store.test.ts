@@ -1,7 +1,7 @@
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { L2UnavailableError } from '../../src/errors.js';
-import type { L2Entry } from '../../src/l2/envelope.js';
+import { type L2Entry, PLAIN } from '../../src/l2/envelope.js';
 import { valueKey } from '../../src/l2/keys.js';
 import { clusterNodes, RedisL2Store } from '../../src/l2/redis.js';
 import type { L2Hit } from '../../src/l2/store.js';
@@ -10,6 +10,9 @@ import { RedisCluster, RedisServer } from '../helpers/redis.js';
 // One behavioural suite, run against a standalone Redis and a 6-node Redis Cluster (issue 3 groundwork).
 
 const entry = (text: string, tags: string[] | null = null, ttlMs = 60_000): L2Entry => ({
+  ...PLAIN,
+  swrUntilMs: Date.now() + ttlMs,
+  staleUntilMs: Date.now() + ttlMs,
   value: new TextEncoder().encode(text),
   contentType: 'text/plain',
   etag: `"${text.length}"`,

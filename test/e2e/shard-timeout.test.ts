@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ErrorCode } from '../../src/errors.js';
 import type { BatchResult, OpWaiter } from '../../src/shards/pool.js';
-import { FIELD, FIELDS, OP, STATUS } from '../../src/shards/protocol.js';
+import { OP, STATUS } from '../../src/shards/protocol.js';
 import { ROOT, until } from '../helpers/node.js';
 
 const { ShardPool } = (await import(`${ROOT}dist/src/shards/pool.js`)) as typeof import('../../src/shards/pool.js');
@@ -11,7 +11,17 @@ const pool = new ShardPool({
   shards: 1,
   requestTimeoutMs: 300,
   workerFile: new URL(`file://${ROOT}dist/test/helpers/hanging-worker.js`).href,
-  workerData: { shards: 1, countersBuffer: new Counters(1).buffer, l1MaxBytesPerShard: 1 << 20, purgeIntervalMs: 1000, hotIndexShape: null, l2: null },
+  workerData: {
+    shards: 1,
+    countersBuffer: new Counters(1).buffer,
+    l1MaxBytesPerShard: 1 << 20,
+    purgeIntervalMs: 1000,
+    hotIndexShape: null,
+    l2: null,
+    origins: null,
+    maxValueBytes: 1 << 20,
+    coordination: { pollMs: 20, maxPollMs: 200, earlyRefreshBeta: 1, answerWithinMs: 240 },
+  },
 });
 afterAll(() => pool.close(0));
 
@@ -19,7 +29,7 @@ type Outcome = { status: number } | { code: ErrorCode };
 function op(code: number, key: string): Promise<Outcome> {
   return new Promise((resolve) => {
     const waiter: OpWaiter = {
-      onResult: (result: BatchResult, index: number) => resolve({ status: result.header[index * FIELDS + FIELD.STATUS] as number }),
+      onResult: (result: BatchResult, index: number) => resolve({ status: result.status(index) }),
       onFail: (failure) => resolve({ code: failure }),
     };
     pool.submit(0, code, key, null, waiter, 0);

@@ -49,15 +49,15 @@ describe('keys', () => {
     expect(keyFromSegment('ключ')).toBe(keyFromSegment('%D0%BA%D0%BB%D1%8E%D1%87'));
     expect(tagProblem('t\ud800')).toMatch(/lone surrogate/);
     expect(parsePutQuery('tags=a,b\ufffd', 300, 86400)).toMatchObject({ code: 'E_INVALID_QUERY' });
-    expect(parsePutQuery('tags=a,%EF%BF%BD', 300, 86400)).toEqual({ ttlS: 300, tags: ['a', '\ufffd'] });
+    expect(parsePutQuery('tags=a,%EF%BF%BD', 300, 86400)).toEqual({ ttlS: 300, swrS: 0, tags: ['a', '\ufffd'] });
   });
 });
 
 describe('PUT query', () => {
   it('defaults the ttl and reads ttl and tags', () => {
-    expect(parsePutQuery('', 300, 86400)).toEqual({ ttlS: 300, tags: null });
-    expect(parsePutQuery('ttl=60&tags=a,b,a', 300, 86400)).toEqual({ ttlS: 60, tags: ['a', 'b'] });
-    expect(parsePutQuery('ttl=86400', 300, 86400)).toEqual({ ttlS: 86400, tags: null });
+    expect(parsePutQuery('', 300, 86400)).toEqual({ ttlS: 300, swrS: 0, tags: null });
+    expect(parsePutQuery('ttl=60&tags=a,b,a', 300, 86400)).toEqual({ ttlS: 60, swrS: 0, tags: ['a', 'b'] });
+    expect(parsePutQuery('ttl=86400', 300, 86400)).toEqual({ ttlS: 86400, swrS: 0, tags: null });
   });
 
   it.each(['ttl=0', 'ttl=-1', 'ttl=1.5', 'ttl=abc', 'ttl=', 'ttl', 'ttl=86401', 'ttl=1e3', 'ttl=%201'])('rejects %s with E_INVALID_TTL', (q) => {

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { FrequencySketch } from '../../src/l1/frequency-sketch.js';
-import { entrySize, type L1Entry, L1Partition, ownedEntry } from '../../src/l1/partition.js';
+import { entrySize, type L1Entry, L1Partition, ownedEntry, plainMeta } from '../../src/l1/partition.js';
 import { hashKey } from '../../src/shards/route.js';
 
 function entry(bytes: number, tags: string[] | null = null): L1Entry {
-  return { value: new Uint8Array(bytes), head: new Uint8Array(10), createdMs: 0, expiresMs: 0, tags };
+  return { ...plainMeta(0, 0, tags), value: new Uint8Array(bytes), head: new Uint8Array(10) };
 }
 
 function partition(maxBytes: number) {
@@ -34,7 +34,7 @@ describe('L1 partition', () => {
   it('gives an entry a buffer of its own: a value that is a view into a larger buffer is copied out', () => {
     const socketBuffer = new Uint8Array(64 * 1024).fill(7);
     const view = socketBuffer.subarray(1000, 1100);
-    const e = ownedEntry(new Uint8Array([1, 2, 3]), view, 0, 0, null);
+    const e = ownedEntry(new Uint8Array([1, 2, 3]), view, plainMeta(0, 0));
     expect(e.value.buffer).not.toBe(socketBuffer.buffer);
     expect(e.value.buffer.byteLength).toBe(103);
     expect(e.head.buffer).toBe(e.value.buffer);
@@ -42,7 +42,7 @@ describe('L1 partition', () => {
     expect(e.value).toEqual(view);
     // A large value that already owns its buffer (a PUT body) is kept, not copied.
     const body = new Uint8Array(8192).fill(9);
-    expect(ownedEntry(new Uint8Array(3), body, 0, 0, null).value).toBe(body);
+    expect(ownedEntry(new Uint8Array(3), body, plainMeta(0, 0)).value).toBe(body);
   });
 
   it('stays within its byte budget, evicting least recently used first and counting it', () => {

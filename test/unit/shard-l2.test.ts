@@ -2,10 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { Counters } from '../../src/counters/counters.js';
 import { L2_ERROR_KINDS, SHARD_SLOT } from '../../src/counters/layout.js';
 import { L2UnavailableError } from '../../src/errors.js';
+import { plainMeta } from '../../src/l1/partition.js';
 import { BusPublisher, decodeBusMessage, newNodeId } from '../../src/l2/bus-format.js';
-import type { L2Entry } from '../../src/l2/envelope.js';
-import type { Announce, L2Hit, L2Store } from '../../src/l2/store.js';
-import { type Batch, FIELD, FIELDS, OP, RESULT_PREFIX_BYTES, STATUS } from '../../src/shards/protocol.js';
+import { type L2Entry, PLAIN } from '../../src/l2/envelope.js';
+import type { Announce, L2Hit, L2Peek, L2Store } from '../../src/l2/store.js';
+import { type Batch, BatchResult, OP, STATUS } from '../../src/shards/protocol.js';
 import { Shard } from '../../src/shards/shard.js';
 
 // The shard's L2 ordering rules, with a store whose replies the test releases one by one: the races
@@ -61,6 +62,21 @@ class HeldStore implements L2Store {
   deleteTags(): Promise<number> {
     return this.#hold(() => 0);
   }
+  tryLock(): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+  unlock(): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+  fill(): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+  peek(): Promise<L2Peek> {
+    return Promise.resolve({ hit: null, locked: false });
+  }
+  leaseEpoch(): Promise<number> {
+    return Promise.resolve(0);
+  }
   publish(): Promise<void> {
     return Promise.resolve();
   }
@@ -73,6 +89,9 @@ class HeldStore implements L2Store {
 }
 
 const entry = (text: string): L2Entry => ({
+  ...PLAIN,
+  swrUntilMs: Date.now() + 60_000,
+  staleUntilMs: Date.now() + 60_000,
   value: new TextEncoder().encode(text),
   contentType: 'text/plain',
   etag: '"e"',
@@ -88,91 +107,122 @@ function batch(ops: number[], keys: string[], values: (string | null)[] = []): B
     sentAtMs: performance.timeOrigin + performance.now(),
     ops,
     keys,
-    puts:
+    args:
       values.length === 0
         ? null
-        : values.map((v) => (v === null ? null : { value: new TextEncoder().encode(v), contentType: 'text/plain', ttlMs: 60_000, tags: null })),
+        : values.map((v) =>
+            v === null
+              ? null
+              : { kind: 'put', value: new TextEncoder().encode(v), contentType: 'text/plain', ttlMs: 60_000, swrMs: 0, tags: null, lease: null },
+          ),
   };
 }
 
+/** A shard over a HeldStore, and the answers it sent, by batch id, as they arrive. */
 function setup() {
   const store = new HeldStore();
   const counters = new Counters(1);
   const bus = new BusPublisher(newNodeId());
-  const shard = new Shard(0, counters, 1 << 20, null, { store, bus, l1MaxTtlMs: 60_000, admission: 'lru' });
-  return { store, shard, counters };
+  const answers = new Map<number, BatchResult[]>();
+  const arrived: (() => void)[] = [];
+  const ops = new Map<number, number>();
+  const shard = new Shard({
+    index: 0,
+    counters,
+    l1MaxBytes: 1 << 20,
+    l2: { store, bus, l1MaxTtlMs: 60_000, admission: 'lru' },
+    send: (buffer) => {
+      const id = BatchResult.idOf(buffer);
+      const list = answers.get(id) ?? [];
+      list.push(new BatchResult(buffer, ops.get(id) ?? 0));
+      answers.set(id, list);
+      for (const wake of arrived.splice(0)) wake();
+    },
+  });
+  /** Runs a batch; its answers so far, and a wait for its next one. */
+  const run = (b: Batch) => {
+    ops.set(b.id, b.ops.length);
+    shard.run(b);
+    const sent = () => answers.get(b.id) ?? [];
+    const next = async (count: number): Promise<BatchResult> => {
+      while (sent().length < count) await new Promise<void>((r) => arrived.push(r));
+      return sent()[count - 1] as BatchResult;
+    };
+    return { sent, next };
+  };
+  return { store, shard, counters, run };
 }
 
-const statusOf = (buffer: ArrayBuffer | null, i: number) =>
-  new Float64Array(buffer as ArrayBuffer, RESULT_PREFIX_BYTES, (i + 1) * FIELDS)[i * FIELDS + FIELD.STATUS];
+const entryOf = (bytes: number) => ({ ...plainMeta(0, Number.MAX_VALUE), value: new Uint8Array(bytes), head: new Uint8Array(1) });
 const text = (value: Uint8Array | undefined) => (value === undefined ? undefined : new TextDecoder().decode(value));
 const settle = () => new Promise((r) => setImmediate(r));
 
 describe('shard with an L2', () => {
   it('answers L1 hits at once and the L2 misses of the same batch in a second answer', async () => {
-    const { store, shard } = setup();
-    shard.l1.set('here', { value: new Uint8Array(1), head: new Uint8Array(1), createdMs: 0, expiresMs: Number.MAX_VALUE, tags: null }, 60_000);
+    const { store, shard, run } = setup();
+    shard.l1.set('here', entryOf(1), 60_000);
     store.data.set('there', entry('from redis'));
-    const outcome = shard.run(batch([OP.GET, OP.GET], ['here', 'there']));
-    expect(statusOf(outcome.now, 0)).toBe(STATUS.HIT);
-    expect(statusOf(outcome.now, 1)).toBe(STATUS.PENDING);
+    const answers = run(batch([OP.GET, OP.GET], ['here', 'there']));
+    const now = await answers.next(1);
+    expect([now.status(0), now.status(1)]).toEqual([STATUS.HIT, STATUS.PENDING]);
     store.release();
-    const later = (await outcome.later) as ArrayBuffer;
-    expect(statusOf(later, 0)).toBe(STATUS.PENDING);
-    expect(statusOf(later, 1)).toBe(STATUS.HIT);
+    const later = await answers.next(2);
+    expect([later.status(0), later.status(1)]).toEqual([STATUS.PENDING, STATUS.HIT]);
+    expect(new TextDecoder().decode(later.head(1))).toContain('x-cache: L2');
     expect(text(shard.l1.get('there')?.value)).toBe('from redis');
   });
 
   it('sends no first answer for a batch of L2 misses only, and reads one key once for concurrent misses', async () => {
-    const { store, shard, counters } = setup();
+    const { store, counters, run } = setup();
     store.data.set('k', entry('v'));
-    const first = shard.run(batch([OP.GET, OP.GET], ['k', 'k']));
-    const second = shard.run(batch([OP.HEAD], ['k']));
-    expect(first.now).toBeNull();
+    const first = run(batch([OP.GET, OP.GET], ['k', 'k']));
+    const second = run(batch([OP.HEAD], ['k']));
+    expect(first.sent()).toEqual([]);
     expect(store.gets).toBe(1);
     expect(counters.shard(0, SHARD_SLOT.LOADS_COALESCED)).toBe(2);
     store.release();
-    expect(statusOf((await first.later) as ArrayBuffer, 1)).toBe(STATUS.HIT);
-    expect(statusOf((await second.later) as ArrayBuffer, 0)).toBe(STATUS.HIT);
+    const one = await first.next(1);
+    expect([one.status(0), one.status(1)]).toEqual([STATUS.HIT, STATUS.HIT]);
+    expect((await second.next(1)).status(0)).toBe(STATUS.HIT);
   });
 
   it('keeps an L2 read overtaken by another node’s invalidation out of L1', async () => {
-    const { store, shard } = setup();
+    const { store, shard, run } = setup();
     store.data.set('k', entry('old'));
-    const read = shard.run(batch([OP.GET], ['k']));
-    shard.run(batch([OP.DROP], ['k']));
+    const read = run(batch([OP.GET], ['k']));
+    run(batch([OP.DROP], ['k']));
     store.release();
-    expect(statusOf((await read.later) as ArrayBuffer, 0)).toBe(STATUS.HIT);
+    expect((await read.next(1)).status(0)).toBe(STATUS.HIT);
     expect(shard.l1.get('k')).toBeUndefined();
   });
 
   it('keeps its own write out of L1 when another node’s invalidation for the key arrives while the write is in flight', async () => {
-    const { store, shard } = setup();
-    const write = shard.run(batch([OP.PUT], ['k'], ['mine']));
+    const { store, shard, run } = setup();
+    const write = run(batch([OP.PUT], ['k'], ['mine']));
     // Another node wrote k too; its message may mean Redis applied that write after this one.
-    shard.run(batch([OP.DROP], ['k']));
+    run(batch([OP.DROP], ['k']));
     store.release();
-    expect(statusOf((await write.later) as ArrayBuffer, 0)).toBe(STATUS.STORED);
+    expect((await write.next(1)).status(0)).toBe(STATUS.STORED);
     expect(shard.l1.get('k')).toBeUndefined();
     // The write was announced to the other nodes all the same.
     expect(store.announced.map((m) => decodeBusMessage(m)?.items)).toEqual([['k']]);
     // Without such a message the write lands in L1.
-    const alone = shard.run(batch([OP.PUT], ['j'], ['mine']));
+    const alone = run(batch([OP.PUT], ['j'], ['mine']));
     await settle();
     store.release();
-    await alone.later;
+    await alone.next(1);
     expect(text(shard.l1.get('j')?.value)).toBe('mine');
   });
 
   it('a failed write leaves the key out of L1 (not the old value) and counts the failure by kind', async () => {
-    const { store, shard, counters } = setup();
+    const { store, shard, counters, run } = setup();
     store.failSets = true;
-    shard.l1.set('k', { value: new Uint8Array(1), head: new Uint8Array(1), createdMs: 0, expiresMs: Number.MAX_VALUE, tags: null }, 60_000);
-    const write = shard.run(batch([OP.PUT], ['k'], ['new']));
+    shard.l1.set('k', entryOf(1), 60_000);
+    const write = run(batch([OP.PUT], ['k'], ['new']));
     store.release();
-    const answer = new Float64Array((await write.later) as ArrayBuffer, RESULT_PREFIX_BYTES, FIELDS);
-    expect(answer[FIELD.STATUS]).toBe(STATUS.L2_ERROR);
-    expect(L2_ERROR_KINDS[answer[FIELD.VALUE_LEN] as number]).toBe('timeout');
+    const answer = await write.next(1);
+    expect(answer.status(0)).toBe(STATUS.L2_ERROR);
+    expect(L2_ERROR_KINDS[answer.arg(0)]).toBe('timeout');
     expect(counters.shard(0, SHARD_SLOT.L2_ERRORS + L2_ERROR_KINDS.indexOf('timeout'))).toBe(1);
     expect(shard.l1.get('k')).toBeUndefined();
   });
