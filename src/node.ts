@@ -111,8 +111,18 @@ async function startClaimed(uws: ReturnType<typeof loadNativeUws>, config: Strat
     while (!l2Status().up && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   }
   const front = new FrontCounters();
-  const stats = new StatsReporter({ counters, front, pool, config, l2Status, bus: l2?.bus ?? null, hotIndexBytesPerShard: allocatedBytes(shape) });
-  const metrics = new MetricsRegistry(counters, front, stats, config.shards, pool, l2Status, l2?.bus ?? null);
+  const stats = new StatsReporter({ counters, front, pool, config, l2Status, bus: l2?.bus ?? null, hotIndexBytesPerShard: allocatedBytes(shape), originSlots });
+  const metrics = new MetricsRegistry({
+    counters,
+    front,
+    stats,
+    shards: config.shards,
+    pool,
+    l2Status,
+    bus: l2?.bus ?? null,
+    origins: config.origins,
+    originSlots,
+  });
   let draining = false;
   const app = createApp(uws, { config, pool, counters, front, metrics, stats, draining: () => draining, l2Status });
 

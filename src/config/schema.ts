@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { ConfigError } from '../errors.js';
 import { parseClusterSeeds, redactPasswords } from '../l2/target.js';
-import { checkOriginRules, type OriginRule, parseOriginRule } from '../origin/rules.js';
+import { checkOriginRules, type OriginRule, type OriginRuleInput, parseOriginRule } from '../origin/rules.js';
 
 /** The node's configuration after defaults, file, environment and flags are merged and checked. */
 export interface StrataConfig {
@@ -70,8 +70,8 @@ export interface StrataConfig {
   readonly earlyRefreshBeta: number;
 }
 
-/** What a config file may set: any subset of the options. */
-export type StrataFileConfig = Partial<StrataConfig>;
+/** What a config file may set: any subset of the options (origin rules with only the fields they change). */
+export type StrataFileConfig = Partial<Omit<StrataConfig, 'origins'>> & { readonly origins?: readonly OriginRuleInput[] };
 
 /** One option: where it comes from, its default, and how a string becomes a checked value. */
 export interface OptionSpec<K extends keyof StrataConfig = keyof StrataConfig> {

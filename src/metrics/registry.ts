@@ -1,8 +1,10 @@
 import client from 'prom-client';
 import type { Counters, FrontCounters, HistogramSnapshot } from '../counters/counters.js';
 import { bucketBoundSeconds } from '../counters/counters.js';
-import { HIST_BUCKETS, L2_ERROR_KINDS, ROUTES, SHARD_SLOT, STATUS_LABELS } from '../counters/layout.js';
+import { HIST_BUCKETS, L2_ERROR_KINDS, ORIGIN_RESULTS, ORIGIN_SLOT, ROUTES, SHARD_SLOT, STATUS_LABELS } from '../counters/layout.js';
 import type { BusCounts, L2Status } from '../l2/node-link.js';
+import type { OriginRule } from '../origin/rules.js';
+import type { OriginSlots } from '../origin/slots.js';
 import type { StatsReporter } from './stats.js';
 
 type MetricValue = { value: number; labels: Record<string, string | number>; metricName?: string };
@@ -36,19 +38,49 @@ class SharedHistogram {
   reset(): void {}
 }
 
+/** What /metrics is read from. */
+export interface MetricsSources {
+  readonly counters: Counters;
+  readonly front: FrontCounters;
+  readonly stats: StatsReporter;
+  readonly shards: number;
+  readonly pool: { isUp(shard: number): boolean };
+  /** @default not configured */
+  readonly l2Status?: () => L2Status;
+  /** @default null (no L2) */
+  readonly bus?: BusCounts | null;
+  /** @default [] */
+  readonly origins?: readonly OriginRule[];
+  /** In-flight origin requests per rule; null without origins. @default null */
+  readonly originSlots?: OriginSlots | null;
+}
+
+/** Shard slots summed into one counter each: name, help, slot. */
+const COORDINATION_COUNTERS: readonly (readonly [string, string, number])[] = [
+  [
+    'strata_stale_answers_total',
+    'Answers with a stale value (x-cache: STALE): stale-while-revalidate, stale-if-error, soft timeouts.',
+    SHARD_SLOT.STALE_ANSWERS,
+  ],
+  ['strata_early_refreshes_total', 'Refreshes XFetch started before a value expired.', SHARD_SLOT.EARLY_REFRESHES],
+  ['strata_refreshes_total', 'Background refreshes of stale values (stale-while-revalidate, a soft timeout going on).', SHARD_SLOT.REFRESHES],
+  [
+    'strata_loads_joined_total',
+    'Reads that joined an origin load or lease wait in flight for their key in this node (in-node single-flight).',
+    SHARD_SLOT.LOADS_JOINED,
+  ],
+  ['strata_remote_fills_total', 'Waits for another holder of a key lock that ended with its fill.', SHARD_SLOT.REMOTE_FILLS],
+];
+
 /** The node's /metrics: prom-client metrics filled from the shared counters at scrape time. */
 export class MetricsRegistry {
   readonly registry = new client.Registry();
 
-  constructor(
-    counters: Counters,
-    front: FrontCounters,
-    stats: StatsReporter,
-    shards: number,
-    pool: { isUp(shard: number): boolean },
-    l2Status: () => L2Status = () => ({ configured: false, up: false }),
-    bus: BusCounts | null = null,
-  ) {
+  constructor(sources: MetricsSources) {
+    const { counters, front, stats, shards, pool } = sources;
+    const l2Status = sources.l2Status ?? (() => ({ configured: false, up: false }));
+    const bus = sources.bus ?? null;
+    const origins = sources.origins ?? [];
     const registers = [this.registry];
     const withL2 = bus !== null;
     /** A per-level metric; `l2Slot` is the L2's slot, when the level has one and an L2 is configured. */
@@ -199,6 +231,92 @@ export class MetricsRegistry {
         this.inc(counters.total(SHARD_SLOT.L1_REMOTE_DROPS));
       },
     });
+    for (const [name, help, slot] of COORDINATION_COUNTERS) {
+      new client.Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(counters.total(slot));
+        },
+      });
+    }
+    const events = (name: string, help: string, slots: Readonly<Record<string, number>>) =>
+      new client.Counter({
+        name,
+        help,
+        labelNames: ['event'],
+        registers,
+        collect() {
+          this.reset();
+          for (const [event, slot] of Object.entries(slots)) this.inc({ event }, counters.total(slot));
+        },
+      });
+    events(
+      'strata_lock_events_total',
+      'Key locks (loads and leases): acquired, waited on (held elsewhere), taken over after a holder died, lost (a fill fenced off).',
+      {
+        acquired: SHARD_SLOT.LOCKS_ACQUIRED,
+        waited: SHARD_SLOT.LOCK_WAITS,
+        takeover: SHARD_SLOT.LOCK_TAKEOVERS,
+        lost: SHARD_SLOT.LOCKS_LOST,
+      },
+    );
+    events('strata_lease_events_total', 'Leases for cache-aside clients: granted, filled, voided (409), waits that timed out (404 + Retry-After).', {
+      granted: SHARD_SLOT.LEASES_GRANTED,
+      filled: SHARD_SLOT.LEASES_FILLED,
+      voided: SHARD_SLOT.LEASES_VOIDED,
+      wait_timeout: SHARD_SLOT.WAIT_TIMEOUTS,
+    });
+    if (origins.length > 0) {
+      new client.Counter({
+        name: 'strata_origin_requests_total',
+        help: 'Requests to read from an origin, by rule and result (value, not_modified, not_found, error, timeout; busy = not sent: maxConcurrent in flight).',
+        labelNames: ['origin', 'result'],
+        registers,
+        collect() {
+          this.reset();
+          origins.forEach((rule, o) => {
+            ORIGIN_RESULTS.forEach((result, i) => {
+              this.inc({ origin: rule.name, result }, counters.origin(o, ORIGIN_SLOT.LOADS + 1 + i));
+            });
+          });
+        },
+      });
+      new client.Counter({
+        name: 'strata_origin_writes_total',
+        help: 'Write-through requests to an origin, by rule and result (ok, error: the cache was left untouched).',
+        labelNames: ['origin', 'result'],
+        registers,
+        collect() {
+          this.reset();
+          origins.forEach((rule, o) => {
+            const writes = counters.origin(o, ORIGIN_SLOT.WRITES);
+            const errors = counters.origin(o, ORIGIN_SLOT.WRITE_ERRORS);
+            this.inc({ origin: rule.name, result: 'ok' }, writes - errors);
+            this.inc({ origin: rule.name, result: 'error' }, errors);
+          });
+        },
+      });
+      const slots = sources.originSlots ?? null;
+      new client.Gauge({
+        name: 'strata_origin_in_flight',
+        help: 'Origin requests in flight from this node, by rule (at most its maxConcurrent).',
+        labelNames: ['origin'],
+        registers,
+        collect() {
+          origins.forEach((rule, o) => {
+            this.set({ origin: rule.name }, slots?.inFlight(o) ?? 0);
+          });
+        },
+      });
+      this.registry.registerMetric(
+        new SharedHistogram('strata_origin_request_duration_seconds', 'Time of one origin read request, by rule.', () =>
+          origins.map((rule, o) => ({ labels: { origin: rule.name }, histogram: counters.originHistogram(o) })),
+        ) as unknown as client.Metric,
+      );
+    }
     this.registry.registerMetric(
       new SharedHistogram('strata_request_duration_seconds', 'Time from request to response, by route.', () =>
         ROUTES.map((route) => ({ labels: { route }, histogram: front.routeHistogram(route) })),

@@ -1,8 +1,9 @@
 import { performance } from 'node:perf_hooks';
 import type { StrataConfig } from '../config/schema.js';
 import type { Counters, FrontCounters } from '../counters/counters.js';
-import { L2_ERROR_KINDS, SHARD_SLOT } from '../counters/layout.js';
+import { L2_ERROR_KINDS, ORIGIN_SLOT, SHARD_SLOT } from '../counters/layout.js';
 import type { BusCounts, L2Status } from '../l2/node-link.js';
+import type { OriginSlots } from '../origin/slots.js';
 import type { ShardPool } from '../shards/pool.js';
 
 /** L1 counters of one shard or of the node. */
@@ -89,6 +90,8 @@ export interface StatsOptions {
   readonly hotIndexBytesPerShard: number;
   /** How often rates are sampled, ms. @default 1000 */
   readonly sampleMs?: number;
+  /** In-flight origin requests per rule. @default null */
+  readonly originSlots?: OriginSlots | null;
 }
 
 /** V8 heap figures of one thread (or a sum of threads), bytes. */
@@ -143,12 +146,14 @@ export class StatsReporter {
   readonly #l2Status: () => L2Status;
   readonly #bus: BusCounts | null;
   readonly #hotIndexBytes: number;
+  readonly #originSlots: OriginSlots | null;
 
   constructor(options: StatsOptions) {
     const { counters, front, pool, config, sampleMs = 1000 } = options;
     this.#l2Status = options.l2Status ?? (() => ({ configured: false, up: false }));
     this.#bus = options.bus ?? null;
     this.#hotIndexBytes = options.hotIndexBytesPerShard;
+    this.#originSlots = options.originSlots ?? null;
     this.#counters = counters;
     this.#front = front;
     this.#pool = pool;
@@ -223,6 +228,39 @@ export class StatsReporter {
       /** Requests begun and not yet answered, this one included. */
       requestsInFlight: this.#front.active,
       frontUtilization: this.#frontUtilization,
+      origins: this.#config.origins.map((rule, o) => ({
+        name: rule.name,
+        prefix: rule.prefix,
+        loads: c.origin(o, ORIGIN_SLOT.LOADS),
+        values: c.origin(o, ORIGIN_SLOT.VALUES),
+        notModified: c.origin(o, ORIGIN_SLOT.NOT_MODIFIED),
+        notFound: c.origin(o, ORIGIN_SLOT.NOT_FOUND),
+        errors: c.origin(o, ORIGIN_SLOT.ERRORS),
+        timeouts: c.origin(o, ORIGIN_SLOT.TIMEOUTS),
+        busy: c.origin(o, ORIGIN_SLOT.BUSY),
+        writes: c.origin(o, ORIGIN_SLOT.WRITES),
+        writeErrors: c.origin(o, ORIGIN_SLOT.WRITE_ERRORS),
+        inFlight: this.#originSlots?.inFlight(o) ?? 0,
+      })),
+      coordination: {
+        staleAnswers: c.total(SHARD_SLOT.STALE_ANSWERS),
+        earlyRefreshes: c.total(SHARD_SLOT.EARLY_REFRESHES),
+        refreshes: c.total(SHARD_SLOT.REFRESHES),
+        loadsJoined: c.total(SHARD_SLOT.LOADS_JOINED),
+        remoteFills: c.total(SHARD_SLOT.REMOTE_FILLS),
+        locks: {
+          acquired: c.total(SHARD_SLOT.LOCKS_ACQUIRED),
+          waited: c.total(SHARD_SLOT.LOCK_WAITS),
+          takeovers: c.total(SHARD_SLOT.LOCK_TAKEOVERS),
+          lost: c.total(SHARD_SLOT.LOCKS_LOST),
+        },
+        leases: {
+          granted: c.total(SHARD_SLOT.LEASES_GRANTED),
+          filled: c.total(SHARD_SLOT.LEASES_FILLED),
+          voided: c.total(SHARD_SLOT.LEASES_VOIDED),
+          waitTimeouts: c.total(SHARD_SLOT.WAIT_TIMEOUTS),
+        },
+      },
       memory,
       shards,
     };

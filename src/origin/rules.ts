@@ -37,6 +37,13 @@ export interface OriginRule {
   readonly headers: Readonly<Record<string, string>>;
 }
 
+/** A rule as a config file gives it: prefix and url, and any of the other fields. */
+export type OriginRuleInput = Partial<Omit<OriginRule, 'writeThrough'>> & {
+  readonly prefix: string;
+  readonly url: string;
+  readonly writeThrough?: OriginRule['writeThrough'] | boolean;
+};
+
 export const ORIGIN_DEFAULTS: Omit<OriginRule, 'name' | 'prefix' | 'url'> = Object.freeze({
   ttl: 60,
   negativeTtl: 10,
