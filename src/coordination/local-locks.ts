@@ -1,5 +1,5 @@
 import type { L2Entry } from '../l2/envelope.js';
-import type { FillOptions, L2Hit, L2Peek } from '../l2/store.js';
+import { FAILURE_PREFIX, type FillOptions, type L2Hit, type L2Peek, type LockAttempt, peekOf } from '../l2/store.js';
 import type { LockStore } from './stampede.js';
 
 /** Where a node without an L2 keeps what a fill stores: its shard's L1. */
@@ -41,6 +41,12 @@ export class LocalLocks implements LockStore {
     return true;
   }
 
+  async lockUnlessFresh(key: string, token: string, ttlMs: number): Promise<LockAttempt> {
+    const hit = this.#values.read(key);
+    if ((hit === null || hit.entry.expiresMs <= Date.now()) && (await this.tryLock(key, token, ttlMs))) return { locked: true };
+    return { locked: false, peek: peekOf(hit, this.#holder(key)) };
+  }
+
   async unlock(key: string, token: string): Promise<boolean> {
     if (this.#holder(key) !== token) return false;
     this.#locks.delete(key);
@@ -58,7 +64,13 @@ export class LocalLocks implements LockStore {
   }
 
   async peek(key: string): Promise<L2Peek> {
-    return { hit: this.#values.read(key), locked: this.#holder(key) !== null };
+    return peekOf(this.#values.read(key), this.#holder(key));
+  }
+
+  async failed(key: string, token: string, note: string, ttlMs: number): Promise<boolean> {
+    if (this.#holder(key) !== token) return false;
+    this.#locks.set(key, { token: `${FAILURE_PREFIX}${note}`, expiresAt: performance.now() + ttlMs });
+    return true;
   }
 
   async leaseEpoch(): Promise<number> {

@@ -6,7 +6,7 @@ import { DeadlineQueue } from './deadlines.js';
 import { decodeEnvelope, encodeEnvelope, type L2Entry } from './envelope.js';
 import { LEASE_EPOCH_KEY, lockKey, tagKey, valueKey } from './keys.js';
 import { slotOf } from './slot.js';
-import type { Announce, FillOptions, L2Hit, L2Peek, L2Read, L2Store } from './store.js';
+import { type Announce, FAILURE_PREFIX, type FillOptions, type L2Hit, type L2Peek, type L2Read, type L2Store, type LockAttempt, peekOf } from './store.js';
 import { clusterAuth, parseClusterSeeds } from './target.js';
 
 export { clusterNodes, type L2Target } from './target.js';
@@ -42,17 +42,50 @@ const SCRIPTS = {
     numberOfKeys: 2,
     lua: "if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]); redis.call('DEL', KEYS[2]); return 1 else return 0 end",
   },
-  /** KEYS: value, lock. The value and whether the lock is held. */
+  /** KEYS: value, lock. The value and the lock's content (a token, a failure note, or nil). */
   strataPeek: {
     numberOfKeys: 2,
-    lua: "return {redis.call('GET', KEYS[1]), redis.call('EXISTS', KEYS[2])}",
+    lua: "return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2])}",
+  },
+  /**
+   * KEYS: value, lock. ARGV: token, px, now (epoch ms). Takes the lock unless
+   * the value is fresh (its envelope's fresh-until is past `now`; the layout
+   * is envelope.ts's, versions 3 and 2); otherwise answers what is there, as
+   * strataPeek does: {1} when locked, else {0, value, lock}.
+   */
+  strataLockUnlessFresh: {
+    numberOfKeys: 2,
+    lua: `local v = redis.call('GET', KEYS[1])
+if v and #v >= 21 then
+  local version = string.byte(v, 1)
+  local at = nil
+  if version == 3 then
+    local ct = string.byte(v, 4) + 256 * string.byte(v, 5)
+    at = 6 + ct + 1 + string.byte(v, 6 + ct) + 8
+  elseif version == 2 then
+    local ct = string.byte(v, 3) + 256 * string.byte(v, 4)
+    at = 5 + ct + 1 + string.byte(v, 5 + ct) + 8
+  end
+  if at and #v >= at + 7 and struct.unpack('<d', v, at) > tonumber(ARGV[3]) then
+    return {0, v, redis.call('GET', KEYS[2])}
+  end
+end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1} end
+return {0, v or false, redis.call('GET', KEYS[2])}`,
+  },
+  /** KEYS: lock. ARGV: token, note, px. Replaces the lock with a note for px ms, only if the token holds it. */
+  strataHandOver: {
+    numberOfKeys: 1,
+    lua: "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]); return 1 else return 0 end",
   },
 } as const;
 
 interface ScriptCommands {
   strataUnlock(lock: string, token: string): Promise<number>;
   strataFill(value: string, lock: string, token: string, envelope: Buffer, px: number): Promise<number>;
-  strataPeekBuffer(value: string, lock: string): Promise<[Buffer | null, number]>;
+  strataPeekBuffer(value: string, lock: string): Promise<[Buffer | null, Buffer | null]>;
+  strataHandOver(lock: string, token: string, note: string, px: number): Promise<number>;
+  strataLockUnlessFreshBuffer(value: string, lock: string, token: string, px: number, now: number): Promise<[number, (Buffer | null)?, (Buffer | null)?]>;
 }
 
 /**
@@ -256,9 +289,27 @@ export class RedisL2Store implements L2Store {
 
   peek(key: string): Promise<L2Peek> {
     return this.#run(async () => {
-      const [value, locked] = await this.#scripts.strataPeekBuffer(valueKey(key), lockKey(key));
-      return { hit: hitOf(value), locked: locked === 1 };
+      const [value, lock] = await this.#scripts.strataPeekBuffer(valueKey(key), lockKey(key));
+      return peekOf(hitOf(value), lock === null ? null : lock.toString('latin1'));
     });
+  }
+
+  lockUnlessFresh(key: string, token: string, ttlMs: number): Promise<LockAttempt> {
+    return this.#run(async () => {
+      const [locked, value, lock] = await this.#scripts.strataLockUnlessFreshBuffer(
+        valueKey(key),
+        lockKey(key),
+        token,
+        Math.max(1, Math.ceil(ttlMs)),
+        Date.now(),
+      );
+      if (locked === 1) return { locked: true };
+      return { locked: false, peek: peekOf(hitOf(value ?? null), lock == null ? null : lock.toString('latin1')) };
+    });
+  }
+
+  failed(key: string, token: string, note: string, ttlMs: number): Promise<boolean> {
+    return this.#run(async () => (await this.#scripts.strataHandOver(lockKey(key), token, `${FAILURE_PREFIX}${note}`, Math.max(1, Math.ceil(ttlMs)))) === 1);
   }
 
   leaseEpoch(): Promise<number> {

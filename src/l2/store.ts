@@ -17,8 +17,21 @@ export interface L2Hit {
 /** A key's value and lock as one round trip saw them. */
 export interface L2Peek {
   readonly hit: L2Hit | null;
-  /** A lock (a load or a lease in progress somewhere) is held on the key. */
+  /** A lock (a load or a lease in progress somewhere, or a failure note) is held on the key. */
   readonly locked: boolean;
+  /** The note a failed load left in the lock's place (see L2Store.failed), or null. */
+  readonly failure: string | null;
+}
+
+/** The end of lockUnlessFresh: the lock taken, or what was there instead. */
+export type LockAttempt = { readonly locked: true } | { readonly locked: false; readonly peek: L2Peek };
+
+/** What marks a lock's content as a failure note rather than a token (tokens start with a digit). */
+export const FAILURE_PREFIX = '!failed ';
+
+/** A peek from the value read and the lock's content. */
+export function peekOf(hit: L2Hit | null, lock: string | null): L2Peek {
+  return { hit, locked: lock !== null, failure: lock?.startsWith(FAILURE_PREFIX) ? lock.slice(FAILURE_PREFIX.length) : null };
 }
 
 /** How a fill under a lock is published and fenced. */
@@ -65,6 +78,13 @@ export interface L2Store {
    * lives in the value's slot. Resolves true when taken.
    */
   tryLock(key: string, token: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Takes the key's lock unless the key holds a fresh value, atomically (a
+   * Lua script reads the value's fresh-until): a reader that found nothing a
+   * moment ago and asks now cannot take a lock after someone else's fill.
+   * Otherwise answers what it found, as peek().
+   */
+  lockUnlessFresh(key: string, token: string, ttlMs: number): Promise<LockAttempt>;
   /** Releases the key's lock if `token` still holds it (a Lua compare-and-delete); true when it did. */
   unlock(key: string, token: string): Promise<boolean>;
   /**
@@ -76,6 +96,13 @@ export interface L2Store {
   fill(key: string, token: string, entry: L2Entry, ttlMs: number, options?: FillOptions): Promise<boolean>;
   /** The key's value and whether its lock is held, in one round trip (a waiter's poll). */
   peek(key: string): Promise<L2Peek>;
+  /**
+   * A holder whose load failed leaves `note` in the lock's place for ttlMs
+   * (only while `token` holds it): waiters see the failure at once instead of
+   * each loading again, and new readers for that long get it too, so a failing
+   * origin gets one request per key per ttlMs from the whole cluster.
+   */
+  failed(key: string, token: string, note: string, ttlMs: number): Promise<boolean>;
   /** The lease epoch now (docs/leases.md). */
   leaseEpoch(): Promise<number>;
   /** Publishes bytes on a pub/sub channel; resolves once the L2 took them. */

@@ -73,6 +73,12 @@ export interface ShardOptions {
 
 /** How long a load's lock outlives the load's own deadline: time to fill after a load that took all of it. */
 const LOCK_MARGIN_MS = 250;
+/**
+ * How long a failed load's note stays in its lock's place: the readers of
+ * that moment, on every node, get the error without asking the origin again
+ * (one request per key per this long while an origin fails).
+ */
+export const FAILURE_NOTE_MS = 1000;
 /** Retry-After (s) for a lease waiter whose wait ended, and for E_ORIGIN_BUSY. */
 const RETRY_AFTER_S = 1;
 
@@ -564,7 +570,6 @@ export class Shard {
    */
   #startLoad(key: string, rule: OriginRule, stale: L2Entry | null, deadline: number, refresh: boolean): Promise<LoadResult> {
     const lockTtlMs = rule.timeoutMs + LOCK_MARGIN_MS;
-    const usable = (hit: L2Hit) => Date.now() < hit.entry.expiresMs;
     const run = async (): Promise<LoadResult> => {
       try {
         if (refresh) {
@@ -573,13 +578,14 @@ export class Shard {
           this.counters.incShard(this.index, SHARD_SLOT.LOCKS_ACQUIRED);
           return await this.#produce(key, rule, token, stale, deadline);
         }
-        const locked = await loadUnderLock(this.#stampede, key, lockTtlMs, deadline, usable, (token) => this.#produce(key, rule, token, stale, deadline));
+        const locked = await loadUnderLock(this.#stampede, key, lockTtlMs, deadline, (token) => this.#produce(key, rule, token, stale, deadline));
         if (locked.kind === 'produced') return locked.result;
         if (locked.kind === 'filled') {
           this.counters.incShard(this.index, SHARD_SLOT.REMOTE_FILLS);
           this.#admit(key, locked.hit.entry, locked.hit.ttlMs);
           return { kind: 'entry', entry: locked.hit.entry, level: 'L2' };
         }
+        if (locked.kind === 'failed') return failureOf(locked.note);
         return { kind: 'timeout', message: `a load of this key by another node did not finish within ${Math.round(this.#settings.answerWithinMs)} ms` };
       } catch (err) {
         return { kind: 'l2', error: err as L2UnavailableError };
@@ -686,14 +692,18 @@ export class Shard {
           return { kind: 'entry', entry, level: 'ORIGIN' };
         }
         break;
-      case 'error':
+      case 'error': {
         counters.addOrigin(o, ORIGIN_SLOT.ERRORS);
-        await this.#locks.unlock(key, token);
-        return { kind: 'error', status: answer.status, message: answer.message };
-      case 'timeout':
+        const failure = { kind: 'error', status: answer.status, message: answer.message } as const;
+        await this.#locks.failed(key, token, noteOf(failure), FAILURE_NOTE_MS);
+        return failure;
+      }
+      case 'timeout': {
         counters.addOrigin(o, ORIGIN_SLOT.TIMEOUTS);
-        await this.#locks.unlock(key, token);
-        return { kind: 'timeout', message: `the origin did not answer within ${rule.timeoutMs} ms` };
+        const failure = { kind: 'timeout', message: `the origin did not answer within ${rule.timeoutMs} ms` } as const;
+        await this.#locks.failed(key, token, noteOf(failure), FAILURE_NOTE_MS);
+        return failure;
+      }
     }
     const filled = await this.#fill(key, token, entry);
     // Fenced off (our lock expired and another holder took over): their value, not ours, is the cache's.
@@ -735,13 +745,12 @@ export class Shard {
    */
   async #lease(key: string, args: GetArgs, stale: L1Entry | null): Promise<Reply> {
     const waitDeadline = performance.now() + Math.min(args.waitMs, this.#settings.answerWithinMs);
-    const usable = (hit: L2Hit) => Date.now() < hit.entry.expiresMs;
     let ask = this.#leaseAsks.get(key);
     const mine = ask === undefined;
     if (ask === undefined) {
       // With a stale copy nobody waits: ask once, without waiting.
       const deadline = stale === null ? waitDeadline : performance.now();
-      const started: Promise<LeaseOutcome> = leaseOrWait(this.#stampede, key, args.leaseMs, deadline, usable).finally(() => {
+      const started: Promise<LeaseOutcome> = leaseOrWait(this.#stampede, key, args.leaseMs, deadline).finally(() => {
         if (this.#leaseAsks.get(key) === started) this.#leaseAsks.delete(key);
       });
       this.#leaseAsks.set(key, started);
@@ -769,7 +778,7 @@ export class Shard {
     if (stale !== null) return this.#staleReply(this.#l2EntryOf(stale));
     if (outcome.kind === 'leased') {
       // Another reader on this shard holds the lease: wait for its fill like any other waiter.
-      outcome = await leaseOrWait(this.#stampede, key, args.leaseMs, waitDeadline, usable).catch(() => ({ kind: 'timeout' }) as const);
+      outcome = await leaseOrWait(this.#stampede, key, args.leaseMs, waitDeadline, true).catch(() => ({ kind: 'timeout' }) as const);
       if (outcome.kind === 'leased') {
         this.counters.incShard(this.index, SHARD_SLOT.LEASES_GRANTED);
         const token = outcome.token;
@@ -1133,6 +1142,22 @@ export class Shard {
       tags: entry.tags,
     };
   }
+}
+
+/** A failed load as the note its lock keeps for a moment (L2Store.failed): `timeout <why>` or `<status> <why>`. */
+function noteOf(
+  failure: { readonly kind: 'error'; readonly status: number; readonly message: string } | { readonly kind: 'timeout'; readonly message: string },
+): string {
+  return failure.kind === 'timeout' ? `timeout ${failure.message}` : `${failure.status} ${failure.message}`;
+}
+
+/** The failure a note describes (another holder's, maybe on another node). */
+function failureOf(note: string): LoadResult {
+  const space = note.indexOf(' ');
+  const head = space === -1 ? note : note.slice(0, space);
+  const message = space === -1 ? 'the origin failed' : note.slice(space + 1);
+  if (head === 'timeout') return { kind: 'timeout', message };
+  return { kind: 'error', status: Number(head) || 0, message };
 }
 
 /** The shard slot each lock event counts in. */

@@ -8,6 +8,8 @@ export interface Route {
   headers?: Record<string, string>;
   /** ETag: a conditional GET with a matching If-None-Match is answered 304. */
   etag?: string;
+  /** Latency of every answer, ms (a slow origin). */
+  delayMs?: number;
 }
 
 /** What the origin received. */
@@ -95,7 +97,8 @@ export class TestOrigin {
       this.received.push({ method, path, headers: req.headers, body: Buffer.concat(chunks).toString() });
       for (const wake of this.#arrived.splice(0)) wake();
       const n = this.hits(path, method);
-      const send = () => this.#answer(req, res, path, method, n);
+      const delay = this.#routes.get(path)?.delayMs ?? 0;
+      const send = delay > 0 ? () => setTimeout(() => this.#answer(req, res, path, method, n), delay) : () => this.#answer(req, res, path, method, n);
       if (this.#holdAll || this.#holding > 0) {
         if (!this.#holdAll) this.#holding--;
         this.#held.push(send);

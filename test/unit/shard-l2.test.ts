@@ -5,7 +5,7 @@ import { L2UnavailableError } from '../../src/errors.js';
 import { plainMeta } from '../../src/l1/partition.js';
 import { BusPublisher, decodeBusMessage, newNodeId } from '../../src/l2/bus-format.js';
 import { type L2Entry, PLAIN } from '../../src/l2/envelope.js';
-import type { Announce, L2Hit, L2Peek, L2Store } from '../../src/l2/store.js';
+import type { Announce, L2Hit, L2Peek, L2Store, LockAttempt } from '../../src/l2/store.js';
 import { type Batch, BatchResult, OP, STATUS } from '../../src/shards/protocol.js';
 import { Shard } from '../../src/shards/shard.js';
 
@@ -72,7 +72,13 @@ class HeldStore implements L2Store {
     return Promise.resolve(true);
   }
   peek(): Promise<L2Peek> {
-    return Promise.resolve({ hit: null, locked: false });
+    return Promise.resolve({ hit: null, locked: false, failure: null });
+  }
+  failed(): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+  lockUnlessFresh(): Promise<LockAttempt> {
+    return Promise.resolve({ locked: true });
   }
   leaseEpoch(): Promise<number> {
     return Promise.resolve(0);
