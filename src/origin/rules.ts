@@ -29,6 +29,13 @@ export interface OriginRule {
   readonly softTimeoutMs: number;
   /** Hard deadline of one origin request; past it 504 E_ORIGIN_TIMEOUT (or the stale copy). @default 2000 */
   readonly timeoutMs: number;
+  /**
+   * How long a load's lock lives, ms: if the loading node dies, another takes
+   * over after this. Shorter than timeoutMs, a slow load loses its lock to
+   * another node, whose value then stays (the slow one's fill is refused).
+   * @default timeoutMs + 250
+   */
+  readonly lockTtlMs: number;
   /** Origin requests in flight from this node at most; above it 503 E_ORIGIN_BUSY with Retry-After. @default 64 */
   readonly maxConcurrent: number;
   /** A PUT goes to the origin first with this method, and is cached only after its 2xx; null = cache only. @default null */
@@ -44,7 +51,7 @@ export type OriginRuleInput = Partial<Omit<OriginRule, 'writeThrough'>> & {
   readonly writeThrough?: OriginRule['writeThrough'] | boolean;
 };
 
-export const ORIGIN_DEFAULTS: Omit<OriginRule, 'name' | 'prefix' | 'url'> = Object.freeze({
+export const ORIGIN_DEFAULTS: Omit<OriginRule, 'name' | 'prefix' | 'url' | 'lockTtlMs'> = Object.freeze({
   ttl: 60,
   negativeTtl: 10,
   staleWhileRevalidate: 0,
@@ -56,7 +63,9 @@ export const ORIGIN_DEFAULTS: Omit<OriginRule, 'name' | 'prefix' | 'url'> = Obje
   headers: Object.freeze({}),
 });
 
-const FIELDS = new Set(['name', 'prefix', 'url', ...Object.keys(ORIGIN_DEFAULTS)]);
+const FIELDS = new Set(['name', 'prefix', 'url', 'lockTtlMs', ...Object.keys(ORIGIN_DEFAULTS)]);
+/** How much longer than its load a lock lives by default: time to fill after a load that took all its time. */
+export const LOCK_MARGIN_MS = 250;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Headers the node sets itself, or that would break the request's framing. */
 const RESERVED_HEADERS = new Set([
@@ -134,6 +143,7 @@ function checkRule(raw: unknown, at: string): OriginRule {
   const softTimeoutMs = int('softTimeoutMs', 0, 300_000);
   if (softTimeoutMs >= timeoutMs) throw new ConfigError(`${at}.softTimeoutMs`, softTimeoutMs, `must be below timeoutMs (${timeoutMs}), or 0 for none`);
   const maxConcurrent = int('maxConcurrent', 1, 100_000);
+  const lockTtlMs = r.lockTtlMs === undefined ? timeoutMs + LOCK_MARGIN_MS : int('lockTtlMs', 100, 600_000);
   const method = r.writeThrough ?? null;
   let writeThrough: OriginRule['writeThrough'] = null;
   if (method === true) writeThrough = 'PUT';
@@ -161,6 +171,7 @@ function checkRule(raw: unknown, at: string): OriginRule {
     staleIfError,
     softTimeoutMs,
     timeoutMs,
+    lockTtlMs,
     maxConcurrent,
     writeThrough,
     headers: Object.freeze(checked),

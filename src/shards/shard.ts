@@ -71,8 +71,6 @@ export interface ShardOptions {
   readonly send: (answer: ArrayBuffer) => void;
 }
 
-/** How long a load's lock outlives the load's own deadline: time to fill after a load that took all of it. */
-const LOCK_MARGIN_MS = 250;
 /**
  * How long a failed load's note stays in its lock's place: the readers of
  * that moment, on every node, get the error without asking the origin again
@@ -569,7 +567,7 @@ export class Shard {
    * it gets the lock at once: someone else refreshing is as good.
    */
   #startLoad(key: string, rule: OriginRule, stale: L2Entry | null, deadline: number, refresh: boolean): Promise<LoadResult> {
-    const lockTtlMs = rule.timeoutMs + LOCK_MARGIN_MS;
+    const lockTtlMs = rule.lockTtlMs;
     const run = async (): Promise<LoadResult> => {
       try {
         if (refresh) {
@@ -602,7 +600,7 @@ export class Shard {
   #refresh(key: string, rule: OriginRule, entry: L1Entry, why: 'early' | 'stale'): void {
     if (this.#originLoads.has(key)) return;
     this.counters.incShard(this.index, why === 'early' ? SHARD_SLOT.EARLY_REFRESHES : SHARD_SLOT.REFRESHES);
-    void this.#startLoad(key, rule, this.#l2EntryOf(entry), performance.now() + rule.timeoutMs + LOCK_MARGIN_MS, true);
+    void this.#startLoad(key, rule, this.#l2EntryOf(entry), performance.now() + rule.timeoutMs, true);
   }
 
   /**
