@@ -4,6 +4,8 @@ import { Counters, FrontCounters } from './counters/counters.js';
 import { createApp } from './http/app.js';
 import { claimPort, lockPort } from './http/port-claim.js';
 import { loadNativeUws, type us_listen_socket } from './http/uws.js';
+import { invalidate } from './invalidation/invalidate.js';
+import { PostgresInvalidation } from './invalidation/postgres.js';
 import { allocatedBytes, hotIndexShape } from './l1/hot-index.js';
 import { type L2Status, l2TargetOf, NodeL2Link } from './l2/node-link.js';
 import { MetricsRegistry } from './metrics/registry.js';
@@ -23,7 +25,12 @@ export interface StrataNode {
   /** Drains and stops: /readyz 503, listen socket closed, in-flight requests finished, workers stopped. */
   close(): Promise<void>;
   /** Test-only access to internals. */
-  readonly internals: { readonly pool: ShardPool; readonly stats: StatsReporter; readonly l2: NodeL2Link | null };
+  readonly internals: {
+    readonly pool: ShardPool;
+    readonly stats: StatsReporter;
+    readonly l2: NodeL2Link | null;
+    readonly postgres: PostgresInvalidation | null;
+  };
 }
 
 /** Closes every socket of the app. The native App has close(); this package's typings miss it. */
@@ -110,8 +117,30 @@ async function startClaimed(uws: ReturnType<typeof loadNativeUws>, config: Strat
     if (!l2Status().up) options.say?.(`strata: connecting to the L2 (${l2.describe()}); listening in at most ${L2_START_WAIT_MS / 1000} s`);
     while (!l2Status().up && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   }
+  // Invalidations from PostgreSQL go through the node's own invalidation path (L2, bus, every L1).
+  const postgres =
+    config.postgresUrl === ''
+      ? null
+      : new PostgresInvalidation({
+          url: config.postgresUrl,
+          channels: config.postgresChannels,
+          shared: l2 !== null,
+          apply: (keys, tags) => invalidate(pool, keys, tags),
+          ...(options.say === undefined ? {} : { say: options.say }),
+        });
+  postgres?.start();
   const front = new FrontCounters();
-  const stats = new StatsReporter({ counters, front, pool, config, l2Status, bus: l2?.bus ?? null, hotIndexBytesPerShard: allocatedBytes(shape), originSlots });
+  const stats = new StatsReporter({
+    counters,
+    front,
+    pool,
+    config,
+    l2Status,
+    bus: l2?.bus ?? null,
+    hotIndexBytesPerShard: allocatedBytes(shape),
+    originSlots,
+    postgres,
+  });
   const metrics = new MetricsRegistry({
     counters,
     front,
@@ -122,6 +151,7 @@ async function startClaimed(uws: ReturnType<typeof loadNativeUws>, config: Strat
     bus: l2?.bus ?? null,
     origins: config.origins,
     originSlots,
+    postgres,
   });
   let draining = false;
   const app = createApp(uws, { config, pool, counters, front, metrics, stats, draining: () => draining, l2Status });
@@ -133,6 +163,7 @@ async function startClaimed(uws: ReturnType<typeof loadNativeUws>, config: Strat
     });
   }).catch(async (err: unknown) => {
     stats.close();
+    await postgres?.close();
     await l2?.close();
     await pool.close(0);
     closeApp(app);
@@ -149,6 +180,7 @@ async function startClaimed(uws: ReturnType<typeof loadNativeUws>, config: Strat
       const deadline = Date.now() + config.drainTimeoutMs;
       while (front.active > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
       await pool.close(Math.max(0, deadline - Date.now()));
+      await postgres?.close();
       await l2?.close();
       stats.close();
       // Give responses corked in the last turn a chance to flush before sockets close.
@@ -157,5 +189,5 @@ async function startClaimed(uws: ReturnType<typeof loadNativeUws>, config: Strat
     })();
     return closing;
   };
-  return { config, port, counters, l2Status, close, internals: { pool, stats, l2 } };
+  return { config, port, counters, l2Status, close, internals: { pool, stats, l2, postgres } };
 }

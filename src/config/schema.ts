@@ -68,6 +68,14 @@ export interface StrataConfig {
    * refreshed before it expires; 0 turns early refresh off. @default 1
    */
   readonly earlyRefreshBeta: number;
+  /**
+   * PostgreSQL to take invalidations from (docs/postgres.md): `postgres://…`;
+   * the node creates its outbox table and functions there at start. Empty =
+   * none. @default ""
+   */
+  readonly postgresUrl: string;
+  /** NOTIFY channels the invalidation listener LISTENs on. @default ["strata_invalidate"] */
+  readonly postgresChannels: readonly string[];
 }
 
 /** What a config file may set: any subset of the options (origin rules with only the fields they change). */
@@ -224,6 +232,27 @@ function checkBeta(value: unknown): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 100)
     throw new ConfigError('earlyRefreshBeta', value, 'must be a number in [0, 100]');
   return value;
+}
+
+function checkPostgresUrl(value: unknown): string {
+  if (value === '') return '';
+  let url: URL | null = null;
+  try {
+    url = typeof value === 'string' ? new URL(value) : null;
+  } catch {
+    url = null;
+  }
+  if (url === null || (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') || url.hostname === '') {
+    throw new ConfigError('postgresUrl', typeof value === 'string' ? redactPasswords(value) : value, 'must be a postgres:// or postgresql:// URL with a host');
+  }
+  return value as string;
+}
+
+function checkChannels(value: unknown): readonly string[] {
+  if (!Array.isArray(value) || value.length === 0 || value.some((c) => typeof c !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(c))) {
+    throw new ConfigError('postgresChannels', value, 'must be a list of channel names (letters, digits, _; at most 63)');
+  }
+  return Object.freeze([...value] as string[]);
 }
 
 function checkAdmission(value: unknown): 'lru' | 'tinylfu' {
@@ -414,6 +443,27 @@ export const OPTIONS: readonly OptionSpec[] = [
       return checkBeta(n);
     },
     check: checkBeta,
+  },
+  {
+    key: 'postgresUrl',
+    env: 'STRATA_POSTGRES_URL',
+    flag: '--postgres-url',
+    doc: 'PostgreSQL to take invalidations from (an outbox the node creates; docs/postgres.md): postgres://[user:password@]host:port/db',
+    defaultText: '(none)',
+    default: () => '',
+    parse: (raw) => checkPostgresUrl(raw.trim()),
+    check: checkPostgresUrl,
+    redact: redactPasswords,
+  },
+  {
+    key: 'postgresChannels',
+    env: 'STRATA_POSTGRES_CHANNELS',
+    flag: '--postgres-channels',
+    doc: 'comma-separated NOTIFY channels the invalidation listener LISTENs on',
+    defaultText: 'strata_invalidate',
+    default: () => Object.freeze(['strata_invalidate']) as readonly string[],
+    parse: (raw) => checkChannels(commaList(raw)),
+    check: checkChannels,
   },
   intOption({
     key: 'l1MaxTtl',

@@ -2,8 +2,9 @@ import { answerWithinMs } from '../config/load.js';
 import type { StrataConfig } from '../config/schema.js';
 import { tokenEpoch } from '../coordination/lease-token.js';
 import type { Counters, FrontCounters } from '../counters/counters.js';
-import { L2_ERROR_KINDS, type Route } from '../counters/layout.js';
+import type { Route } from '../counters/layout.js';
 import type { ErrorCode } from '../errors.js';
+import { type InvalidationFailure, invalidate, l2ErrorMessage } from '../invalidation/invalidate.js';
 import type { L2Status } from '../l2/node-link.js';
 import type { MetricsRegistry } from '../metrics/registry.js';
 import type { StatsReporter } from '../metrics/stats.js';
@@ -36,22 +37,6 @@ export interface AppContext {
   readonly draining: () => boolean;
   /** The L2's state for /readyz. */
   readonly l2Status: () => L2Status;
-}
-
-/** The message of a 503 E_L2_UNAVAILABLE for an op the shard answered with STATUS.L2_ERROR. */
-function l2ErrorMessage(result: BatchResult, index: number): string {
-  const kind = L2_ERROR_KINDS[result.arg(index)] ?? 'connection';
-  const why =
-    kind === 'timeout'
-      ? 'did not answer within l2TimeoutMs'
-      : kind === 'breaker'
-        ? 'is failing; the circuit is open and Strata is probing it'
-        : kind === 'cluster'
-          ? 'cluster is failing over or misconfigured'
-          : kind === 'reply'
-            ? 'holds a value under this key that Strata did not write; PUT or DELETE the key'
-            : 'is unreachable';
-  return kind === 'reply' ? `the L2 (Redis) ${why} (${kind})` : `the L2 (Redis) ${why} (${kind}); retry`;
 }
 
 const KEY_METHODS = 'GET, HEAD, PUT, DELETE';
@@ -151,46 +136,6 @@ class MgetExchange extends Exchange implements OpWaiter {
   }
   onFail(code: ErrorCode, message: string): void {
     this.error(code, message);
-  }
-}
-
-/**
- * POST /v1/invalidate, in two steps: key deletes and each tag's sweep on the
- * tag's own shard (L2 and bus included); then every shard drops the tags'
- * entries from its L1, so that nothing a shard read from the L2 before the
- * sweep outlives it. The second step runs whatever the first answered, and
- * also when the client has gone: a sweep that failed or timed out may still
- * have reached Redis.
- */
-class InvalidateExchange extends Exchange implements OpWaiter {
-  invalidated = 0;
-  remaining = 0;
-  /** The second step: submits its ops (after setting `remaining`); null once started or when there is none. */
-  next: (() => void) | null = null;
-  #failure: { code: ErrorCode; message: string } | null = null;
-  onResult(result: BatchResult, index: number): void {
-    if (result.status(index) === STATUS.L2_ERROR) {
-      this.#failure ??= { code: 'E_L2_UNAVAILABLE', message: l2ErrorMessage(result, index) };
-    } else {
-      this.invalidated += result.arg(index);
-    }
-    this.#step();
-  }
-  onFail(code: ErrorCode, message: string): void {
-    this.#failure ??= { code, message };
-    this.#step();
-  }
-  #step(): void {
-    if (--this.remaining > 0) return;
-    const next = this.next;
-    this.next = null;
-    if (next !== null) {
-      next();
-      return;
-    }
-    const failure = this.#failure;
-    if (failure !== null) this.error(failure.code, failure.message);
-    else this.json(JSON.stringify({ invalidated: this.invalidated }));
   }
 }
 
@@ -384,7 +329,7 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
   });
 
   app.post('/v1/invalidate', (res, req) => {
-    const ex = new InvalidateExchange(res, 'invalidate', counters);
+    const ex = new Exchange(res, 'invalidate', counters);
     const h = scanHeaders(req);
     if (!headersOk(ex, h) || refuseIfDraining(ex) || !authorized(ex, h)) return;
     withJsonBody(ex, res, h, (body) => {
@@ -393,21 +338,10 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
       const problem = [keys, tags].find(isProblem) as InputProblem | undefined;
       if (problem !== undefined) return ex.error(problem.code, problem.message);
       if (keys === undefined && tags === undefined) return ex.error('E_INVALID_BODY', 'the body must be {"keys": [...], "tags": [...]}');
-      const uniqueKeys = [...new Set((keys as string[] | undefined) ?? [])];
-      const uniqueTags = [...new Set((tags as string[] | undefined) ?? [])];
-      const ops = uniqueKeys.length + uniqueTags.length;
-      if (ops === 0) return ex.json('{"invalidated":0}');
-      ex.remaining = ops;
-      if (uniqueTags.length > 0) {
-        ex.next = () => {
-          // Counted first: a submit may fail (and count down) at once.
-          ex.remaining = uniqueTags.length * shards;
-          for (const tag of uniqueTags) for (let s = 0; s < shards; s++) pool.submit(s, OP.INVALIDATE_TAG_L1, tag, null, ex, 0);
-        };
-      }
-      for (const key of uniqueKeys) pool.submit(shardOf(key), OP.DELETE, key, null, ex, 0);
-      // The tag's own shard sweeps the L2 and tells the other nodes (and cleans its L1); then every shard cleans its L1.
-      for (const tag of uniqueTags) pool.submit(shardOf(tag), OP.INVALIDATE_TAG, tag, null, ex, 0);
+      invalidate(pool, (keys as string[] | undefined) ?? [], (tags as string[] | undefined) ?? []).then(
+        (invalidated) => ex.json(JSON.stringify({ invalidated })),
+        (failure: InvalidationFailure) => ex.error(failure.code, failure.message),
+      );
     });
   });
   app.any('/v1/mget', (res, req) => methodNotAllowed(res, req, 'POST'));

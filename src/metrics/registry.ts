@@ -2,6 +2,7 @@ import client from 'prom-client';
 import type { Counters, FrontCounters, HistogramSnapshot } from '../counters/counters.js';
 import { bucketBoundSeconds } from '../counters/counters.js';
 import { HIST_BUCKETS, L2_ERROR_KINDS, ORIGIN_RESULTS, ORIGIN_SLOT, ROUTES, SHARD_SLOT, STATUS_LABELS } from '../counters/layout.js';
+import type { PostgresStatus } from '../invalidation/postgres.js';
 import type { BusCounts, L2Status } from '../l2/node-link.js';
 import type { OriginRule } from '../origin/rules.js';
 import type { OriginSlots } from '../origin/slots.js';
@@ -53,6 +54,8 @@ export interface MetricsSources {
   readonly origins?: readonly OriginRule[];
   /** In-flight origin requests per rule; null without origins. @default null */
   readonly originSlots?: OriginSlots | null;
+  /** The PostgreSQL invalidation listener, if configured. @default null */
+  readonly postgres?: { status(): PostgresStatus } | null;
 }
 
 /** Shard slots summed into one counter each: name, help, slot. */
@@ -315,6 +318,51 @@ export class MetricsRegistry {
         new SharedHistogram('strata_origin_request_duration_seconds', 'Time of one origin read request, by rule.', () =>
           origins.map((rule, o) => ({ labels: { origin: rule.name }, histogram: counters.originHistogram(o) })),
         ) as unknown as client.Metric,
+      );
+    }
+    const postgres = sources.postgres ?? null;
+    if (postgres !== null) {
+      new client.Gauge({
+        name: 'strata_pg_listener_up',
+        help: '1 while the PostgreSQL invalidation listener is connected and listening (applying, or standing by to).',
+        registers,
+        collect() {
+          this.set(postgres.status().up ? 1 : 0);
+        },
+      });
+      new client.Gauge({
+        name: 'strata_pg_applier',
+        help: '1 on the node that applies the outbox for the cluster (or, without an L2, on every node, for itself).',
+        registers,
+        collect() {
+          const role = postgres.status().role;
+          this.set(role === 'applier' || role === 'follower' ? 1 : 0);
+        },
+      });
+      new client.Gauge({
+        name: 'strata_pg_lag_entries',
+        help: 'Outbox entries not applied yet (the id distance between the outbox and the cursor), as of the last look.',
+        registers,
+        collect() {
+          this.set(postgres.status().lag);
+        },
+      });
+      const pgCounter = (name: string, help: string, read: (s: PostgresStatus) => number) =>
+        new client.Counter({
+          name,
+          help,
+          registers,
+          collect() {
+            this.reset();
+            this.inc(read(postgres.status()));
+          },
+        });
+      pgCounter('strata_pg_reconnects_total', 'Times the PostgreSQL invalidation connection was lost and made again.', (st) => st.reconnects);
+      pgCounter('strata_pg_applied_total', 'Outbox entries this node applied.', (st) => st.applied);
+      pgCounter(
+        'strata_pg_rejected_total',
+        'Outbox entries skipped because their payload was not {"keys":[…],"tags":[…]} of valid keys and tags.',
+        (st) => st.rejected,
       );
     }
     this.registry.registerMetric(

@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { StrataConfig } from '../config/schema.js';
 import type { Counters, FrontCounters } from '../counters/counters.js';
 import { L2_ERROR_KINDS, ORIGIN_SLOT, SHARD_SLOT } from '../counters/layout.js';
+import type { PostgresStatus } from '../invalidation/postgres.js';
 import type { BusCounts, L2Status } from '../l2/node-link.js';
 import type { OriginSlots } from '../origin/slots.js';
 import type { ShardPool } from '../shards/pool.js';
@@ -92,6 +93,8 @@ export interface StatsOptions {
   readonly sampleMs?: number;
   /** In-flight origin requests per rule. @default null */
   readonly originSlots?: OriginSlots | null;
+  /** The PostgreSQL invalidation listener, if configured. @default null */
+  readonly postgres?: { status(): PostgresStatus } | null;
 }
 
 /** V8 heap figures of one thread (or a sum of threads), bytes. */
@@ -147,6 +150,7 @@ export class StatsReporter {
   readonly #bus: BusCounts | null;
   readonly #hotIndexBytes: number;
   readonly #originSlots: OriginSlots | null;
+  readonly #postgres: { status(): PostgresStatus } | null;
 
   constructor(options: StatsOptions) {
     const { counters, front, pool, config, sampleMs = 1000 } = options;
@@ -154,6 +158,7 @@ export class StatsReporter {
     this.#bus = options.bus ?? null;
     this.#hotIndexBytes = options.hotIndexBytesPerShard;
     this.#originSlots = options.originSlots ?? null;
+    this.#postgres = options.postgres ?? null;
     this.#counters = counters;
     this.#front = front;
     this.#pool = pool;
@@ -261,6 +266,7 @@ export class StatsReporter {
           waitTimeouts: c.total(SHARD_SLOT.WAIT_TIMEOUTS),
         },
       },
+      ...(this.#postgres === null ? {} : { postgres: this.#postgres.status() }),
       memory,
       shards,
     };
