@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -217,6 +217,19 @@ describe('strata CLI', () => {
     await until(() => r.out().includes('strata listening on'), 15_000);
     r.child.kill('SIGTERM');
     expect(await r.exit).toBe(0);
+  });
+
+  it('an origin rule with a bad field exits 2, naming the rule and the field', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'strata-origins-'));
+    try {
+      const file = join(dir, 'strata.json');
+      writeFileSync(file, JSON.stringify({ origins: [{ prefix: 'user:', url: 'http://127.0.0.1:3000/users/{id}' }, { prefix: 'item:', url: 'ftp://x/{id}' }] }));
+      const r = run(['--port', '0'], { STRATA_CONFIG: file });
+      expect(await r.exit).toBe(2);
+      expect(r.err()).toContain('invalid origins[1].url="ftp://x/{id}"');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses to start on the uWebSockets.js JS fallback', async () => {
