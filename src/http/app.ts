@@ -10,11 +10,22 @@ import type { MetricsRegistry } from '../metrics/registry.js';
 import type { StatsReporter } from '../metrics/stats.js';
 import { ruleFor } from '../origin/rules.js';
 import type { BatchResult, OpWaiter, ShardPool } from '../shards/pool.js';
-import { LEVELS, OP, STATUS } from '../shards/protocol.js';
+import { type GetArgs, LEVELS, OP, STATUS } from '../shards/protocol.js';
 import { hashKey, shardOfHash, shardOf as shardOfKey } from '../shards/route.js';
 import { readBody } from './body.js';
 import { framingProblem, type HeaderScan, headerProblem, scanHeaders } from './headers.js';
-import { contentTypeOf, type InputProblem, isProblem, parseGetQuery, parseJsonBody, parsePutQuery, stringList, TokenGuard, tagProblem } from './input.js';
+import {
+  contentTypeOf,
+  type GetQuery,
+  type InputProblem,
+  isProblem,
+  parseGetQuery,
+  parseJsonBody,
+  parsePutQuery,
+  stringList,
+  TokenGuard,
+  tagProblem,
+} from './input.js';
 import { keyFromSegment, keyProblem } from './key.js';
 import { Exchange, serveHot } from './respond.js';
 import type { HttpRequest, HttpResponse, loadNativeUws, TemplatedApp } from './uws.js';
@@ -40,6 +51,12 @@ export interface AppContext {
 }
 
 const KEY_METHODS = 'GET, HEAD, PUT, DELETE';
+/** A GET without a lease request. */
+const NO_LEASE: GetQuery = { leaseMs: 0, waitMs: 0 };
+/** A GET's op arguments: null for a plain read. */
+function leaseArgs(get: GetQuery): GetArgs | null {
+  return get.leaseMs === 0 ? null : { kind: 'get', leaseMs: get.leaseMs, waitMs: get.waitMs, cacheOnly: false };
+}
 /** mget reads the cache only: it never loads from an origin (a miss is null). */
 const CACHE_ONLY = { kind: 'get', leaseMs: 0, waitMs: 0, cacheOnly: true } as const;
 const WWW_AUTHENTICATE = ['www-authenticate', 'Bearer realm="strata"'] as const;
@@ -191,14 +208,16 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     const route = head ? 'head' : 'get';
     const h = scanHeaders(req);
     const query = req.getQuery() ?? '';
-    // Fast path: a valid key whose entry the shard has published is answered here, in the handler.
-    if (!head && query === '' && h.contentLengths === 0 && h.codings === 0 && headerProblem(h) === null && !ctx.draining()) {
+    const get = query === '' ? NO_LEASE : parseGetQuery(query, maxWaitMs);
+    // Fast path: a valid key whose entry the shard has published is answered here, in the handler
+    // (a lease request too: a fresh hit leaves nothing to load).
+    if (!head && !isProblem(get) && h.contentLengths === 0 && h.codings === 0 && headerProblem(h) === null && !ctx.draining()) {
       const key = keyFromSegment(req.getParameter(0) ?? '');
-      if (typeof key === 'string') {
+      if (typeof key === 'string' && (get.leaseMs === 0 || ruleFor(key, origins) === null)) {
         const hash = hashKey(key);
         const shard = shardOfHash(hash, shards);
         if (serveHot(res, pool.hotReader(shard), key, hash, ctx.counters, shard, counters)) return;
-        pool.submit(shard, OP.GET, key, null, new KeyExchange(res, route, counters), 0);
+        pool.submit(shard, OP.GET, key, leaseArgs(get), new KeyExchange(res, route, counters), 0);
         return;
       }
     }
@@ -207,13 +226,11 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     if (!headersOk(ex, h) || refuseIfDraining(ex)) return;
     const key = keyFromSegment(req.getParameter(0) ?? '');
     if (typeof key !== 'string') return ex.error('E_INVALID_KEY', key.message, h.hasBody);
-    const get = parseGetQuery(query, maxWaitMs);
     if (isProblem(get)) return ex.error(get.code, get.message, h.hasBody);
     if (get.leaseMs > 0 && ruleFor(key, origins) !== null) {
       return ex.error('E_INVALID_LEASE', 'this key has an origin: Strata loads it itself, so there is no lease to hand out', h.hasBody);
     }
-    const args = get.leaseMs === 0 ? null : ({ kind: 'get', leaseMs: get.leaseMs, waitMs: get.waitMs, cacheOnly: false } as const);
-    pool.submit(shardOf(key), head ? OP.HEAD : OP.GET, key, args, ex, 0);
+    pool.submit(shardOf(key), head ? OP.HEAD : OP.GET, key, leaseArgs(get), ex, 0);
   };
   app.get('/v1/keys/:key', lookup(false));
   app.head('/v1/keys/:key', lookup(true));

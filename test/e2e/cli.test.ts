@@ -223,7 +223,15 @@ describe('strata CLI', () => {
     const dir = mkdtempSync(join(tmpdir(), 'strata-origins-'));
     try {
       const file = join(dir, 'strata.json');
-      writeFileSync(file, JSON.stringify({ origins: [{ prefix: 'user:', url: 'http://127.0.0.1:3000/users/{id}' }, { prefix: 'item:', url: 'ftp://x/{id}' }] }));
+      writeFileSync(
+        file,
+        JSON.stringify({
+          origins: [
+            { prefix: 'user:', url: 'http://127.0.0.1:3000/users/{id}' },
+            { prefix: 'item:', url: 'ftp://x/{id}' },
+          ],
+        }),
+      );
       const r = run(['--port', '0'], { STRATA_CONFIG: file });
       expect(await r.exit).toBe(2);
       expect(r.err()).toContain('invalid origins[1].url="ftp://x/{id}"');

@@ -5,9 +5,11 @@ import * as load from '../../src/config/load.js';
 import * as app from '../../src/http/app.js';
 import * as input from '../../src/http/input.js';
 import * as key from '../../src/http/key.js';
+import * as postgres from '../../src/invalidation/postgres.js';
 import * as bus from '../../src/l2/bus.js';
 import * as node from '../../src/node.js';
 import * as pool from '../../src/shards/pool.js';
+import * as shard from '../../src/shards/shard.js';
 import { ROOT } from '../helpers/node.js';
 
 const modules: Record<string, Record<string, unknown>> = {
@@ -18,6 +20,8 @@ const modules: Record<string, Record<string, unknown>> = {
   'src/l2/bus.ts': bus,
   'src/node.ts': node,
   'src/shards/pool.ts': pool,
+  'src/shards/shard.ts': shard,
+  'src/invalidation/postgres.ts': postgres,
 };
 
 describe('docs/limits.md', () => {
