@@ -41,9 +41,9 @@ export class LocalLocks implements LockStore {
     return true;
   }
 
-  async lockUnlessFresh(key: string, token: string, ttlMs: number): Promise<LockAttempt> {
+  async lockUnlessFresh(key: string, token: string, ttlMs: number, freshAfterMs = Date.now()): Promise<LockAttempt> {
     const hit = this.#values.read(key);
-    if ((hit === null || hit.entry.expiresMs <= Date.now()) && (await this.tryLock(key, token, ttlMs))) return { locked: true };
+    if ((hit === null || hit.entry.expiresMs <= freshAfterMs) && (await this.tryLock(key, token, ttlMs))) return { locked: true };
     return { locked: false, peek: peekOf(hit, this.#holder(key)) };
   }
 

@@ -26,7 +26,7 @@ import { newToken } from './lease-token.js';
 /** What the lock protocol needs from the L2 (RedisL2Store; LocalLocks on a node without one). */
 export interface LockStore {
   tryLock(key: string, token: string, ttlMs: number): Promise<boolean>;
-  lockUnlessFresh(key: string, token: string, ttlMs: number): Promise<LockAttempt>;
+  lockUnlessFresh(key: string, token: string, ttlMs: number, freshAfterMs?: number): Promise<LockAttempt>;
   unlock(key: string, token: string): Promise<boolean>;
   fill(key: string, token: string, entry: L2Entry, ttlMs: number, options?: FillOptions): Promise<boolean>;
   peek(key: string): Promise<L2Peek>;

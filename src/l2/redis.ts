@@ -48,8 +48,8 @@ const SCRIPTS = {
     lua: "return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2])}",
   },
   /**
-   * KEYS: value, lock. ARGV: token, px, now (epoch ms). Takes the lock unless
-   * the value is fresh (its envelope's fresh-until is past `now`; the layout
+   * KEYS: value, lock. ARGV: token, px, a time (epoch ms). Takes the lock unless
+   * the value is fresh past that time (its envelope's fresh-until; the layout
    * is envelope.ts's, versions 3 and 2); otherwise answers what is there, as
    * strataPeek does: {1} when locked, else {0, value, lock}.
    */
@@ -294,14 +294,14 @@ export class RedisL2Store implements L2Store {
     });
   }
 
-  lockUnlessFresh(key: string, token: string, ttlMs: number): Promise<LockAttempt> {
+  lockUnlessFresh(key: string, token: string, ttlMs: number, freshAfterMs = Date.now()): Promise<LockAttempt> {
     return this.#run(async () => {
       const [locked, value, lock] = await this.#scripts.strataLockUnlessFreshBuffer(
         valueKey(key),
         lockKey(key),
         token,
         Math.max(1, Math.ceil(ttlMs)),
-        Date.now(),
+        freshAfterMs,
       );
       if (locked === 1) return { locked: true };
       return { locked: false, peek: peekOf(hitOf(value ?? null), lock == null ? null : lock.toString('latin1')) };

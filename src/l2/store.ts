@@ -82,9 +82,12 @@ export interface L2Store {
    * Takes the key's lock unless the key holds a fresh value, atomically (a
    * Lua script reads the value's fresh-until): a reader that found nothing a
    * moment ago and asks now cannot take a lock after someone else's fill.
-   * Otherwise answers what it found, as peek().
+   * Otherwise answers what it found, as peek(). With `freshAfterMs`, a value
+   * counts as fresh only if it stays fresh past that (epoch ms): an early
+   * refresh of a value fresh until T is not needed once a value fresh past T
+   * is there. @default now
    */
-  lockUnlessFresh(key: string, token: string, ttlMs: number): Promise<LockAttempt>;
+  lockUnlessFresh(key: string, token: string, ttlMs: number, freshAfterMs?: number): Promise<LockAttempt>;
   /** Releases the key's lock if `token` still holds it (a Lua compare-and-delete); true when it did. */
   unlock(key: string, token: string): Promise<boolean>;
   /**

@@ -478,6 +478,8 @@ export class Shard {
     } catch (err) {
       const error = err as L2UnavailableError;
       if (stale !== null) return this.#staleReply(stale);
+      // The origin can still answer what the L2 cannot (see #startLoad: a load without the cross-node lock).
+      if (rule !== null) return this.#loadReply(key, rule, null);
       return (a, i) => a.set(i, STATUS.L2_ERROR, kindIndex(error));
     }
     if (hit !== null) {
@@ -571,8 +573,14 @@ export class Shard {
     const run = async (): Promise<LoadResult> => {
       try {
         if (refresh) {
+          // Only if nobody refreshes it now, and nobody did since this copy (the lock script compares fresh-until).
           const token = newToken(0);
-          if (!(await this.#locks.tryLock(key, token, lockTtlMs))) return { kind: 'timeout', message: 'refreshed elsewhere' };
+          const attempt = await this.#locks.lockUnlessFresh(key, token, lockTtlMs, Math.max(Date.now(), stale?.expiresMs ?? 0));
+          if (!attempt.locked) {
+            const newer = attempt.peek.hit;
+            if (newer !== null && newer.entry.expiresMs > (stale?.expiresMs ?? 0)) this.#admit(key, newer.entry, newer.ttlMs);
+            return { kind: 'timeout', message: 'refreshed elsewhere' };
+          }
           this.counters.incShard(this.index, SHARD_SLOT.LOCKS_ACQUIRED);
           return await this.#produce(key, rule, token, stale, deadline);
         }
@@ -586,7 +594,11 @@ export class Shard {
         if (locked.kind === 'failed') return failureOf(locked.note);
         return { kind: 'timeout', message: `a load of this key by another node did not finish within ${Math.round(this.#settings.answerWithinMs)} ms` };
       } catch (err) {
-        return { kind: 'l2', error: err as L2UnavailableError };
+        // The L2 cannot be asked for the lock: load without it (this shard's single-flight still holds),
+        // rather than fail reads the origin could answer. The L2 failure is counted; /readyz reports it.
+        this.#l2Failed(err as L2UnavailableError);
+        if (refresh) return { kind: 'l2', error: err as L2UnavailableError };
+        return this.#produce(key, rule, null, stale, deadline);
       }
     };
     const flight = run().finally(() => {
@@ -606,15 +618,16 @@ export class Shard {
   /**
    * Holding key's lock (token): asks the origin, stores what it said under
    * the lock (fenced), and releases it. The origin's slot (maxConcurrent) is
-   * taken for the request only.
+   * taken for the request only. Without a token (the L2 is unreachable), the
+   * answer goes to this shard's L1 only.
    */
-  async #produce(key: string, rule: OriginRule, token: string, stale: L2Entry | null, deadline: number): Promise<LoadResult> {
+  async #produce(key: string, rule: OriginRule, token: string | null, stale: L2Entry | null, deadline: number): Promise<LoadResult> {
     const origins = this.origins as ShardOrigins;
     const o = origins.rules.indexOf(rule);
     const counters = this.counters;
     if (!origins.slots.tryTake(o, rule.maxConcurrent)) {
       counters.addOrigin(o, ORIGIN_SLOT.BUSY);
-      await this.#locks.unlock(key, token);
+      await this.#release(key, token, null);
       return { kind: 'busy' };
     }
     let answer: OriginAnswer;
@@ -647,7 +660,7 @@ export class Shard {
           tags: null,
         };
         if (!f.store || entry.staleUntilMs <= t) {
-          await this.#locks.unlock(key, token);
+          await this.#release(key, token, null);
           return { kind: 'uncached', entry };
         }
         break;
@@ -655,7 +668,7 @@ export class Shard {
       case 'not-modified': {
         counters.addOrigin(o, ORIGIN_SLOT.NOT_MODIFIED);
         if (stale === null) {
-          await this.#locks.unlock(key, token);
+          await this.#release(key, token, null);
           return { kind: 'error', status: 304, message: 'the origin answered 304 to a request that was not conditional' };
         }
         const f = answer.freshness;
@@ -686,27 +699,47 @@ export class Shard {
           tags: null,
         };
         if (answer.freshness.freshMs <= 0) {
-          await this.#locks.unlock(key, token);
+          await this.#release(key, token, null);
           return { kind: 'entry', entry, level: 'ORIGIN' };
         }
         break;
       case 'error': {
         counters.addOrigin(o, ORIGIN_SLOT.ERRORS);
         const failure = { kind: 'error', status: answer.status, message: answer.message } as const;
-        await this.#locks.failed(key, token, noteOf(failure), FAILURE_NOTE_MS);
+        await this.#release(key, token, noteOf(failure));
         return failure;
       }
       case 'timeout': {
         counters.addOrigin(o, ORIGIN_SLOT.TIMEOUTS);
         const failure = { kind: 'timeout', message: `the origin did not answer within ${rule.timeoutMs} ms` } as const;
-        await this.#locks.failed(key, token, noteOf(failure), FAILURE_NOTE_MS);
+        await this.#release(key, token, noteOf(failure));
         return failure;
       }
     }
-    const filled = await this.#fill(key, token, entry);
-    // Fenced off (our lock expired and another holder took over): their value, not ours, is the cache's.
-    if (!filled) this.counters.incShard(this.index, SHARD_SLOT.LOCKS_LOST);
+    if (token === null) {
+      this.#admit(key, entry, entry.staleUntilMs - t);
+      return { kind: 'entry', entry, level: 'ORIGIN' };
+    }
+    try {
+      // Fenced off (our lock expired and another holder took over): their value, not ours, is the cache's.
+      if (!(await this.#fill(key, token, entry))) this.counters.incShard(this.index, SHARD_SLOT.LOCKS_LOST);
+    } catch (err) {
+      // The origin answered; the L2 did not take it. The reader still gets the value.
+      this.#l2Failed(err as L2UnavailableError);
+    }
     return { kind: 'entry', entry, level: 'ORIGIN' };
+  }
+
+  /** Gives the lock back after a load that stores nothing: released, or replaced by a failure note. Never fails. */
+  async #release(key: string, token: string | null, note: string | null): Promise<void> {
+    if (token === null) return;
+    try {
+      if (note === null) await this.#locks.unlock(key, token);
+      else await this.#locks.failed(key, token, note, FAILURE_NOTE_MS);
+    } catch (err) {
+      // The lock expires by itself.
+      this.#l2Failed(err as L2UnavailableError);
+    }
   }
 
   /** Stores entry under the lock (L2 and the bus, then L1; or this shard's own), and wakes local waiters. */

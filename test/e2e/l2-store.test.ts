@@ -97,6 +97,53 @@ describe.each(targets)('L2 store on Redis (%s)', (_name, start) => {
     await expect(target.store.get('foreign')).rejects.toMatchObject({ kind: 'reply' });
   });
 
+  it('locks: taken only when free and no fresh value is there, released only by the holder, fills fenced by the token', async () => {
+    const { store } = target;
+    expect(await store.tryLock('lk{1}', 'tok-a', 5000)).toBe(true);
+    expect(await store.tryLock('lk{1}', 'tok-b', 5000)).toBe(false);
+    expect(await store.lockUnlessFresh('lk{1}', 'tok-b', 5000)).toMatchObject({ locked: false, peek: { hit: null, locked: true, failure: null } });
+    // Only the holder releases (compare-and-delete), and only the holder fills.
+    expect(await store.unlock('lk{1}', 'tok-b')).toBe(false);
+    expect(await store.fill('lk{1}', 'tok-b', entry('intruder'), 60_000)).toBe(false);
+    expect(await store.fill('lk{1}', 'tok-a', entry('mine'), 60_000)).toBe(true);
+    const peek = await store.peek('lk{1}');
+    expect([text(peek.hit?.entry.value), peek.locked]).toEqual(['mine', false]);
+    // A fresh value: no lock for anyone; a stale one: the lock is taken.
+    expect(await store.lockUnlessFresh('lk{1}', 'tok-c', 5000)).toMatchObject({ locked: false, peek: { locked: false } });
+    await store.set('lk{2}', { ...entry('old'), expiresMs: Date.now() - 1, swrUntilMs: Date.now() + 60_000, staleUntilMs: Date.now() + 60_000 }, 60_000);
+    expect(await store.lockUnlessFresh('lk{2}', 'tok-d', 5000)).toEqual({ locked: true });
+    // A failure note takes the lock's place for a moment, for the holder only.
+    expect(await store.failed('lk{2}', 'tok-x', '500 no', 1000)).toBe(false);
+    expect(await store.failed('lk{2}', 'tok-d', '500 the origin answered 500', 1000)).toBe(true);
+    expect((await store.peek('lk{2}')).failure).toBe('500 the origin answered 500');
+    // A DELETE takes the lock with the value: a lease on the key is void.
+    expect(await store.tryLock('lk{3}', 'tok-e', 5000)).toBe(true);
+    await store.delete(['lk{3}']);
+    expect(await store.fill('lk{3}', 'tok-e', entry('late'), 60_000)).toBe(false);
+  });
+
+  it('a lease taken before a tag invalidation cannot fill (the epoch moved); one taken after can', async () => {
+    const { store } = target;
+    const before = await store.leaseEpoch();
+    expect(await store.tryLock('le{1}', 'tok-1', 5000)).toBe(true);
+    await store.deleteTags(['some-tag']);
+    expect(await store.leaseEpoch()).toBe(before + 1);
+    expect(await store.fill('le{1}', 'tok-1', entry('late', ['some-tag']), 60_000, { epoch: before })).toBe(false);
+    expect((await store.peek('le{1}')).hit).toBeNull();
+    expect(await store.tryLock('le{1}', 'tok-2', 5000)).toBe(true);
+    expect(await store.fill('le{1}', 'tok-2', entry('fresh', ['some-tag']), 60_000, { epoch: before + 1 })).toBe(true);
+  });
+
+  it('the Lua scripts survive a SCRIPT FLUSH: EVALSHA falls back to EVAL on NOSCRIPT', async () => {
+    const { store, raw } = target;
+    if (raw instanceof Cluster) await Promise.all(raw.nodes('master').map((n) => n.script('FLUSH')));
+    else await raw.script('FLUSH');
+    expect(await store.tryLock('ns{1}', 'tok', 5000)).toBe(true);
+    expect(await store.unlock('ns{1}', 'tok')).toBe(true);
+    expect(await store.lockUnlessFresh('ns{1}', 'tok2', 5000)).toEqual({ locked: true });
+    expect(await store.fill('ns{1}', 'tok2', entry('after flush'), 60_000)).toBe(true);
+  });
+
   it('lets values expire in Redis', async () => {
     await target.store.set('brief', entry('x', null, 1), 1);
     const gone = async () => (await target.store.get('brief')) === null;

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OriginRuleInput } from '../../src/origin/rules.js';
 import { startTestNode, until } from '../helpers/node.js';
 import { TestOrigin } from '../helpers/origin.js';
-import { RedisServer, redisCli } from '../helpers/redis.js';
+import { freePort, RedisServer, redisCli } from '../helpers/redis.js';
 
 // Read-through from an HTTP origin written for the test, through two nodes sharing a real Redis.
 
@@ -16,6 +16,7 @@ const rules = (): OriginRuleInput[] => [
   { prefix: 'user:', url: `${origin.url}/users/{id}`, ttl: 60, negativeTtl: 30, timeoutMs: 1000 },
   { prefix: 'swr:', url: `${origin.url}/swr/{id}`, ttl: 1, staleWhileRevalidate: 60, timeoutMs: 1000 },
   { prefix: 'sie:', url: `${origin.url}/sie/{id}`, ttl: 1, staleIfError: 60, timeoutMs: 1000 },
+  { prefix: 'cond:', url: `${origin.url}/cond/{id}`, ttl: 1, staleWhileRevalidate: 60, timeoutMs: 1000 },
   { prefix: 'slow:', url: `${origin.url}/slow/{id}`, ttl: 1, staleIfError: 60, softTimeoutMs: 100, timeoutMs: 1500 },
   { prefix: 'busy:', url: `${origin.url}/busy/{id}`, maxConcurrent: 1, timeoutMs: 1000 },
   { prefix: 'wt:', url: `${origin.url}/wt/{id}`, writeThrough: 'PUT', headers: { 'x-api-key': 'k-123' }, timeoutMs: 1000 },
@@ -117,6 +118,19 @@ describe('read-through origins', () => {
     expect(origin.hits('/swr/1')).toBe(2);
   });
 
+  it('refreshes conditionally: If-None-Match with the origin’s ETag, and a 304 keeps the value, fresh again', async () => {
+    origin.route('/cond/1', { body: (n) => `body ${n}`, etag: '"v1"', headers: { 'last-modified': 'Tue, 01 Dec 2026 10:00:00 GMT' } });
+    expect((await read(a, 'cond:1')).body).toBe('body 1');
+    await until(async () => (await read(a, 'cond:1')).cache === 'STALE', 5000, 50);
+    await until(async () => (await read(a, 'cond:1')).cache === 'L1', 5000, 20);
+    expect((await read(a, 'cond:1')).body).toBe('body 1');
+    const refresh = origin.received.filter((r) => r.path === '/cond/1')[1];
+    expect(refresh?.headers['if-none-match']).toBe('"v1"');
+    expect(refresh?.headers['if-modified-since']).toBe('Tue, 01 Dec 2026 10:00:00 GMT');
+    const stats = (await (await fetch(`${a.url}/v1/stats`)).json()) as { origins: { name: string; notModified: number }[] };
+    expect(stats.origins.find((o) => o.name === 'cond:')?.notModified).toBe(1);
+  });
+
   it('stale-if-error: a stale value is answered when the refresh fails, and the error when there is none', async () => {
     origin.route('/sie/1', { body: 'good' });
     expect((await read(a, 'sie:1')).body).toBe('good');
@@ -182,6 +196,21 @@ describe('read-through origins', () => {
     const res = await fetch(`${a.url}/v1/mget`, { method: 'POST', body: JSON.stringify({ keys: ['user:1', 'user:never'] }) });
     expect(await res.json()).toEqual({ values: { 'user:1': Buffer.from('{"id":1}').toString('base64'), 'user:never': null } });
     expect(origin.received.length).toBe(before);
+  });
+
+  it('with the L2 unreachable, an origin key is still loaded and answered (one load per node), and the failure counted', async () => {
+    const dead = await freePort();
+    const lonely = await startTestNode({ redisUrl: `redis://127.0.0.1:${dead}`, shards: 1, origins: rules() });
+    try {
+      origin.route('/users/nol2', { body: 'from the origin' });
+      const res = await get(lonely, 'user:nol2');
+      expect([res.status, res.headers.get('x-cache'), await res.text()]).toEqual([200, 'ORIGIN', 'from the origin']);
+      expect((await read(lonely, 'user:nol2')).cache).toBe('L1');
+      const stats = (await (await fetch(`${lonely.url}/v1/stats`)).json()) as { levels: { L2: { errors: Record<string, number> } } };
+      expect(Object.values(stats.levels.L2.errors).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+    } finally {
+      await lonely.close();
+    }
   });
 
   it('counts loads, results and duration per origin in /metrics and /v1/stats', async () => {
