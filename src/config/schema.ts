@@ -184,18 +184,25 @@ function checkTokens(value: unknown): readonly string[] {
   return Object.freeze([...value] as string[]);
 }
 
-function checkRedisUrl(value: unknown): string {
-  if (value === '') return '';
+/** The URL value has, with one of `protocols` and a host; else a ConfigError that shows it without its password. */
+function urlWith(option: string, value: unknown, protocols: readonly string[]): URL {
   let url: URL | null = null;
   try {
     url = typeof value === 'string' ? new URL(value) : null;
   } catch {
     url = null;
   }
-  if (url === null || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || url.hostname === '') {
+  if (url === null || !protocols.includes(url.protocol) || url.hostname === '') {
     // The value may hold a password: name the rule, not the secret.
-    throw new ConfigError('redisUrl', typeof value === 'string' ? redactPasswords(value) : value, 'must be a redis:// or rediss:// URL with a host');
+    const names = protocols.map((p) => `${p}//`).join(' or ');
+    throw new ConfigError(option, typeof value === 'string' ? redactPasswords(value) : value, `must be a ${names} URL with a host`);
   }
+  return url;
+}
+
+function checkRedisUrl(value: unknown): string {
+  if (value === '') return '';
+  const url = urlWith('redisUrl', value, ['redis:', 'rediss:']);
   if (url.pathname !== '' && url.pathname !== '/' && !/^\/\d+$/.test(url.pathname)) {
     throw new ConfigError('redisUrl', redactPasswords(value as string), 'the path, if any, must be a database number (/0, /1, …)');
   }
@@ -236,15 +243,7 @@ function checkBeta(value: unknown): number {
 
 function checkPostgresUrl(value: unknown): string {
   if (value === '') return '';
-  let url: URL | null = null;
-  try {
-    url = typeof value === 'string' ? new URL(value) : null;
-  } catch {
-    url = null;
-  }
-  if (url === null || (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') || url.hostname === '') {
-    throw new ConfigError('postgresUrl', typeof value === 'string' ? redactPasswords(value) : value, 'must be a postgres:// or postgresql:// URL with a host');
-  }
+  urlWith('postgresUrl', value, ['postgres:', 'postgresql:']);
   return value as string;
 }
 
@@ -263,6 +262,21 @@ function checkAdmission(value: unknown): 'lru' | 'tinylfu' {
 /** Default shard count: one thread per core, leaving one core to the HTTP front. */
 export function defaultShards(): number {
   return Math.max(1, availableParallelism() - 1);
+}
+
+/** A URL option that may hold a password: empty by default, never printed with it. */
+function urlOption<K extends 'redisUrl' | 'postgresUrl'>(key: K, env: string, flag: string, doc: string, check: (value: unknown) => string): OptionSpec<K> {
+  return {
+    key,
+    env,
+    flag,
+    doc,
+    defaultText: '(none)',
+    default: () => '' as StrataConfig[K],
+    parse: (raw) => check(raw.trim()) as StrataConfig[K],
+    check: check as (value: unknown) => StrataConfig[K],
+    redact: redactPasswords,
+  };
 }
 
 /** Every option, in --help order. */
@@ -375,17 +389,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: () => 8000,
     defaultText: '8000',
   }),
-  {
-    key: 'redisUrl',
-    env: 'REDIS_URL',
-    flag: '--redis-url',
-    doc: 'standalone Redis as L2: redis://[user:password@]host:port[/db] or rediss:// (TLS)',
-    defaultText: '(none)',
-    default: () => '',
-    parse: (raw) => checkRedisUrl(raw.trim()),
-    check: checkRedisUrl,
-    redact: redactPasswords,
-  },
+  urlOption('redisUrl', 'REDIS_URL', '--redis-url', 'standalone Redis as L2: redis://[user:password@]host:port[/db] or rediss:// (TLS)', checkRedisUrl),
   {
     key: 'redisCluster',
     env: 'STRATA_REDIS_CLUSTER',
@@ -444,17 +448,13 @@ export const OPTIONS: readonly OptionSpec[] = [
     },
     check: checkBeta,
   },
-  {
-    key: 'postgresUrl',
-    env: 'STRATA_POSTGRES_URL',
-    flag: '--postgres-url',
-    doc: 'PostgreSQL to take invalidations from (an outbox the node creates; docs/postgres.md): postgres://[user:password@]host:port/db',
-    defaultText: '(none)',
-    default: () => '',
-    parse: (raw) => checkPostgresUrl(raw.trim()),
-    check: checkPostgresUrl,
-    redact: redactPasswords,
-  },
+  urlOption(
+    'postgresUrl',
+    'STRATA_POSTGRES_URL',
+    '--postgres-url',
+    'PostgreSQL to take invalidations from (an outbox the node creates; docs/postgres.md): postgres://[user:password@]host:port/db',
+    checkPostgresUrl,
+  ),
   {
     key: 'postgresChannels',
     env: 'STRATA_POSTGRES_CHANNELS',

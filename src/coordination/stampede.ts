@@ -1,5 +1,4 @@
-import type { L2Entry } from '../l2/envelope.js';
-import type { FillOptions, L2Hit, L2Peek, LockAttempt } from '../l2/store.js';
+import type { L2Hit, L2Peek, L2Store } from '../l2/store.js';
 import type { FillWaiters } from './fill-waiters.js';
 import { newToken } from './lease-token.js';
 
@@ -24,15 +23,7 @@ import { newToken } from './lease-token.js';
  */
 
 /** What the lock protocol needs from the L2 (RedisL2Store; LocalLocks on a node without one). */
-export interface LockStore {
-  tryLock(key: string, token: string, ttlMs: number): Promise<boolean>;
-  lockUnlessFresh(key: string, token: string, ttlMs: number, freshAfterMs?: number): Promise<LockAttempt>;
-  unlock(key: string, token: string): Promise<boolean>;
-  fill(key: string, token: string, entry: L2Entry, ttlMs: number, options?: FillOptions): Promise<boolean>;
-  peek(key: string): Promise<L2Peek>;
-  failed(key: string, token: string, note: string, ttlMs: number): Promise<boolean>;
-  leaseEpoch(): Promise<number>;
-}
+export type LockStore = Pick<L2Store, 'tryLock' | 'lockUnlessFresh' | 'unlock' | 'fill' | 'peek' | 'failed' | 'leaseEpoch'>;
 
 /** What happened, for counters (strata_lock_events_total{event}). */
 export type LockEvent = 'acquired' | 'waited' | 'takeover' | 'lost';

@@ -85,6 +85,17 @@ export class MetricsRegistry {
     const bus = sources.bus ?? null;
     const origins = sources.origins ?? [];
     const registers = [this.registry];
+    /** A counter with one value, read at scrape time. */
+    const counter = (name: string, help: string, read: () => number) =>
+      new client.Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
     const withL2 = bus !== null;
     /** A per-level metric; `l2Slot` is the L2's slot, when the level has one and an L2 is configured. */
     const level = (name: string, help: string, slot: number, type: 'counter' | 'gauge', l2Slot?: number) => {
@@ -186,15 +197,9 @@ export class MetricsRegistry {
         if (withL2) for (let shard = 0; shard < shards; shard++) this.set({ shard }, counters.shard(shard, SHARD_SLOT.L2_BREAKER));
       },
     });
-    new client.Counter({
-      name: 'strata_loads_coalesced_total',
-      help: 'L1 misses that joined an L2 read already in flight for the same key instead of starting one.',
-      registers,
-      collect() {
-        this.reset();
-        this.inc(counters.total(SHARD_SLOT.LOADS_COALESCED));
-      },
-    });
+    counter('strata_loads_coalesced_total', 'L1 misses that joined an L2 read already in flight for the same key instead of starting one.', () =>
+      counters.total(SHARD_SLOT.LOADS_COALESCED),
+    );
     new client.Counter({
       name: 'strata_bus_messages_total',
       help: "Invalidation bus messages: sent by this node's shards, received from other nodes.",
@@ -216,35 +221,13 @@ export class MetricsRegistry {
         if (bus !== null) this.inc(bus.gaps);
       },
     });
-    new client.Counter({
-      name: 'strata_l1_admission_rejects_total',
-      help: 'Values from (or written to) the L2 that TinyLFU admission kept out of a full L1.',
-      registers,
-      collect() {
-        this.reset();
-        this.inc(counters.total(SHARD_SLOT.L1_ADMISSION_REJECTS));
-      },
-    });
-    new client.Counter({
-      name: 'strata_l1_remote_drops_total',
-      help: 'L1 entries dropped because another node invalidated them or the bus had a gap.',
-      registers,
-      collect() {
-        this.reset();
-        this.inc(counters.total(SHARD_SLOT.L1_REMOTE_DROPS));
-      },
-    });
-    for (const [name, help, slot] of COORDINATION_COUNTERS) {
-      new client.Counter({
-        name,
-        help,
-        registers,
-        collect() {
-          this.reset();
-          this.inc(counters.total(slot));
-        },
-      });
-    }
+    counter('strata_l1_admission_rejects_total', 'Values from (or written to) the L2 that TinyLFU admission kept out of a full L1.', () =>
+      counters.total(SHARD_SLOT.L1_ADMISSION_REJECTS),
+    );
+    counter('strata_l1_remote_drops_total', 'L1 entries dropped because another node invalidated them or the bus had a gap.', () =>
+      counters.total(SHARD_SLOT.L1_REMOTE_DROPS),
+    );
+    for (const [name, help, slot] of COORDINATION_COUNTERS) counter(name, help, () => counters.total(slot));
     const events = (name: string, help: string, slots: Readonly<Record<string, number>>) =>
       new client.Counter({
         name,
@@ -347,22 +330,12 @@ export class MetricsRegistry {
           this.set(postgres.status().lag);
         },
       });
-      const pgCounter = (name: string, help: string, read: (s: PostgresStatus) => number) =>
-        new client.Counter({
-          name,
-          help,
-          registers,
-          collect() {
-            this.reset();
-            this.inc(read(postgres.status()));
-          },
-        });
-      pgCounter('strata_pg_reconnects_total', 'Times the PostgreSQL invalidation connection was lost and made again.', (st) => st.reconnects);
-      pgCounter('strata_pg_applied_total', 'Outbox entries this node applied.', (st) => st.applied);
-      pgCounter(
+      counter('strata_pg_reconnects_total', 'Times the PostgreSQL invalidation connection was lost and made again.', () => postgres.status().reconnects);
+      counter('strata_pg_applied_total', 'Outbox entries this node applied.', () => postgres.status().applied);
+      counter(
         'strata_pg_rejected_total',
         'Outbox entries skipped because their payload was not {"keys":[…],"tags":[…]} of valid keys and tags.',
-        (st) => st.rejected,
+        () => postgres.status().rejected,
       );
     }
     this.registry.registerMetric(

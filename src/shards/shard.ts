@@ -1140,39 +1140,23 @@ export class Shard {
 
   /** An L2 entry (epoch-ms times) as an L1 entry (times on the L1 clock), in a buffer of its own. */
   #l1EntryOf(entry: L2Entry): L1Entry {
-    const offset = monoNow() - Date.now();
-    const meta: L1EntryMeta = {
-      createdMs: entry.createdMs,
-      expiresMs: entry.expiresMs + offset,
-      swrUntilMs: entry.swrUntilMs + offset,
-      staleUntilMs: entry.staleUntilMs + offset,
-      deltaMs: entry.deltaMs,
-      negative: entry.negative,
-      validators: entry.validators,
-      tags: entry.tags,
-    };
-    return ownedEntry(baseHeadOf(entry.contentType, entry.etag), entry.value, meta);
+    const { value, contentType, etag, ...rest } = entry;
+    const meta: L1EntryMeta = { ...rest, ...shifted(entry, monoNow() - Date.now()) };
+    return ownedEntry(baseHeadOf(contentType, etag), value, meta);
   }
 
   /** An L1 entry back as an L2 entry (for a fill, or a stale fallback). */
   #l2EntryOf(entry: L1Entry): L2Entry {
-    const offset = Date.now() - monoNow();
-    const head = new TextDecoder('latin1').decode(entry.head);
-    const cut = head.indexOf('\r\netag: ');
-    return {
-      value: entry.value,
-      contentType: head.slice(0, cut),
-      etag: head.slice(cut + 8),
-      createdMs: entry.createdMs,
-      expiresMs: entry.expiresMs + offset,
-      swrUntilMs: entry.swrUntilMs + offset,
-      staleUntilMs: entry.staleUntilMs + offset,
-      deltaMs: entry.deltaMs,
-      negative: entry.negative,
-      validators: entry.validators,
-      tags: entry.tags,
-    };
+    const { head, ...rest } = entry;
+    const text = new TextDecoder('latin1').decode(head);
+    const cut = text.indexOf('\r\netag: ');
+    return { ...rest, ...shifted(entry, Date.now() - monoNow()), contentType: text.slice(0, cut), etag: text.slice(cut + 8) };
   }
+}
+
+/** An entry's times moved from one clock to another (epoch ms ↔ the L1 clock). */
+function shifted(entry: Pick<L2Entry, 'expiresMs' | 'swrUntilMs' | 'staleUntilMs'>, offset: number) {
+  return { expiresMs: entry.expiresMs + offset, swrUntilMs: entry.swrUntilMs + offset, staleUntilMs: entry.staleUntilMs + offset };
 }
 
 /** A failed load as the note its lock keeps for a moment (L2Store.failed): `timeout <why>` or `<status> <why>`. */
