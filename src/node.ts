@@ -114,7 +114,7 @@ async function startClaimed(uws: ReturnType<typeof loadNativeUws>, config: Strat
     // A Redis that is down now is not fatal: the node listens, reports not ready, and heals when Redis answers.
     const deadline = Date.now() + L2_START_WAIT_MS;
     await new Promise((r) => setTimeout(r, 20));
-    if (!l2Status().up) options.say?.(`strata: connecting to the L2 (${l2.describe()}); listening in at most ${L2_START_WAIT_MS / 1000} s`);
+    if (!l2Status().up) options.say?.(`strata: connecting to the L2 (${l2.describe()}); serving in at most ${L2_START_WAIT_MS / 1000} s, with or without it`);
     while (!l2Status().up && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   }
   // Invalidations from PostgreSQL go through the node's own invalidation path (L2, bus, every L1).

@@ -212,7 +212,7 @@ describe('strata CLI', () => {
     const dead = await freePort();
     const r = run(['--port', '0', '--shards', '1'], { REDIS_URL: `redis://127.0.0.1:${dead}` });
     await until(() => r.out().includes('\n'));
-    expect(r.out().split('\n')[0]).toBe(`strata: connecting to the L2 (Redis redis://127.0.0.1:${dead}); listening in at most 5 s`);
+    expect(r.out().split('\n')[0]).toBe(`strata: connecting to the L2 (Redis redis://127.0.0.1:${dead}); serving in at most 5 s, with or without it`);
     expect(r.out()).not.toContain('listening on');
     await until(() => r.out().includes('strata listening on'), 15_000);
     r.child.kill('SIGTERM');
