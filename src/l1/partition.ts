@@ -49,12 +49,28 @@ const KEEP_OWN_BUFFER_BYTES = 4096;
  */
 export function ownedEntry(head: Uint8Array, value: Uint8Array, meta: L1EntryMeta): L1Entry {
   if (value.byteLength >= KEEP_OWN_BUFFER_BYTES && value.byteOffset === 0 && value.byteLength === value.buffer.byteLength) {
-    return { ...meta, head, value };
+    return entryOf(head, value, meta);
   }
   const block = new Uint8Array(head.byteLength + value.byteLength);
   block.set(head, 0);
   block.set(value, head.byteLength);
-  return { ...meta, head: block.subarray(0, head.byteLength), value: block.subarray(head.byteLength) };
+  return entryOf(block.subarray(0, head.byteLength), block.subarray(head.byteLength), meta);
+}
+
+/** An entry as one object literal: every entry has the same shape (a spread would not promise that, and costs more). */
+function entryOf(head: Uint8Array, value: Uint8Array, meta: L1EntryMeta): L1Entry {
+  return {
+    value,
+    head,
+    createdMs: meta.createdMs,
+    expiresMs: meta.expiresMs,
+    swrUntilMs: meta.swrUntilMs,
+    staleUntilMs: meta.staleUntilMs,
+    deltaMs: meta.deltaMs,
+    negative: meta.negative,
+    validators: meta.validators,
+    tags: meta.tags,
+  };
 }
 
 /** What happens to the partition, for counters and the hot-read index. */
@@ -90,7 +106,12 @@ const SKETCH_BYTES_PER_COUNTER = 512;
 
 /** Bytes an entry charges against the budget: key, value, metadata and fixed overhead. */
 export function entrySize(key: string, entry: L1Entry): number {
-  return key.length * 2 + entry.value.byteLength + entry.head.byteLength + L1_ENTRY_OVERHEAD_BYTES;
+  return entryBytes(key, entry.value.byteLength, entry.head.byteLength);
+}
+
+/** entrySize of an entry not built yet: its key, value bytes and head bytes. */
+export function entryBytes(key: string, valueBytes: number, headBytes: number): number {
+  return key.length * 2 + valueBytes + headBytes + L1_ENTRY_OVERHEAD_BYTES;
 }
 
 /**
@@ -146,9 +167,19 @@ export class L1Partition {
    * whether it was stored.
    */
   admit(key: string, entry: L1Entry, ttlMs: number): boolean {
+    if (!this.admits(key, entrySize(key, entry))) return false;
+    return this.set(key, entry, ttlMs);
+  }
+
+  /**
+   * Whether admit() would take in a value of `bytes` (as entrySize counts
+   * them) for key; counts a refusal. Lets a caller skip building an entry
+   * that would be turned away.
+   */
+  admits(key: string, bytes: number): boolean {
     const sketch = this.#sketch;
     const lru = this.#lru;
-    if (sketch !== null && !lru.has(key) && lru.calculatedSize + entrySize(key, entry) > lru.maxSize) {
+    if (sketch !== null && !lru.has(key) && lru.calculatedSize + bytes > lru.maxSize) {
       let victim: string | undefined;
       for (const k of lru.rkeys()) {
         victim = k;
@@ -159,7 +190,7 @@ export class L1Partition {
         return false;
       }
     }
-    return this.set(key, entry, ttlMs);
+    return true;
   }
 
   /** Stores an entry for ttlMs; returns false when it cannot fit even in an empty partition. */

@@ -69,11 +69,13 @@ export interface ShardPoolOptions {
 const WORKER_FILE = new URL('./worker.js', import.meta.url).href;
 /**
  * Young generation of each shard worker's V8 heap, MiB. V8's default lets it
- * grow to about 48 MiB per thread, reserved for good once reached; a shard's
- * short-lived objects (batch messages, answers) fit in a few MiB, and
- * native-bench measured no loss of throughput at 4 (docs/memory.md).
+ * grow to about 48 MiB per thread, reserved for good once reached. A shard's
+ * short-lived objects (batch messages, answers, L2 replies) need less, but
+ * not much less: at 4 MiB the garbage collector took 14 % of a shard's CPU
+ * under L2 hits, at 16 MiB 10.5 % (9 % at V8's default), so 16 it is
+ * (docs/memory.md, native-bench/README.md).
  */
-export const SHARD_YOUNG_GENERATION_MB = 4;
+export const SHARD_YOUNG_GENERATION_MB = 16;
 const kQueueOptions = Piscina.queueOptionsSymbol;
 
 /**

@@ -8,7 +8,7 @@ import type { Counters } from '../counters/counters.js';
 import { L2_ERROR_KINDS, ORIGIN_SLOT, SHARD_SLOT } from '../counters/layout.js';
 import type { L2UnavailableError } from '../errors.js';
 import type { HotIndexWriter } from '../l1/hot-index.js';
-import { type L1Entry, type L1EntryMeta, L1Partition, ownedEntry } from '../l1/partition.js';
+import { entryBytes, type L1Entry, type L1EntryMeta, L1Partition, ownedEntry } from '../l1/partition.js';
 import { BUS_KIND, type BusKind, type BusPublisher } from '../l2/bus-format.js';
 import type { L2Entry } from '../l2/envelope.js';
 import type { Announce, L2Hit, L2Store } from '../l2/store.js';
@@ -95,6 +95,11 @@ function asciiBytes(text: string): Uint8Array {
   return out;
 }
 
+/** Length of baseHeadOf(contentType, etag) without building it (`\r\netag: ` is 8 bytes). */
+function baseHeadLength(contentType: string, etag: string): number {
+  return contentType.length + 8 + etag.length;
+}
+
 /** An entry's base head block: the content-type value and the etag line (the x-cache line is added per answer). */
 function baseHeadOf(contentType: string, etag: string): Uint8Array {
   return asciiBytes(`${contentType}\r\netag: ${etag}`);
@@ -158,9 +163,16 @@ type LoadResult =
 
 /** The ops of one batch still to be answered, and the part of their answers ready to send. */
 class Later {
-  ready: [number, Reply][] = [];
+  /** How many of the batch's ops wait for work (their first answer is PENDING). */
+  deferred = 0;
+  /** Ops answered since the last part, and their replies. */
+  readyOps: number[] = [];
+  readyReplies: Reply[] = [];
   scheduled = false;
-  constructor(readonly batch: Batch) {}
+  constructor(
+    readonly batch: Batch,
+    readonly now: Answers,
+  ) {}
 }
 
 /** The per-batch tallies the counters get once the batch's first pass is over. */
@@ -293,16 +305,10 @@ export class Shard {
     const { ops, keys, args } = batch;
     const n = ops.length;
     const now = new Answers(batch.id, ops, false);
-    const later = new Later(batch);
+    const later = new Later(batch, now);
     const tally: Tally = { gets: 0, hits: 0, sets: 0, deletes: 0, removed: 0, puts: 0 };
     /** This batch's L1 misses that start a new L2 read: sent together after the loop. */
     const batchMisses: PendingLoad[] = [];
-    let pending = 0;
-    const defer = (i: number, work: Promise<Reply>) => {
-      pending++;
-      now.set(i, STATUS.PENDING);
-      this.#defer(later, i, work);
-    };
     for (let i = 0; i < n; i++) {
       const op = ops[i] as number;
       const key = keys[i] as string;
@@ -310,18 +316,18 @@ export class Shard {
       switch (op) {
         case OP.GET:
         case OP.HEAD:
-          this.#get(i, key, op === OP.GET, arg?.kind === 'get' ? arg : null, now, tally, batchMisses, defer);
+          this.#get(i, key, op === OP.GET, arg?.kind === 'get' ? arg : null, now, tally, batchMisses, later);
           break;
         case OP.PUT:
           if (arg?.kind !== 'put') throw new Error(`PUT op ${i} without arguments`);
-          this.#put(i, key, arg, now, tally, defer);
+          this.#put(i, key, arg, now, tally, later);
           break;
         case OP.DELETE:
-          this.#delete(i, key, now, tally, defer);
+          this.#delete(i, key, now, tally, later);
           break;
         case OP.INVALIDATE_TAG:
         case OP.INVALIDATE_TAG_L1:
-          this.#invalidateTag(i, key, op === OP.INVALIDATE_TAG_L1, now, tally, defer);
+          this.#invalidateTag(i, key, op === OP.INVALIDATE_TAG_L1, now, tally, later);
           break;
         case OP.DROP:
           this.#dropRemote(i, key, now);
@@ -344,7 +350,7 @@ export class Shard {
     // Latency of the batch's ops as the shard saw them: from the front closing the batch to done here.
     this.#observe(batch, now, end);
     // A batch whose every op waits sends no empty first answer.
-    if (pending < n) this.#send(now.pack());
+    if (later.deferred < n) this.#send(now.pack());
   }
 
   #tally(t: Tally, ops: number): void {
@@ -361,33 +367,63 @@ export class Shard {
     counters.addShard(s, SHARD_SLOT.BATCH_OPS, ops);
   }
 
-  /** Queues op i's answer for the batch's next part, which is sent once the current turn's completions are in. */
+  /** Answers op i in the batch's next part once work is done. */
   #defer(later: Later, i: number, work: Promise<Reply>): void {
-    work.then(
-      (reply) => {
-        later.ready.push([i, reply]);
-        if (later.scheduled) return;
-        later.scheduled = true;
-        // One part for everything that completes in this turn (a batch's MGET answers all its misses at once).
-        setImmediate(() => this.#sendPart(later));
+    later.deferred++;
+    later.now.set(i, STATUS.PENDING);
+    work.then((reply) => this.#ready(later, i, reply), crash);
+  }
+
+  /**
+   * #defer for a read: answers op i from the L2 read (see #resolved). The
+   * common case (an L2 hit or miss) costs one reaction, not a promise of a reply.
+   */
+  #deferRead(
+    later: Later,
+    i: number,
+    key: string,
+    read: Promise<L2Hit | null>,
+    rule: OriginRule | null,
+    lease: GetArgs | null,
+    fallback: L1Entry | null,
+  ): void {
+    later.deferred++;
+    later.now.set(i, STATUS.PENDING);
+    read.then(
+      (hit) => {
+        const reply = this.#resolved(key, hit, rule, lease, fallback);
+        if (typeof reply === 'function') this.#ready(later, i, reply);
+        else reply.then((r) => this.#ready(later, i, r), crash);
       },
-      (err: unknown) => {
-        // Every dependency failure is an answer; a rejection here is a bug: crash, and the pool replaces the worker.
-        setImmediate(() => {
-          throw err;
-        });
+      (err: L2UnavailableError) => {
+        if (fallback !== null) this.#ready(later, i, this.#staleReply(this.#l2EntryOf(fallback)));
+        // The origin can still answer what the L2 cannot (see #startLoad: a load without the cross-node lock).
+        else if (rule !== null) this.#loadReply(key, rule, null).then((r) => this.#ready(later, i, r), crash);
+        else this.#ready(later, i, (a, j) => a.set(j, STATUS.L2_ERROR, kindIndex(err)));
       },
     );
   }
 
+  /** Queues op i's answer for the batch's next part, sent once the current turn's completions are in. */
+  #ready(later: Later, i: number, reply: Reply): void {
+    later.readyOps.push(i);
+    later.readyReplies.push(reply);
+    if (later.scheduled) return;
+    later.scheduled = true;
+    // One part for everything that completes in this turn (a batch's MGET answers all its misses at once).
+    setImmediate(() => this.#sendPart(later));
+  }
+
   #sendPart(later: Later): void {
     later.scheduled = false;
-    const ready = later.ready;
-    later.ready = [];
+    const ops = later.readyOps;
+    const replies = later.readyReplies;
+    later.readyOps = [];
+    later.readyReplies = [];
     const answers = new Answers(later.batch.id, later.batch.ops, true);
-    for (const [i, reply] of ready) reply(answers, i);
+    for (let k = 0; k < ops.length; k++) (replies[k] as Reply)(answers, ops[k] as number);
     this.#observe(later.batch, answers, performance.now());
-    this.publishGauges();
+    // Gauges (items, bytes) are published by the worker's timers and after writes, not per answer.
     this.#send(answers.pack());
   }
 
@@ -417,18 +453,9 @@ export class Shard {
    * GET or HEAD. A fresh L1 entry is answered at once (and may start an
    * early refresh); a stale one within its stale-while-revalidate window is
    * answered STALE and refreshed in the background; anything else continues
-   * in #resolve, with the stale-if-error copy (if any) as a fallback.
+   * in #deferRead and #resolved, with the stale-if-error copy (if any) as a fallback.
    */
-  #get(
-    i: number,
-    key: string,
-    isGet: boolean,
-    args: GetArgs | null,
-    now: Answers,
-    tally: Tally,
-    batchMisses: PendingLoad[],
-    defer: (i: number, work: Promise<Reply>) => void,
-  ): void {
+  #get(i: number, key: string, isGet: boolean, args: GetArgs | null, now: Answers, tally: Tally, batchMisses: PendingLoad[], later: Later): void {
     tally.gets++;
     const rule = this.origins === null ? null : ruleFor(key, this.origins.rules);
     const entry = this.l1.get(key);
@@ -447,7 +474,7 @@ export class Shard {
         tally.hits++;
         if (rule === null && args !== null && args.leaseMs > 0) {
           // A cache-aside client asking for a lease on a stale value: the lease holder gets it with the token.
-          defer(i, this.#lease(key, args, entry));
+          this.#defer(later, i, this.#lease(key, args, entry));
           return;
         }
         this.counters.incShard(this.index, SHARD_SLOT.STALE_ANSWERS);
@@ -463,25 +490,15 @@ export class Shard {
     const leases = !cacheOnly && rule === null && args !== null && args.leaseMs > 0;
     if (this.l2 === null && loadRule === null && !leases) return; // STATUS.MISS is 0
     const read = this.l2 === null ? Promise.resolve(null) : this.#loadFor(key, batchMisses).promise;
-    defer(i, this.#resolve(key, read, loadRule, leases ? args : null, fallback));
+    this.#deferRead(later, i, key, read, loadRule, leases ? args : null, fallback);
   }
 
   /**
    * After the L2 read: answer what it found, or load from the origin (with
    * `rule`), or hand out a lease (with `lease`), or say it is absent.
    */
-  async #resolve(key: string, read: Promise<L2Hit | null>, rule: OriginRule | null, lease: GetArgs | null, fallback: L1Entry | null): Promise<Reply> {
+  #resolved(key: string, hit: L2Hit | null, rule: OriginRule | null, lease: GetArgs | null, fallback: L1Entry | null): Reply | Promise<Reply> {
     let stale: L2Entry | null = fallback === null ? null : this.#l2EntryOf(fallback);
-    let hit: L2Hit | null;
-    try {
-      hit = await read;
-    } catch (err) {
-      const error = err as L2UnavailableError;
-      if (stale !== null) return this.#staleReply(stale);
-      // The origin can still answer what the L2 cannot (see #startLoad: a load without the cross-node lock).
-      if (rule !== null) return this.#loadReply(key, rule, null);
-      return (a, i) => a.set(i, STATUS.L2_ERROR, kindIndex(error));
-    }
     if (hit !== null) {
       const entry = hit.entry;
       const t = Date.now();
@@ -495,12 +512,16 @@ export class Shard {
     }
     if (rule !== null) return this.#loadReply(key, rule, stale);
     if (lease !== null) return this.#lease(key, lease, null);
-    return (a, i) => a.set(i, STATUS.MISS);
+    return MISS_REPLY;
   }
 
   #entryReply(entry: L2Entry, level: Level): Reply {
     if (entry.negative) return (a, i) => a.set(i, STATUS.NEGATIVE, LEVELS.indexOf(level));
-    const found: Found = { head: headAt(baseHeadOf(entry.contentType, entry.etag), level), value: entry.value, createdMs: entry.createdMs };
+    const found: Found = {
+      head: asciiBytes(`${entry.contentType}\r\netag: ${entry.etag}\r\nx-cache: ${level}`),
+      value: entry.value,
+      createdMs: entry.createdMs,
+    };
     return (a, i) => a.hit(i, found);
   }
 
@@ -764,7 +785,10 @@ export class Shard {
   #admit(key: string, entry: L2Entry, ttlMs: number): void {
     const l2 = this.l2;
     const l1TtlMs = l2 === null ? ttlMs : Math.min(ttlMs, l2.l1MaxTtlMs);
-    if (l1TtlMs >= 1) this.l1.admit(key, this.#l1EntryOf(entry), l1TtlMs);
+    if (l1TtlMs < 1) return;
+    // Asked first: a value TinyLFU turns away is not copied into an entry of its own.
+    if (this.l1.admits(key, entryBytes(key, entry.value.byteLength, baseHeadLength(entry.contentType, entry.etag))))
+      this.l1.set(key, this.#l1EntryOf(entry), l1TtlMs);
   }
 
   // ---- leases ----
@@ -827,7 +851,7 @@ export class Shard {
   // ---- writes ----
 
   /** PUT: the origin first (write-through), then under a lease or plainly: the L2 and the bus, then L1. */
-  #put(i: number, key: string, put: PutArgs, now: Answers, tally: Tally, defer: (i: number, work: Promise<Reply>) => void): void {
+  #put(i: number, key: string, put: PutArgs, now: Answers, tally: Tally, later: Later): void {
     tally.puts++;
     const t = Date.now();
     const etag = etagOf(put.value);
@@ -846,18 +870,18 @@ export class Shard {
     };
     const rule = this.origins === null ? null : ruleFor(key, this.origins.rules);
     if (put.lease !== null) {
-      defer(i, this.#leaseFill(key, put.lease, l2Entry));
+      this.#defer(later, i, this.#leaseFill(key, put.lease, l2Entry));
       return;
     }
     if (rule?.writeThrough != null) {
-      defer(i, this.#writeToOrigin(key, rule, put, l2Entry));
+      this.#defer(later, i, this.#writeToOrigin(key, rule, put, l2Entry));
       return;
     }
     if (this.l2 === null) {
       this.#storeLocal(i, key, l2Entry, now, tally);
       return;
     }
-    defer(i, this.#storeThrough(key, l2Entry));
+    this.#defer(later, i, this.#storeThrough(key, l2Entry));
   }
 
   /** Without an L2: straight into L1 (the only copy). */
@@ -956,7 +980,7 @@ export class Shard {
   }
 
   /** DELETE: the key and its lock (a lease on it is void) from the L2 with the bus message, then L1 again. */
-  #delete(i: number, key: string, now: Answers, tally: Tally, defer: (i: number, work: Promise<Reply>) => void): void {
+  #delete(i: number, key: string, now: Answers, tally: Tally, later: Later): void {
     tally.deletes++;
     const gone = this.#drop(key) ? 1 : 0;
     tally.removed += gone;
@@ -966,7 +990,8 @@ export class Shard {
       now.set(i, STATUS.DONE, gone);
       return;
     }
-    defer(
+    this.#defer(
+      later,
       i,
       this.#removeThrough(() => l2.store.delete([key], this.#announce(l2, BUS_KIND.KEYS, key), () => this.#drop(key)), BUS_KIND.KEYS, key),
     );
@@ -977,7 +1002,7 @@ export class Shard {
    * sweeps the L2 and tells the other nodes; every shard (INVALIDATE_TAG_L1)
    * cleans its L1. Without an L2 each shard counts what its L1 held.
    */
-  #invalidateTag(i: number, tag: string, l1Only: boolean, now: Answers, tally: Tally, defer: (i: number, work: Promise<Reply>) => void): void {
+  #invalidateTag(i: number, tag: string, l1Only: boolean, now: Answers, tally: Tally, later: Later): void {
     tally.deletes++;
     const gone = this.#dropTagged(tag);
     tally.removed += gone;
@@ -987,7 +1012,8 @@ export class Shard {
     if (l2 === null) now.set(i, STATUS.DONE, gone);
     else if (l1Only) now.set(i, STATUS.DONE, 0);
     else
-      defer(
+      this.#defer(
+        later,
         i,
         this.#removeThrough(() => l2.store.deleteTags([tag], this.#announce(l2, BUS_KIND.TAGS, tag)), BUS_KIND.TAGS, tag),
       );
@@ -1140,23 +1166,41 @@ export class Shard {
 
   /** An L2 entry (epoch-ms times) as an L1 entry (times on the L1 clock), in a buffer of its own. */
   #l1EntryOf(entry: L2Entry): L1Entry {
-    const { value, contentType, etag, ...rest } = entry;
-    const meta: L1EntryMeta = { ...rest, ...shifted(entry, monoNow() - Date.now()) };
-    return ownedEntry(baseHeadOf(contentType, etag), value, meta);
+    // The times move from epoch ms to the L1 clock.
+    const offset = monoNow() - Date.now();
+    const meta: L1EntryMeta = {
+      createdMs: entry.createdMs,
+      expiresMs: entry.expiresMs + offset,
+      swrUntilMs: entry.swrUntilMs + offset,
+      staleUntilMs: entry.staleUntilMs + offset,
+      deltaMs: entry.deltaMs,
+      negative: entry.negative,
+      validators: entry.validators,
+      tags: entry.tags,
+    };
+    return ownedEntry(baseHeadOf(entry.contentType, entry.etag), entry.value, meta);
   }
 
   /** An L1 entry back as an L2 entry (for a fill, or a stale fallback). */
   #l2EntryOf(entry: L1Entry): L2Entry {
-    const { head, ...rest } = entry;
-    const text = new TextDecoder('latin1').decode(head);
+    const text = new TextDecoder('latin1').decode(entry.head);
     const cut = text.indexOf('\r\netag: ');
-    return { ...rest, ...shifted(entry, Date.now() - monoNow()), contentType: text.slice(0, cut), etag: text.slice(cut + 8) };
+    // The times move from the L1 clock back to epoch ms.
+    const offset = Date.now() - monoNow();
+    return {
+      value: entry.value,
+      contentType: text.slice(0, cut),
+      etag: text.slice(cut + 8),
+      createdMs: entry.createdMs,
+      expiresMs: entry.expiresMs + offset,
+      swrUntilMs: entry.swrUntilMs + offset,
+      staleUntilMs: entry.staleUntilMs + offset,
+      deltaMs: entry.deltaMs,
+      negative: entry.negative,
+      validators: entry.validators,
+      tags: entry.tags,
+    };
   }
-}
-
-/** An entry's times moved from one clock to another (epoch ms ↔ the L1 clock). */
-function shifted(entry: Pick<L2Entry, 'expiresMs' | 'swrUntilMs' | 'staleUntilMs'>, offset: number) {
-  return { expiresMs: entry.expiresMs + offset, swrUntilMs: entry.swrUntilMs + offset, staleUntilMs: entry.staleUntilMs + offset };
 }
 
 /** A failed load as the note its lock keeps for a moment (L2Store.failed): `timeout <why>` or `<status> <why>`. */
@@ -1174,6 +1218,16 @@ function failureOf(note: string): LoadResult {
   if (head === 'timeout') return { kind: 'timeout', message };
   return { kind: 'error', status: Number(head) || 0, message };
 }
+
+/** A rejected reply is a bug (every dependency failure is an answer): crash, and the pool replaces the worker. */
+function crash(err: unknown): void {
+  setImmediate(() => {
+    throw err;
+  });
+}
+
+/** The answer to a read that found nothing. */
+const MISS_REPLY: Reply = (a, i) => a.set(i, STATUS.MISS);
 
 /** The shard slot each lock event counts in. */
 const LOCK_SLOTS: Readonly<Record<LockEvent, number>> = {
