@@ -163,7 +163,7 @@ async function fill(budget: string, scripts: { put: string; get: string }): Prom
       peakRss = Math.max(peakRss, rssOf(pid));
       const share = puts / target;
       process.stdout.write(
-        `\r  ${budget}: ${fmt(Math.min(100, share * 100))}% of ${fmt(target)} PUTs, ~${fmt(((Date.now() - started) / 1000) * (1 / share - 1))} s left   `,
+        `\r  ${budget}: ${fmt(Math.min(100, share * 100))}% of ${fmt(target)} PUTs, ~${fmt(Math.max(0, ((Date.now() - started) / 1000) * (1 / share - 1)))} s left   `,
       );
     }
     process.stdout.write('\n');
