@@ -98,8 +98,15 @@ export interface L1PartitionOptions {
   readonly admission?: 'lru' | 'tinylfu';
 }
 
-/** Expiry notes the wheel may hold beyond two per cached entry before it is compacted. */
+/** Expiry notes the wheel may hold beyond two per cached entry before set() tidies it. */
 const WHEEL_SLACK = 1024;
+/** Notes one set() looks at, at most, when the wheel holds too many: a bounded cost per write, no pause. */
+const TIDY_PER_SET = 32;
+/**
+ * How far an entry's expiry as lru-cache reports it may be from the time its
+ * note was made with (lru-cache reads its clock once per ttlResolution, 1 ms).
+ */
+const NOTE_TOLERANCE_MS = 2;
 
 /** Sketch counters per byte of budget: about one per typical small entry. */
 const SKETCH_BYTES_PER_COUNTER = 512;
@@ -196,10 +203,13 @@ export class L1Partition {
   /** Stores an entry for ttlMs; returns false when it cannot fit even in an empty partition. */
   set(key: string, entry: L1Entry, ttlMs: number): boolean {
     if (entrySize(key, entry) > this.#lru.maxSize) return false;
-    this.#lru.set(key, entry, { ttl: ttlMs });
-    this.#wheel.add(key, this.#clock() + ttlMs);
+    // The TTL starts at t for lru-cache and for the note alike, so that tidying can tell this set's note from older ones.
+    const t = this.#clock();
+    this.#lru.set(key, entry, { ttl: ttlMs, start: t });
+    this.#wheel.add(key, t + ttlMs);
     // Notes of keys evicted or set again stay in the wheel until their slot passes: bound them by what is cached.
-    if (this.#wheel.size > 2 * this.#lru.size + WHEEL_SLACK) this.#wheel.compact(this.#isCached);
+    const bound = 2 * this.#lru.size + WHEEL_SLACK;
+    if (this.#wheel.size > bound) this.#wheel.tidy(this.#isCurrentNote, Math.min(TIDY_PER_SET, 2 * (this.#wheel.size - bound)));
     if (entry.tags !== null && this.#lru.peek(key) === entry) {
       for (const tag of entry.tags) {
         const keys = this.#byTag.get(tag);
@@ -258,8 +268,17 @@ export class L1Partition {
     this.#wheel.due(this.#clock(), this.#expireIfStale, limit);
   }
 
-  // Expired entries not yet swept count as cached: their notes are what sweeps them.
-  readonly #isCached = (key: string): boolean => this.#lru.peek(key, { allowStale: true }) !== undefined;
+  /**
+   * Whether a note (key, expiresAtMs) stands for the entry cached under key
+   * now: the key is there (expired but not yet swept counts: the note is what
+   * sweeps it) and its TTL ends when the note says.
+   */
+  readonly #isCurrentNote = (key: string, expiresAtMs: number): boolean => {
+    const remaining = this.#lru.getRemainingTTL(key);
+    // 0: not cached. Infinity: no TTL, which set() never gives.
+    if (remaining === 0 || remaining === Number.POSITIVE_INFINITY) return false;
+    return Math.abs(this.#clock() + remaining - expiresAtMs) <= NOTE_TOLERANCE_MS;
+  };
 
   /** Expiry notes held (for tests: bounded by the entries cached). */
   get expiryNotes(): number {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { ExpiryWheel } from '../../src/l1/expiry-wheel.js';
 import { FrequencySketch } from '../../src/l1/frequency-sketch.js';
 import { entrySize, type L1Entry, L1Partition, ownedEntry, plainMeta } from '../../src/l1/partition.js';
 import { hashKey } from '../../src/shards/route.js';
@@ -27,6 +28,33 @@ describe('L1 partition', () => {
     expect(l1.expiryNotes).toBeLessThanOrEqual(2 * 50 + 1024);
     // The notes kept still expire what is held.
     advance(3_600_000 + 1000);
+    l1.purgeExpired();
+    expect(l1.items).toBe(0);
+  });
+
+  it('tidies its notes a few at a time on writes, never in one pass over all of them', () => {
+    const wheel = new ExpiryWheel(0);
+    for (let i = 0; i < 10_000; i++) wheel.add(`k${i}`, 3_600_000 + i);
+    let looked = 0;
+    const dropped = wheel.tidy(() => {
+      looked++;
+      return false;
+    }, 32);
+    expect(looked).toBe(32);
+    expect(dropped).toBe(32);
+    expect(wheel.size).toBe(10_000 - 32);
+    // Notes that still stand for their entry are kept, whichever pass finds them.
+    const other = new ExpiryWheel(0);
+    for (let i = 0; i < 1000; i++) other.add(`k${i}`, 60_000 + 100 * i);
+    while (other.tidy((key) => key.endsWith('0'), 64) > 0);
+    expect(other.size).toBe(100);
+  });
+
+  it('keeps the note of a key set again, and expires the key by it', () => {
+    const { l1, advance } = partition(entrySize('k-00000', entry(100)) * 50);
+    for (let i = 0; i < 2000; i++) l1.set('k-00000', entry(100), 60_000 + i);
+    expect(l1.expiryNotes).toBeLessThanOrEqual(2 * 1 + 1024);
+    advance(60_000 + 2000 + 1000);
     l1.purgeExpired();
     expect(l1.items).toBe(0);
   });
