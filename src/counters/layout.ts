@@ -154,8 +154,15 @@ export const ORIGIN_SLOT = {
   WRITE_ERRORS: 8,
 } as const;
 export const ORIGIN_SLOTS = 12;
-/** Load outcomes in ORIGIN_SLOT order from LOADS + 1 (the `result` label of strata_origin_loads_total). */
-export const ORIGIN_RESULTS = ['value', 'not_modified', 'not_found', 'error', 'timeout', 'busy'] as const;
+/** The slot of each origin request outcome (the `result` label of strata_origin_requests_total). */
+export const ORIGIN_RESULT_SLOTS = {
+  value: ORIGIN_SLOT.VALUES,
+  not_modified: ORIGIN_SLOT.NOT_MODIFIED,
+  not_found: ORIGIN_SLOT.NOT_FOUND,
+  error: ORIGIN_SLOT.ERRORS,
+  timeout: ORIGIN_SLOT.TIMEOUTS,
+  busy: ORIGIN_SLOT.BUSY,
+} as const;
 
 /** Where each region of the shared buffer starts, in slots, for a node with `shards` shards and `origins` origin rules. */
 export function layoutFor(shards: number, origins = 0) {

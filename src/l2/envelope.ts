@@ -168,7 +168,8 @@ export function decodeEnvelope(bytes: Uint8Array): L2Entry {
     at += length;
   }
   return {
-    value: new Uint8Array(buf.subarray(at)),
+    // A view, not a copy: an answer copies it into its message, and L1 into an entry of its own (ownedEntry).
+    value: new Uint8Array(buf.buffer, buf.byteOffset + at, buf.byteLength - at),
     contentType,
     etag,
     createdMs,

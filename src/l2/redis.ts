@@ -255,7 +255,10 @@ export class RedisL2Store implements L2Store {
       // Before the value, so that no value exists that a sweep cannot find; after it again, in case a
       // sweep running meanwhile removed the membership (deleteTags removes only what it saw).
       if (tags.length > 0) await this.#joinTags(key, tags, ttlMs);
-      await this.#client.set(valueKey(key), encodeEnvelope(entry), 'PX', ttlMs);
+      // The key's lock goes first, in the same round trip (same slot): a lease taken before this write, or a
+      // load under way, may no longer fill an older value over it (docs/leases.md).
+      const client = this.#client;
+      await Promise.all([client.del(lockKey(key)), client.set(valueKey(key), encodeEnvelope(entry), 'PX', ttlMs)]);
       if (tags.length > 0) await this.#joinTags(key, tags, ttlMs);
       if (announce !== null) await this.#announce(announce);
     }, late);
@@ -290,7 +293,7 @@ export class RedisL2Store implements L2Store {
   peek(key: string): Promise<L2Peek> {
     return this.#run(async () => {
       const [value, lock] = await this.#scripts.strataPeekBuffer(valueKey(key), lockKey(key));
-      return peekOf(hitOf(value), lock === null ? null : lock.toString('latin1'));
+      return peekOf(hitOf(value), lock === null ? null : lock.toString('utf8'));
     });
   }
 
@@ -304,7 +307,7 @@ export class RedisL2Store implements L2Store {
         freshAfterMs,
       );
       if (locked === 1) return { locked: true };
-      return { locked: false, peek: peekOf(hitOf(value ?? null), lock == null ? null : lock.toString('latin1')) };
+      return { locked: false, peek: peekOf(hitOf(value ?? null), lock == null ? null : lock.toString('utf8')) };
     });
   }
 
@@ -338,7 +341,7 @@ export class RedisL2Store implements L2Store {
           // Only the members seen: a PUT joining the tag meanwhile keeps its membership.
           await client.srem(k, ...members);
           // The lock too (same slot): a fill under it is refused, so no value read before the sweep lands after it.
-          const deleted = await Promise.all(members.map((member) => client.del(valueKey(member), lockKey(member))));
+          const deleted = await Promise.all(members.map((member) => this.#deleteWithLock(member)));
           return deleted.reduce((a, b) => a + b, 0);
         }),
       );
@@ -395,11 +398,19 @@ export class RedisL2Store implements L2Store {
   delete(keys: readonly string[], announce: Announce | null = null, late?: () => void): Promise<number> {
     // One DEL per key: in a cluster the keys live on different slots.
     return this.#run(async () => {
-      // With its lock (same slot): a lease or a load in progress on the key may no longer fill it.
-      const counts = await Promise.all(keys.map((key) => this.#client.del(valueKey(key), lockKey(key))));
+      const counts = await Promise.all(keys.map((key) => this.#deleteWithLock(key)));
       if (announce !== null) await this.#announce(announce);
       return counts.reduce((a, b) => a + b, 0);
     }, late);
+  }
+
+  /**
+   * Deletes key's value and its lock (same slot, one round trip): a lease or
+   * a load in progress on the key may no longer fill it. Counts the value only.
+   */
+  async #deleteWithLock(key: string): Promise<number> {
+    const [values] = await Promise.all([this.#client.del(valueKey(key)), this.#client.del(lockKey(key))]);
+    return values;
   }
 
   async #read(key: string): Promise<L2Hit | null> {

@@ -1,7 +1,7 @@
 import client from 'prom-client';
 import type { Counters, FrontCounters, HistogramSnapshot } from '../counters/counters.js';
 import { bucketBoundSeconds } from '../counters/counters.js';
-import { HIST_BUCKETS, L2_ERROR_KINDS, ORIGIN_RESULTS, ORIGIN_SLOT, ROUTES, SHARD_SLOT, STATUS_LABELS } from '../counters/layout.js';
+import { HIST_BUCKETS, L2_ERROR_KINDS, ORIGIN_RESULT_SLOTS, ORIGIN_SLOT, ROUTES, SHARD_SLOT, STATUS_LABELS } from '../counters/layout.js';
 import type { PostgresStatus } from '../invalidation/postgres.js';
 import type { BusCounts, L2Status } from '../l2/node-link.js';
 import type { OriginRule } from '../origin/rules.js';
@@ -264,9 +264,7 @@ export class MetricsRegistry {
         collect() {
           this.reset();
           origins.forEach((rule, o) => {
-            ORIGIN_RESULTS.forEach((result, i) => {
-              this.inc({ origin: rule.name, result }, counters.origin(o, ORIGIN_SLOT.LOADS + 1 + i));
-            });
+            for (const [result, slot] of Object.entries(ORIGIN_RESULT_SLOTS)) this.inc({ origin: rule.name, result }, counters.origin(o, slot));
           });
         },
       });

@@ -1,6 +1,9 @@
 import { FIELD, FIELDS, headerBytes, OP, RESULT_PREFIX_BYTES, STATUS } from './protocol.js';
 
-/** A value as an answer carries it: the pre-rendered head block, the value, and when it was stored. */
+/**
+ * A value as an answer carries it: the pre-rendered head block, the value,
+ * and when it was stored. An L1 entry is one as it is.
+ */
 export interface Found {
   readonly head: Uint8Array;
   readonly value: Uint8Array;
@@ -17,6 +20,7 @@ const encoder = new TextEncoder();
 export class Answers {
   readonly #header: Float64Array;
   readonly #found: (Found | undefined)[];
+  readonly #suffixes: (Uint8Array | undefined)[];
   readonly #details: (Uint8Array | undefined)[];
   #dataBytes = 0;
 
@@ -30,14 +34,20 @@ export class Answers {
     this.#header = new Float64Array(n * FIELDS);
     if (pending) for (let i = 0; i < n; i++) this.#header[i * FIELDS + FIELD.STATUS] = STATUS.PENDING;
     this.#found = new Array(n);
+    this.#suffixes = new Array(n);
     this.#details = new Array(n);
   }
 
-  /** Op i answers with a value (status HIT unless given), and optionally a detail (a lease token). */
-  hit(i: number, found: Found, detail = '', status: number = STATUS.HIT): void {
-    this.#header[i * FIELDS + FIELD.STATUS] = status;
+  /**
+   * Op i answers HIT with a value, its head block followed by `suffix` (the
+   * x-cache line: written after the head, not copied onto it), and
+   * optionally a detail (a lease token).
+   */
+  hit(i: number, found: Found, suffix: Uint8Array, detail = ''): void {
+    this.#header[i * FIELDS + FIELD.STATUS] = STATUS.HIT;
     this.#found[i] = found;
-    this.#dataBytes += found.head.byteLength + (this.ops[i] === OP.GET ? found.value.byteLength : 0);
+    this.#suffixes[i] = suffix;
+    this.#dataBytes += found.head.byteLength + suffix.byteLength + (this.ops[i] === OP.GET ? found.value.byteLength : 0);
     this.#detail(i, detail);
   }
 
@@ -80,11 +90,14 @@ export class Answers {
         offset += detail.byteLength;
       }
       if (entry === undefined) continue;
+      const suffix = this.#suffixes[i] as Uint8Array;
       header[base + FIELD.CREATED_MS] = entry.createdMs;
-      header[base + FIELD.HEAD_LEN] = entry.head.byteLength;
+      header[base + FIELD.HEAD_LEN] = entry.head.byteLength + suffix.byteLength;
       header[base + FIELD.VALUE_LEN] = entry.value.byteLength;
       bytes.set(entry.head, offset);
       offset += entry.head.byteLength;
+      bytes.set(suffix, offset);
+      offset += suffix.byteLength;
       if (this.ops[i] === OP.GET) {
         bytes.set(entry.value, offset);
         offset += entry.value.byteLength;

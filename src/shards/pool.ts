@@ -3,6 +3,7 @@ import { Piscina } from 'piscina';
 import type { ErrorCode } from '../errors.js';
 import type { HotIndexShape } from '../l1/hot-index.js';
 import { allocateHotIndex, HotIndexReader } from '../l1/hot-index.js';
+import { OriginSlots } from '../origin/slots.js';
 import { type AttachTask, type Batch, BatchResult, type OpArgs, STATUS } from './protocol.js';
 import type { ShardWorkerData } from './worker.js';
 
@@ -54,6 +55,8 @@ class ShardLink {
    * be read.
    */
   hot: HotIndexReader | null = null;
+  /** The worker's row of origin slots: retired with the worker, so what it held is given back (origin/slots.ts). */
+  originRow: SharedArrayBuffer | null = null;
   constructor(readonly index: number) {}
 }
 
@@ -94,6 +97,9 @@ export class ShardPool {
   readonly #watchdog: NodeJS.Timeout;
   readonly #attachWaiters = new Set<() => void>();
   readonly #hotShape: HotIndexShape | null;
+  /** The node's origin slots (null without origins), and how many rules they count. */
+  readonly #originSlots: OriginSlots | null;
+  readonly #originRules: number;
   #flushScheduled = false;
   #closed = false;
 
@@ -101,6 +107,9 @@ export class ShardPool {
     this.shards = options.shards;
     this.#timeoutMs = options.requestTimeoutMs;
     this.#hotShape = options.workerData.hotIndexShape;
+    const origins = options.workerData.origins;
+    this.#originRules = origins?.rules.length ?? 0;
+    this.#originSlots = origins === null ? null : new OriginSlots(this.#originRules, origins.slots);
     this.#links = Array.from({ length: options.shards }, (_, i) => new ShardLink(i));
     const links = this.#links;
     this.#pool = new Piscina({
@@ -138,7 +147,15 @@ export class ShardPool {
     link.threadId = threadId;
     const { port1, port2 } = new MessageChannel();
     const hotIndex = this.#hotShape === null ? null : allocateHotIndex(this.#hotShape);
-    const task: AttachTask & { [kQueueOptions]: { shard: number } } = { shard: link.index, port: port2, hotIndex, [kQueueOptions]: { shard: link.index } };
+    const originRow = this.#originSlots === null ? null : OriginSlots.newRow(this.#originRules);
+    link.originRow = originRow;
+    const task: AttachTask & { [kQueueOptions]: { shard: number } } = {
+      shard: link.index,
+      port: port2,
+      hotIndex,
+      originRow,
+      [kQueueOptions]: { shard: link.index },
+    };
     this.#pool.run(task, { transferList: [port2] }).then(
       () => this.#detach(link, 'E_SHARD_UNAVAILABLE', `shard ${link.index} worker stopped`, threadId),
       (err: unknown) => this.#detach(link, 'E_SHARD_UNAVAILABLE', `shard ${link.index} worker failed: ${(err as Error)?.message ?? err}`, threadId),
@@ -157,6 +174,9 @@ export class ShardPool {
     link.port = null;
     // The replacement starts with an empty L1 and its own index: nothing the old worker published is read again.
     link.hot = null;
+    // Origin requests the old worker had in flight will never give their slots back: give them back now.
+    if (link.originRow !== null) this.#originSlots?.retire(link.originRow);
+    link.originRow = null;
     const owed = [...link.inFlight.values()];
     link.inFlight.clear();
     for (const batch of owed) batch.fail(code, message);
@@ -259,7 +279,7 @@ export class ShardPool {
     let answered = 0;
     for (let i = 0; i < n; i++) {
       if (result.status(i) === STATUS.PENDING) {
-        // Only a batch answered in two parts needs to remember which ops are done: all before this one are.
+        // Only a batch answered in several parts needs to remember which ops are done: all before this one are.
         if (batch.done === null) batch.done = new Uint8Array(n).fill(1, 0, i);
         continue;
       }

@@ -3,9 +3,11 @@
  * shard per front event-loop turn over the shard's own MessagePort. The answer
  * is an ArrayBuffer that is transferred, not copied, and names its batch. Ops
  * the shard can finish at once (L1 hits, L1-only writes) are answered in the
- * first buffer; ops that wait for the L2 are marked PENDING there and answered
- * by one later buffer for the same batch, so an L2 round trip never holds up
- * the L1 hits batched with it. Batches may therefore finish out of order.
+ * first buffer; ops that wait (for the L2, an origin, a lease) are marked
+ * PENDING there and answered in later buffers for the same batch, one per
+ * event-loop turn in which some of them finish, so an L2 round trip never
+ * holds up the L1 hits batched with it, nor an origin load the L2 hits.
+ * Batches may therefore finish out of order.
  */
 
 /** Operation codes in BatchTask.ops. */
@@ -69,6 +71,8 @@ export interface AttachTask {
   readonly port: import('node:worker_threads').MessagePort;
   /** A fresh hot-read index for this worker (shared, not copied), or null when it is off. */
   readonly hotIndex: SharedArrayBuffer | null;
+  /** This worker's row of origin slots (OriginSlots.newRow), or null without origins. */
+  readonly originRow: SharedArrayBuffer | null;
 }
 
 /** One batch for one shard. `args` is indexed like `ops`, null where an op has none (or for all). */
@@ -104,7 +108,7 @@ export const STATUS = {
   PENDING: 5,
   /** The L2 could not serve it; ARG is the index of the kind in L2_ERROR_KINDS. */
   L2_ERROR: 6,
-  /** The origin has no such value (cached for negativeTtl): 404. HEAD: the head block names x-cache. */
+  /** The origin has no such value (cached for negativeTtl): 404; ARG: where the answer came from (its index in LEVELS). */
   NEGATIVE: 7,
   /** Not cached, and this caller holds the lease: 404 with DETAIL = the token. */
   LEASED: 8,

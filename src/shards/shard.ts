@@ -2,6 +2,7 @@ import { getHeapStatistics } from 'node:v8';
 import { FillWaiters } from '../coordination/fill-waiters.js';
 import { newToken, tokenEpoch } from '../coordination/lease-token.js';
 import { LocalLocks } from '../coordination/local-locks.js';
+import { SingleFlight } from '../coordination/single-flight.js';
 import { type LeaseOutcome, type LockEvent, type LockStore, leaseOrWait, loadUnderLock, type StampedeDeps } from '../coordination/stampede.js';
 import { earlyWindowMs, refreshEarly } from '../coordination/xfetch.js';
 import type { Counters } from '../counters/counters.js';
@@ -105,13 +106,11 @@ function baseHeadOf(contentType: string, etag: string): Uint8Array {
   return asciiBytes(`${contentType}\r\netag: ${etag}`);
 }
 
-/** The head block with its x-cache line. */
-function headAt(base: Uint8Array, level: Level): Uint8Array {
-  const suffix = LEVEL_SUFFIX[level];
-  const out = new Uint8Array(base.byteLength + suffix.byteLength);
-  out.set(base, 0);
-  out.set(suffix, base.byteLength);
-  return out;
+const LATIN1 = new TextDecoder('latin1');
+
+/** An L2 entry as an answer carries it. */
+function foundOf(entry: L2Entry): Found {
+  return { head: baseHeadOf(entry.contentType, entry.etag), value: entry.value, createdMs: entry.createdMs };
 }
 
 /**
@@ -158,8 +157,7 @@ type LoadResult =
   | { readonly kind: 'uncached'; readonly entry: L2Entry }
   | { readonly kind: 'error'; readonly status: number; readonly message: string }
   | { readonly kind: 'timeout'; readonly message: string }
-  | { readonly kind: 'busy' }
-  | { readonly kind: 'l2'; readonly error: L2UnavailableError };
+  | { readonly kind: 'busy' };
 
 /** The ops of one batch still to be answered, and the part of their answers ready to send. */
 class Later {
@@ -211,10 +209,12 @@ export class Shard {
    * applied after ours: then ours must not land in L1.
    */
   readonly #writes = new Map<string, { count: number; overtaken: boolean }>();
-  /** Origin loads in flight, by key (in-node single-flight): readers of the key wait for the one load. */
-  readonly #originLoads = new Map<string, Promise<LoadResult>>();
+  /** Origin loads for readers in flight, by key (in-node single-flight): readers of the key wait for the one load. */
+  readonly #originLoads = new SingleFlight<LoadResult>();
+  /** Background refreshes in flight, by key: nobody waits for them, and one per key is enough. */
+  readonly #refreshes = new SingleFlight<void>();
   /** Lease requests in flight, by key: one per key on this shard asks for the lease. */
-  readonly #leaseAsks = new Map<string, Promise<LeaseOutcome>>();
+  readonly #leaseAsks = new SingleFlight<LeaseOutcome>();
   readonly #waiters = new FillWaiters();
   /** Locks and fills: the L2's, or this shard's own without one. */
   readonly #locks: LockStore;
@@ -251,7 +251,7 @@ export class Shard {
               return entry === undefined ? null : { entry: this.#l2EntryOf(entry), ttlMs: entry.staleUntilMs - monoNow() };
             },
             store: (key, entry, ttlMs) => {
-              this.l1.set(key, this.#l1EntryOf(entry), ttlMs);
+              if (this.l1.set(key, this.#l1EntryOf(entry), ttlMs)) counters.incShard(index, SHARD_SLOT.L1_SETS);
             },
           })
         : null;
@@ -396,8 +396,8 @@ export class Shard {
         else reply.then((r) => this.#ready(later, i, r), crash);
       },
       (err: L2UnavailableError) => {
-        if (fallback !== null) this.#ready(later, i, this.#staleReply(this.#l2EntryOf(fallback)));
-        // The origin can still answer what the L2 cannot (see #startLoad: a load without the cross-node lock).
+        if (fallback !== null) this.#ready(later, i, this.#staleReply(fallback));
+        // The origin can still answer what the L2 cannot (see #load: a load without the cross-node lock).
         else if (rule !== null) this.#loadReply(key, rule, null).then((r) => this.#ready(later, i, r), crash);
         else this.#ready(later, i, (a, j) => a.set(j, STATUS.L2_ERROR, kindIndex(err)));
       },
@@ -465,9 +465,11 @@ export class Shard {
       if (t < entry.expiresMs) {
         tally.hits++;
         if (entry.negative) now.set(i, STATUS.NEGATIVE, LEVELS.indexOf('L1'));
-        else now.hit(i, this.#found(entry, 'L1'));
+        else now.hit(i, entry, LEVEL_SUFFIX.L1);
         if (isGet && !entry.negative) this.#publish(key, entry, t);
-        if (rule !== null && refreshEarly(t, entry.expiresMs, entry.deltaMs, this.#settings.earlyRefreshBeta)) this.#refresh(key, rule, entry, 'early');
+        // Checked first: near expiry XFetch says yes on most reads, and one refresh is enough.
+        if (rule !== null && !this.#loading(key) && refreshEarly(t, entry.expiresMs, entry.deltaMs, this.#settings.earlyRefreshBeta))
+          this.#refresh(key, rule, this.#l2EntryOf(entry), 'early');
         return;
       }
       if (t < entry.swrUntilMs && !entry.negative) {
@@ -478,8 +480,8 @@ export class Shard {
           return;
         }
         this.counters.incShard(this.index, SHARD_SLOT.STALE_ANSWERS);
-        now.hit(i, this.#found(entry, 'STALE'));
-        if (rule !== null) this.#refresh(key, rule, entry, 'stale');
+        now.hit(i, entry, LEVEL_SUFFIX.STALE);
+        if (rule !== null && !this.#loading(key)) this.#refresh(key, rule, this.#l2EntryOf(entry), 'stale');
         return;
       }
       if (!entry.negative) fallback = entry;
@@ -498,40 +500,35 @@ export class Shard {
    * `rule`), or hand out a lease (with `lease`), or say it is absent.
    */
   #resolved(key: string, hit: L2Hit | null, rule: OriginRule | null, lease: GetArgs | null, fallback: L1Entry | null): Reply | Promise<Reply> {
-    let stale: L2Entry | null = fallback === null ? null : this.#l2EntryOf(fallback);
+    let stale: L2Entry | null = null;
     if (hit !== null) {
       const entry = hit.entry;
       const t = Date.now();
       if (t < entry.expiresMs) return this.#entryReply(entry, 'L2');
       if (t < entry.swrUntilMs && !entry.negative) {
-        if (lease !== null) return this.#lease(key, lease, this.#l1EntryOf(entry));
-        if (rule !== null) this.#refresh(key, rule, this.#l1EntryOf(entry), 'stale');
-        return this.#staleReply(entry);
+        if (lease !== null) return this.#lease(key, lease, foundOf(entry));
+        if (rule !== null) this.#refresh(key, rule, entry, 'stale');
+        return this.#staleReply(foundOf(entry));
       }
       if (!entry.negative) stale = entry;
     }
-    if (rule !== null) return this.#loadReply(key, rule, stale);
+    // The L1 copy (past its freshness) is the fallback only when the L2 has none.
+    if (rule !== null) return this.#loadReply(key, rule, stale ?? (fallback === null ? null : this.#l2EntryOf(fallback)));
     if (lease !== null) return this.#lease(key, lease, null);
     return MISS_REPLY;
   }
 
   #entryReply(entry: L2Entry, level: Level): Reply {
     if (entry.negative) return (a, i) => a.set(i, STATUS.NEGATIVE, LEVELS.indexOf(level));
-    const found: Found = {
-      head: asciiBytes(`${entry.contentType}\r\netag: ${entry.etag}\r\nx-cache: ${level}`),
-      value: entry.value,
-      createdMs: entry.createdMs,
-    };
-    return (a, i) => a.hit(i, found);
+    const found = foundOf(entry);
+    const suffix = LEVEL_SUFFIX[level];
+    return (a, i) => a.hit(i, found, suffix);
   }
 
-  #staleReply(entry: L2Entry): Reply {
+  /** A stale answer (counted): the value with `x-cache: STALE`. */
+  #staleReply(found: Found): Reply {
     this.counters.incShard(this.index, SHARD_SLOT.STALE_ANSWERS);
-    return this.#entryReply(entry, 'STALE');
-  }
-
-  #found(entry: L1Entry, level: Level): Found {
-    return { head: headAt(entry.head, level), value: entry.value, createdMs: entry.createdMs };
+    return (a, i) => a.hit(i, found, LEVEL_SUFFIX.STALE);
   }
 
   /** Publishes a fresh entry to the hot-read index, withdrawn early enough for XFetch to see its last reads. */
@@ -547,9 +544,8 @@ export class Shard {
   /** An origin load for a reader (one per key on this shard; see loadUnderLock for the cluster), and its answer. */
   async #loadReply(key: string, rule: OriginRule, stale: L2Entry | null): Promise<Reply> {
     const deadline = performance.now() + this.#settings.answerWithinMs;
-    let flight = this.#originLoads.get(key);
-    if (flight === undefined) flight = this.#startLoad(key, rule, stale, deadline, false);
-    else this.counters.incShard(this.index, SHARD_SLOT.LOADS_JOINED);
+    const { promise: flight, joined } = this.#originLoads.run(key, () => this.#load(key, rule, stale, deadline));
+    if (joined) this.counters.incShard(this.index, SHARD_SLOT.LOADS_JOINED);
     let result: LoadResult | 'soft-timeout';
     if (stale !== null && rule.softTimeoutMs > 0) {
       // Slower than softTimeoutMs: answer the stale copy; the load goes on and updates the cache.
@@ -563,77 +559,76 @@ export class Shard {
     } else {
       result = await flight;
     }
-    if (result === 'soft-timeout') return this.#staleReply(stale as L2Entry);
+    if (result === 'soft-timeout') return this.#staleReply(foundOf(stale as L2Entry));
     switch (result.kind) {
       case 'entry':
         return this.#entryReply(result.entry, result.level);
       case 'uncached':
         return this.#entryReply(result.entry, 'ORIGIN');
       case 'error':
-        if (stale !== null) return this.#staleReply(stale);
+        if (stale !== null) return this.#staleReply(foundOf(stale));
         return (a, i) => a.set(i, STATUS.ORIGIN_ERROR, result.status, result.message);
       case 'timeout':
-        if (stale !== null) return this.#staleReply(stale);
+        if (stale !== null) return this.#staleReply(foundOf(stale));
         return (a, i) => a.set(i, STATUS.ORIGIN_TIMEOUT, 0, result.message);
       case 'busy':
-        if (stale !== null) return this.#staleReply(stale);
+        if (stale !== null) return this.#staleReply(foundOf(stale));
         return (a, i) => a.set(i, STATUS.ORIGIN_BUSY, RETRY_AFTER_S);
-      case 'l2':
-        if (stale !== null) return this.#staleReply(stale);
-        return (a, i) => a.set(i, STATUS.L2_ERROR, kindIndex(result.error));
     }
   }
 
   /**
-   * Starts the one origin load of key on this shard: under the key's lock,
-   * or waiting for the holder's fill (loadUnderLock). A refresh only loads if
-   * it gets the lock at once: someone else refreshing is as good.
+   * The one origin load of key on this shard for its readers: under the
+   * key's lock, or waiting for the holder's fill (loadUnderLock).
    */
-  #startLoad(key: string, rule: OriginRule, stale: L2Entry | null, deadline: number, refresh: boolean): Promise<LoadResult> {
-    const lockTtlMs = rule.lockTtlMs;
-    const run = async (): Promise<LoadResult> => {
-      try {
-        if (refresh) {
-          // Only if nobody refreshes it now, and nobody did since this copy (the lock script compares fresh-until).
-          const token = newToken(0);
-          const attempt = await this.#locks.lockUnlessFresh(key, token, lockTtlMs, Math.max(Date.now(), stale?.expiresMs ?? 0));
-          if (!attempt.locked) {
-            const newer = attempt.peek.hit;
-            if (newer !== null && newer.entry.expiresMs > (stale?.expiresMs ?? 0)) this.#admit(key, newer.entry, newer.ttlMs);
-            return { kind: 'timeout', message: 'refreshed elsewhere' };
-          }
-          this.counters.incShard(this.index, SHARD_SLOT.LOCKS_ACQUIRED);
-          return await this.#produce(key, rule, token, stale, deadline);
-        }
-        const locked = await loadUnderLock(this.#stampede, key, lockTtlMs, deadline, (token) => this.#produce(key, rule, token, stale, deadline));
-        if (locked.kind === 'produced') return locked.result;
-        if (locked.kind === 'filled') {
-          this.counters.incShard(this.index, SHARD_SLOT.REMOTE_FILLS);
-          this.#admit(key, locked.hit.entry, locked.hit.ttlMs);
-          return { kind: 'entry', entry: locked.hit.entry, level: 'L2' };
-        }
-        if (locked.kind === 'failed') return failureOf(locked.note);
-        return { kind: 'timeout', message: `a load of this key by another node did not finish within ${Math.round(this.#settings.answerWithinMs)} ms` };
-      } catch (err) {
-        // The L2 cannot be asked for the lock: load without it (this shard's single-flight still holds),
-        // rather than fail reads the origin could answer. The L2 failure is counted; /readyz reports it.
-        this.#l2Failed(err as L2UnavailableError);
-        if (refresh) return { kind: 'l2', error: err as L2UnavailableError };
-        return this.#produce(key, rule, null, stale, deadline);
+  async #load(key: string, rule: OriginRule, stale: L2Entry | null, deadline: number): Promise<LoadResult> {
+    try {
+      const locked = await loadUnderLock(this.#stampede, key, rule.lockTtlMs, deadline, (token) => this.#produce(key, rule, token, stale, deadline));
+      if (locked.kind === 'produced') return locked.result;
+      if (locked.kind === 'filled') {
+        this.counters.incShard(this.index, SHARD_SLOT.REMOTE_FILLS);
+        this.#admit(key, locked.hit.entry, locked.hit.ttlMs);
+        return { kind: 'entry', entry: locked.hit.entry, level: 'L2' };
       }
-    };
-    const flight = run().finally(() => {
-      if (this.#originLoads.get(key) === flight) this.#originLoads.delete(key);
-    });
-    this.#originLoads.set(key, flight);
-    return flight;
+      if (locked.kind === 'failed') return failureOf(locked.note);
+      return { kind: 'timeout', message: `a load of this key by another node did not finish within ${Math.round(this.#settings.answerWithinMs)} ms` };
+    } catch (err) {
+      // The L2 cannot be asked for the lock: load without it (this shard's single-flight still holds),
+      // rather than fail reads the origin could answer. The L2 failure is counted; /readyz reports it.
+      this.#l2Failed(err as L2UnavailableError);
+      return this.#produce(key, rule, null, stale, deadline);
+    }
   }
 
-  /** A background refresh of a value that is stale (or soon will be): readers are not waiting for it. */
-  #refresh(key: string, rule: OriginRule, entry: L1Entry, why: 'early' | 'stale'): void {
-    if (this.#originLoads.has(key)) return;
+  /** Whether an origin load or a refresh of key is in flight on this shard. */
+  #loading(key: string): boolean {
+    return this.#originLoads.has(key) || this.#refreshes.has(key);
+  }
+
+  /**
+   * A background refresh of a value that is stale (or soon will be); readers
+   * are not waiting for it. It loads only if it gets the lock at once, and
+   * only if nobody refreshed since this copy (the lock script compares
+   * fresh-until): someone else refreshing is as good.
+   */
+  #refresh(key: string, rule: OriginRule, stale: L2Entry, why: 'early' | 'stale'): void {
+    if (this.#loading(key)) return;
     this.counters.incShard(this.index, why === 'early' ? SHARD_SLOT.EARLY_REFRESHES : SHARD_SLOT.REFRESHES);
-    void this.#startLoad(key, rule, this.#l2EntryOf(entry), performance.now() + rule.timeoutMs, true);
+    this.#refreshes.run(key, async () => {
+      try {
+        const token = newToken(0);
+        const attempt = await this.#locks.lockUnlessFresh(key, token, rule.lockTtlMs, Math.max(Date.now(), stale.expiresMs));
+        if (!attempt.locked) {
+          const newer = attempt.peek.hit;
+          if (newer !== null && newer.entry.expiresMs > stale.expiresMs) this.#admit(key, newer.entry, newer.ttlMs);
+          return;
+        }
+        this.counters.incShard(this.index, SHARD_SLOT.LOCKS_ACQUIRED);
+        await this.#produce(key, rule, token, stale, performance.now() + rule.timeoutMs);
+      } catch (err) {
+        this.#l2Failed(err as L2UnavailableError);
+      }
+    });
   }
 
   /**
@@ -768,27 +763,58 @@ export class Shard {
     const ttlMs = entry.staleUntilMs - Date.now();
     const l2 = this.l2;
     const announce = l2 === null ? null : this.#announce(l2, BUS_KIND.KEYS, key);
-    const filled = await this.#locks.fill(key, token, entry, Math.max(1, ttlMs), {
-      announce,
-      late: () => this.#drop(key),
-      ...(epoch === undefined ? {} : { epoch }),
-    });
+    const { result: filled, overtaken } = await this.#writing(key, () =>
+      this.#locks.fill(key, token, entry, Math.max(1, ttlMs), {
+        announce,
+        late: () => this.#drop(key),
+        ...(epoch === undefined ? {} : { epoch }),
+      }),
+    );
+    // Without an L2 the fill went into this L1 (LocalLocks); with one, L1 follows the L2 as after a PUT.
     if (filled && l2 !== null) {
-      this.#forget(key);
-      this.#admit(key, entry, ttlMs);
+      this.counters.incShard(this.index, SHARD_SLOT.L2_SETS);
+      this.#settle(key, entry, ttlMs, overtaken);
     }
     this.#waiters.notice(key);
     return filled;
   }
 
-  /** Keeps an entry from the L2 (or just filled there) in L1, for at most l1MaxTtl. */
-  #admit(key: string, entry: L2Entry, ttlMs: number): void {
+  /**
+   * Runs a write of key to the L2, noting whether another node's write
+   * overtook it: an invalidation of key that arrives while it is in flight
+   * may be for a write Redis applied after ours (#dropRemote sets it).
+   */
+  async #writing<T>(key: string, write: () => Promise<T>): Promise<{ readonly result: T; readonly overtaken: boolean }> {
+    let record = this.#writes.get(key);
+    if (record === undefined) {
+      record = { count: 0, overtaken: false };
+      this.#writes.set(key, record);
+    }
+    record.count++;
+    const mine = record;
+    try {
+      const result = await write();
+      return { result, overtaken: mine.overtaken };
+    } finally {
+      if (--mine.count === 0 && this.#writes.get(key) === mine) this.#writes.delete(key);
+    }
+  }
+
+  /** After this shard wrote key to the L2: L1 takes the value, unless a newer write overtook it (then Redis is current). */
+  #settle(key: string, entry: L2Entry, ttlMs: number, overtaken: boolean): void {
+    this.#forget(key);
+    if (overtaken) this.#drop(key);
+    else if (this.#admit(key, entry, ttlMs)) this.counters.incShard(this.index, SHARD_SLOT.L1_SETS);
+  }
+
+  /** Keeps an entry from the L2 (or just written there) in L1, for at most l1MaxTtl; whether it was stored. */
+  #admit(key: string, entry: L2Entry, ttlMs: number): boolean {
     const l2 = this.l2;
     const l1TtlMs = l2 === null ? ttlMs : Math.min(ttlMs, l2.l1MaxTtlMs);
-    if (l1TtlMs < 1) return;
+    if (l1TtlMs < 1) return false;
     // Asked first: a value TinyLFU turns away is not copied into an entry of its own.
-    if (this.l1.admits(key, entryBytes(key, entry.value.byteLength, baseHeadLength(entry.contentType, entry.etag))))
-      this.l1.set(key, this.#l1EntryOf(entry), l1TtlMs);
+    if (!this.l1.admits(key, entryBytes(key, entry.value.byteLength, baseHeadLength(entry.contentType, entry.etag)))) return false;
+    return this.l1.set(key, this.#l1EntryOf(entry), l1TtlMs);
   }
 
   // ---- leases ----
@@ -798,39 +824,29 @@ export class Shard {
    * the lease (404 + token, or the stale value + token), the others the
    * stale value, or wait for the fill (`?wait=`).
    */
-  async #lease(key: string, args: GetArgs, stale: L1Entry | null): Promise<Reply> {
+  async #lease(key: string, args: GetArgs, stale: Found | null): Promise<Reply> {
     const waitDeadline = performance.now() + Math.min(args.waitMs, this.#settings.answerWithinMs);
-    let ask = this.#leaseAsks.get(key);
-    const mine = ask === undefined;
-    if (ask === undefined) {
-      // With a stale copy nobody waits: ask once, without waiting.
-      const deadline = stale === null ? waitDeadline : performance.now();
-      const started: Promise<LeaseOutcome> = leaseOrWait(this.#stampede, key, args.leaseMs, deadline).finally(() => {
-        if (this.#leaseAsks.get(key) === started) this.#leaseAsks.delete(key);
-      });
-      this.#leaseAsks.set(key, started);
-      ask = started;
-    } else {
-      this.counters.incShard(this.index, SHARD_SLOT.LOADS_JOINED);
-    }
+    // With a stale copy nobody waits: ask once, without waiting.
+    const askDeadline = stale === null ? waitDeadline : performance.now();
+    const { promise: ask, joined } = this.#leaseAsks.run(key, () => leaseOrWait(this.#stampede, key, args.leaseMs, askDeadline));
+    if (joined) this.counters.incShard(this.index, SHARD_SLOT.LOADS_JOINED);
     let outcome: LeaseOutcome;
     try {
       outcome = await ask;
     } catch (err) {
-      if (stale !== null) return this.#staleReply(this.#l2EntryOf(stale));
+      if (stale !== null) return this.#staleReply(stale);
       return (a, i) => a.set(i, STATUS.L2_ERROR, kindIndex(err as L2UnavailableError));
     }
-    if (outcome.kind === 'leased' && mine) {
+    if (outcome.kind === 'leased' && !joined) {
       this.counters.incShard(this.index, SHARD_SLOT.LEASES_GRANTED);
       const token = outcome.token;
       if (stale !== null) {
         this.counters.incShard(this.index, SHARD_SLOT.STALE_ANSWERS);
-        const found = this.#found(stale, 'STALE');
-        return (a, i) => a.hit(i, found, token);
+        return (a, i) => a.hit(i, stale, LEVEL_SUFFIX.STALE, token);
       }
       return (a, i) => a.set(i, STATUS.LEASED, 0, token);
     }
-    if (stale !== null) return this.#staleReply(this.#l2EntryOf(stale));
+    if (stale !== null) return this.#staleReply(stale);
     if (outcome.kind === 'leased') {
       // Another reader on this shard holds the lease: wait for its fill like any other waiter.
       outcome = await leaseOrWait(this.#stampede, key, args.leaseMs, waitDeadline, true).catch(() => ({ kind: 'timeout' }) as const);
@@ -932,12 +948,10 @@ export class Shard {
           i,
           STATUS.LEASE_LOST,
           0,
-          'the lease is no longer held: the key was deleted or invalidated since it was granted, or the lease expired; nothing was stored',
+          'the lease is no longer held: the key was deleted, invalidated or written by a plain PUT since it was granted, or the lease expired; nothing was stored',
         );
     }
     this.counters.incShard(this.index, SHARD_SLOT.LEASES_FILLED);
-    this.counters.incShard(this.index, SHARD_SLOT.L2_SETS);
-    if (this.l2 === null) this.counters.incShard(this.index, SHARD_SLOT.L1_SETS);
     return (a, i) => a.set(i, STATUS.STORED);
   }
 
@@ -946,35 +960,20 @@ export class Shard {
     const l2 = this.l2 as ShardL2;
     const ttlMs = entry.staleUntilMs - entry.createdMs;
     const started = performance.now();
-    const s = this.index;
-    let pending = this.#writes.get(key);
-    if (pending === undefined) {
-      pending = { count: 0, overtaken: false };
-      this.#writes.set(key, pending);
-    }
-    pending.count++;
-    const record = pending;
-    const done = () => {
-      if (--record.count === 0 && this.#writes.get(key) === record) this.#writes.delete(key);
-    };
     const announce = this.#announce(l2, BUS_KIND.KEYS, key);
+    let overtaken: boolean;
     try {
       // A write that outlives its deadline may still land: then what L1 read meanwhile is old.
-      await l2.store.set(key, entry, ttlMs, announce, () => this.#drop(key));
+      ({ overtaken } = await this.#writing(key, () => l2.store.set(key, entry, ttlMs, announce, () => this.#drop(key))));
     } catch (err) {
-      done();
       // The write may or may not have reached Redis: this L1 must not keep the value it replaced.
       this.#drop(key);
       this.#l2Failed(err as L2UnavailableError);
       return (a, i) => a.set(i, STATUS.L2_ERROR, kindIndex(err as L2UnavailableError));
     }
     this.#l2Done(started);
-    this.counters.incShard(s, SHARD_SLOT.L2_SETS);
-    this.#forget(key);
-    // Another node's write to this key may have landed in Redis after ours: then Redis, not this value, is current.
-    if (record.overtaken) this.#drop(key);
-    else if (this.l1.admit(key, this.#l1EntryOf(entry), Math.min(ttlMs, l2.l1MaxTtlMs))) this.counters.incShard(s, SHARD_SLOT.L1_SETS);
-    done();
+    this.counters.incShard(this.index, SHARD_SLOT.L2_SETS);
+    this.#settle(key, entry, ttlMs, overtaken);
     this.#waiters.notice(key);
     return (a, i) => a.set(i, STATUS.STORED);
   }
@@ -1172,7 +1171,7 @@ export class Shard {
 
   /** An L1 entry back as an L2 entry (for a fill, or a stale fallback). */
   #l2EntryOf(entry: L1Entry): L2Entry {
-    const text = new TextDecoder('latin1').decode(entry.head);
+    const text = LATIN1.decode(entry.head);
     const cut = text.indexOf('\r\netag: ');
     // The times move from the L1 clock back to epoch ms. (Not on the hit path: a spread is fine here.)
     return { value: entry.value, contentType: text.slice(0, cut), etag: text.slice(cut + 8), ...metaAt(entry, Date.now() - monoNow()) };

@@ -49,19 +49,21 @@ let attached: Shard | null = null;
 
 /**
  * The piscina task: takes ownership of a shard and serves its batches from
- * `port` until the port closes. Each batch gets its L1 answers at once and,
- * when some of its ops wait on the L2, one more answer when those are done.
+ * `port` until the port closes. Each batch gets its L1 answers at once, and
+ * the answers of ops that wait (L2, origin, lease) in later parts as they
+ * finish (protocol.ts).
  */
 export default function attach(task: AttachTask): Promise<void> {
   if (attached !== null) throw new Error(`worker already owns shard ${attached.index}; refused shard ${task.shard}`);
   const hot = data.hotIndexShape === null || task.hotIndex === null ? null : new HotIndexWriter(task.hotIndex, data.hotIndexShape);
   const l2 = data.l2 === null ? null : connectL2(data.l2);
   const { port } = task;
-  const client = data.origins === null ? null : new OriginClient(data.maxValueBytes);
-  const origins: ShardOrigins | null =
-    data.origins === null || client === null
-      ? null
-      : { rules: data.origins.rules, client, slots: new OriginSlots(data.origins.rules.length, data.origins.slots) };
+  let client: OriginClient | null = null;
+  let origins: ShardOrigins | null = null;
+  if (data.origins !== null && task.originRow !== null) {
+    client = new OriginClient(data.maxValueBytes);
+    origins = { rules: data.origins.rules, client, slots: new OriginSlots(data.origins.rules.length, data.origins.slots, task.originRow) };
+  }
   const shard = new Shard({
     index: task.shard,
     counters,

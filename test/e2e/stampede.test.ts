@@ -135,6 +135,21 @@ describe.each(targets)('stampede protection on three nodes (%s)', (_mode, start)
     expect(await (await fetch(`${a.url}/v1/keys/aside:kept`)).text()).toBe('late');
   });
 
+  it('a plain PUT between a lease and its fill voids the lease: the newer value stays; an invalidation counts values, not locks', async () => {
+    const [a, b, c] = nodes as [Node, Node, Node];
+    const token = (await fetch(`${a.url}/v1/keys/aside:put-between?lease=5000`)).headers.get('strata-lease') as string;
+    expect(token).toMatch(/^\d+\.[0-9a-f]{32}$/);
+    expect((await fetch(`${c.url}/v1/keys/aside:put-between`, { method: 'PUT', body: 'newer' })).status).toBe(204);
+    const late = await fetch(`${b.url}/v1/keys/aside:put-between`, { method: 'PUT', body: 'older', headers: { 'strata-lease': token } });
+    expect(late.status).toBe(409);
+    expect(((await late.json()) as { error: { code: string } }).error.code).toBe('E_LEASE_LOST');
+    for (const node of nodes) expect(await (await fetch(`${node.url}/v1/keys/aside:put-between`)).text()).toBe('newer');
+    // A key with a lease out and no value: the invalidation removes the lease and reports no value removed.
+    expect((await fetch(`${a.url}/v1/keys/aside:leased-only?lease=5000`)).headers.get('strata-lease')).not.toBeNull();
+    const invalidated = await fetch(`${b.url}/v1/invalidate`, { method: 'POST', body: JSON.stringify({ keys: ['aside:leased-only'] }) });
+    expect(await invalidated.json()).toEqual({ invalidated: 0 });
+  });
+
   it('a waiter whose wait ends gets 404 with Retry-After; a stale copy is answered STALE instead of waiting', async () => {
     const [a, b] = nodes as [Node, Node];
     const holder = await fetch(`${a.url}/v1/keys/aside:slow?lease=5000`);

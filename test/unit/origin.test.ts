@@ -139,4 +139,27 @@ describe('origin slots', () => {
     expect(slots.inFlight(0)).toBe(1);
     expect(slots.tryTake(0, 2)).toBe(true);
   });
+
+  it('come back when the worker that held them is gone, and what it gives later is not counted twice', () => {
+    const node = new OriginSlots(1);
+    const deadRow = OriginSlots.newRow(1);
+    const dead = new OriginSlots(1, node.buffer, deadRow);
+    const live = new OriginSlots(1, node.buffer, OriginSlots.newRow(1));
+    expect(dead.tryTake(0, 3)).toBe(true);
+    expect(dead.tryTake(0, 3)).toBe(true);
+    expect(live.tryTake(0, 3)).toBe(true);
+    expect(live.tryTake(0, 3)).toBe(false);
+    // The pool retires the row of a worker that crashed or hung with two requests in flight.
+    node.retire(deadRow);
+    expect(node.inFlight(0)).toBe(1);
+    expect(live.tryTake(0, 3)).toBe(true);
+    // A hung worker that still runs: its late gives change nothing, and it can take nothing more.
+    dead.give(0);
+    expect(node.inFlight(0)).toBe(2);
+    expect(dead.tryTake(0, 3)).toBe(false);
+    expect(node.inFlight(0)).toBe(2);
+    live.give(0);
+    live.give(0);
+    expect(node.inFlight(0)).toBe(0);
+  });
 });

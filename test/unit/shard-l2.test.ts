@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import { newToken } from '../../src/coordination/lease-token.js';
 import { Counters } from '../../src/counters/counters.js';
 import { L2_ERROR_KINDS, SHARD_SLOT } from '../../src/counters/layout.js';
 import { L2UnavailableError } from '../../src/errors.js';
 import { plainMeta } from '../../src/l1/partition.js';
 import { BusPublisher, decodeBusMessage, newNodeId } from '../../src/l2/bus-format.js';
 import { type L2Entry, PLAIN } from '../../src/l2/envelope.js';
-import type { Announce, L2Hit, L2Peek, L2Store, LockAttempt } from '../../src/l2/store.js';
+import type { Announce, FillOptions, L2Hit, L2Peek, L2Store, LockAttempt } from '../../src/l2/store.js';
 import { type Batch, BatchResult, OP, STATUS } from '../../src/shards/protocol.js';
 import { Shard } from '../../src/shards/shard.js';
 
@@ -68,8 +69,12 @@ class HeldStore implements L2Store {
   unlock(): Promise<boolean> {
     return Promise.resolve(true);
   }
-  fill(): Promise<boolean> {
-    return Promise.resolve(true);
+  fill(key: string, _token: string, entry: L2Entry, _ttlMs: number, options: FillOptions = {}): Promise<boolean> {
+    return this.#hold(() => {
+      this.data.set(key, entry);
+      if (options.announce) this.announced.push(options.announce());
+      return true;
+    });
   }
   peek(): Promise<L2Peek> {
     return Promise.resolve({ hit: null, locked: false, failure: null });
@@ -218,6 +223,29 @@ describe('shard with an L2', () => {
     store.release();
     await alone.next(1);
     expect(text(shard.l1.get('j')?.value)).toBe('mine');
+  });
+
+  it('keeps a lease holder’s fill out of L1 when another node’s invalidation for the key arrives while the fill is in flight', async () => {
+    const { store, shard, run } = setup();
+    const put = { kind: 'put', value: new TextEncoder().encode('filled'), contentType: 'text/plain', ttlMs: 60_000, swrMs: 0, tags: null } as const;
+    const fill = (key: string): Batch => ({
+      id: nextId++,
+      sentAtMs: performance.timeOrigin + performance.now(),
+      ops: [OP.PUT],
+      keys: [key],
+      args: [{ ...put, lease: newToken(0) }],
+    });
+    const overtaken = run(fill('k'));
+    run(batch([OP.DROP], ['k']));
+    store.release();
+    expect((await overtaken.next(1)).status(0)).toBe(STATUS.STORED);
+    expect(shard.l1.get('k')).toBeUndefined();
+    // Without such a message the fill lands in L1.
+    const alone = run(fill('j'));
+    await settle();
+    store.release();
+    expect((await alone.next(1)).status(0)).toBe(STATUS.STORED);
+    expect(text(shard.l1.get('j')?.value)).toBe('filled');
   });
 
   it('a failed write leaves the key out of L1 (not the old value) and counts the failure by kind', async () => {
