@@ -4,19 +4,26 @@
  * the two in step.
  */
 export const ERROR_CODES = {
-  E_INVALID_KEY: { status: 400, summary: 'the key is empty, over 512 bytes, has control characters or bad percent-encoding' },
+  E_INVALID_KEY: {
+    status: 400,
+    summary:
+      'the key is empty, over 512 bytes, has control characters or a lone surrogate, is badly percent-encoded or not UTF-8, or has a raw U+FFFD in the URL',
+  },
   E_INVALID_TTL: { status: 400, summary: 'ttl is not an integer number of seconds in [1, maxTtl]' },
-  E_INVALID_TAGS: { status: 400, summary: 'a tag is empty, over 128 bytes, or has control characters or commas' },
+  E_INVALID_TAGS: { status: 400, summary: 'a tag is empty, over 128 bytes, has control characters or commas, or has a lone surrogate' },
   E_INVALID_CONTENT_TYPE: { status: 400, summary: 'Content-Type is not a media type (type/subtype; parameters), is over 256 characters, or not ASCII' },
-  E_INVALID_HEADER: { status: 400, summary: 'Host, Authorization or Content-Type is repeated, or Host is not host[:port]; the connection is closed' },
-  E_INVALID_QUERY: { status: 400, summary: 'an unknown or repeated query parameter' },
+  E_INVALID_HEADER: {
+    status: 400,
+    summary: 'Host, Authorization, Content-Type or strata-lease is repeated, or Host is not host[:port]; the connection is closed',
+  },
+  E_INVALID_QUERY: { status: 400, summary: 'an unknown or repeated query parameter, bad percent-encoding, or a raw U+FFFD (bytes that were not UTF-8)' },
   E_INVALID_JSON: { status: 400, summary: 'the request body is not valid JSON' },
   E_INVALID_BODY: { status: 400, summary: 'the JSON body does not have the documented shape' },
   E_TOO_MANY_KEYS: { status: 400, summary: 'more than 1000 keys (or tags) in one mget or invalidate' },
   E_BAD_FRAMING: { status: 400, summary: 'ambiguous or invalid message framing (RFC 9112 §6.3); the connection is closed' },
   E_INVALID_LEASE: {
     status: 400,
-    summary: 'lease= or wait= is not a whole number of ms in range, or a strata-lease token is malformed or on a key with an origin',
+    summary: 'lease= or wait= is not a whole number of ms in range, wait= lacks lease=, or a strata-lease token is malformed or on a key with an origin',
   },
   E_UNAUTHORIZED: { status: 401, summary: 'a write or admin route was called without a valid bearer token (WWW-Authenticate: Bearer)' },
   E_KEY_NOT_FOUND: { status: 404, summary: 'the key is not cached' },
@@ -26,7 +33,7 @@ export const ERROR_CODES = {
   E_BODY_TOO_LARGE: { status: 413, summary: 'an mget or invalidate body is larger than 1 MiB; the connection is closed' },
   E_LEASE_LOST: {
     status: 409,
-    summary: 'the lease was voided (the key was deleted or invalidated since, or the lease expired and another caller took it); nothing was stored',
+    summary: 'the lease was voided (a DELETE, invalidation or plain PUT of the key since, or the lease expired and another caller took it); nothing was stored',
   },
   E_INTERNAL: { status: 500, summary: 'a bug: the node could not complete the request' },
   E_ORIGIN_ERROR: {

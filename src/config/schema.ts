@@ -74,7 +74,11 @@ export interface StrataConfig {
    * none. @default ""
    */
   readonly postgresUrl: string;
-  /** NOTIFY channels the invalidation listener LISTENs on. @default ["strata_invalidate"] */
+  /**
+   * NOTIFY channels that also wake the invalidation listener, besides
+   * strata_invalidate (which strata_invalidate() notifies, and which it
+   * always LISTENs on). @default []
+   */
   readonly postgresChannels: readonly string[];
 }
 
@@ -248,7 +252,7 @@ function checkPostgresUrl(value: unknown): string {
 }
 
 function checkChannels(value: unknown): readonly string[] {
-  if (!Array.isArray(value) || value.length === 0 || value.some((c) => typeof c !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(c))) {
+  if (!Array.isArray(value) || value.some((c) => typeof c !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(c))) {
     throw new ConfigError('postgresChannels', value, 'must be a list of channel names (letters, digits, _; at most 63)');
   }
   return Object.freeze([...value] as string[]);
@@ -459,9 +463,9 @@ export const OPTIONS: readonly OptionSpec[] = [
     key: 'postgresChannels',
     env: 'STRATA_POSTGRES_CHANNELS',
     flag: '--postgres-channels',
-    doc: 'comma-separated NOTIFY channels the invalidation listener LISTENs on',
-    defaultText: 'strata_invalidate',
-    default: () => Object.freeze(['strata_invalidate']) as readonly string[],
+    doc: 'comma-separated NOTIFY channels that also wake the invalidation listener, besides strata_invalidate (which it always LISTENs on)',
+    defaultText: '(none)',
+    default: () => Object.freeze([]) as readonly string[],
     parse: (raw) => checkChannels(commaList(raw)),
     check: checkChannels,
   },

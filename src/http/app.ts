@@ -17,14 +17,14 @@ import { framingProblem, type HeaderScan, headerProblem, scanHeaders } from './h
 import {
   contentTypeOf,
   type GetQuery,
-  type InputProblem,
+  invalidationOf,
   isProblem,
+  MAX_BATCH_KEYS,
   parseGetQuery,
   parseJsonBody,
   parsePutQuery,
   stringList,
   TokenGuard,
-  tagProblem,
 } from './input.js';
 import { keyFromSegment, keyProblem } from './key.js';
 import { Exchange, serveHot } from './respond.js';
@@ -32,8 +32,6 @@ import type { HttpRequest, HttpResponse, loadNativeUws, TemplatedApp } from './u
 
 /** Largest mget/invalidate body. */
 export const MAX_JSON_BODY_BYTES = 1024 * 1024;
-/** Most keys (or tags) in one mget/invalidate. */
-export const MAX_BATCH_KEYS = 1000;
 
 /** What the routes need from the node. */
 export interface AppContext {
@@ -250,15 +248,9 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     }
     const contentType = contentTypeOf(h.contentType);
     if (typeof contentType !== 'string') return ex.error(contentType.code, contentType.message, close);
-    const length = h.contentLength;
-    if (length !== '' && Number(length) > config.maxValueBytes) {
-      return ex.error('E_VALUE_TOO_LARGE', `the value is ${length} bytes; maxValueBytes is ${config.maxValueBytes}`, true);
-    }
     const shard = shardOf(key);
-    readBody(res, {
+    readBody(res, h, {
       maxBytes: config.maxValueBytes,
-      chunked: h.codings > 0,
-      length: h.contentLengths === 1 ? Number(h.contentLength) : -1,
       onBody: (value) => {
         if (ex.aborted) return;
         pool.submit(
@@ -270,7 +262,14 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
           0,
         );
       },
-      onTooLarge: () => ex.error('E_VALUE_TOO_LARGE', `the value is larger than maxValueBytes (${config.maxValueBytes})`, true),
+      onTooLarge: (announced) =>
+        ex.error(
+          'E_VALUE_TOO_LARGE',
+          announced === null
+            ? `the value is larger than maxValueBytes (${config.maxValueBytes})`
+            : `the value is ${announced} bytes; maxValueBytes is ${config.maxValueBytes}`,
+          true,
+        ),
       onBadFraming: (why) => ex.error('E_BAD_FRAMING', why, true),
     });
   });
@@ -307,22 +306,20 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
 
   /** Reads and parses a JSON body for mget/invalidate, then calls `use`. */
   const withJsonBody = (ex: Exchange, res: HttpResponse, h: HeaderScan, use: (body: Record<string, unknown>) => void): void => {
-    const length = h.contentLength;
-    if (length !== '' && Number(length) > MAX_JSON_BODY_BYTES) {
-      ex.error('E_BODY_TOO_LARGE', `the body is ${length} bytes; at most ${MAX_JSON_BODY_BYTES}`, true);
-      return;
-    }
-    readBody(res, {
+    readBody(res, h, {
       maxBytes: MAX_JSON_BODY_BYTES,
-      chunked: h.codings > 0,
-      length: h.contentLengths === 1 ? Number(h.contentLength) : -1,
       onBody: (bytes) => {
         if (ex.aborted) return;
         const body = parseJsonBody(bytes);
         if (isProblem(body)) return ex.error(body.code, body.message);
         use(body);
       },
-      onTooLarge: () => ex.error('E_BODY_TOO_LARGE', `the body is larger than ${MAX_JSON_BODY_BYTES} bytes`, true),
+      onTooLarge: (announced) =>
+        ex.error(
+          'E_BODY_TOO_LARGE',
+          announced === null ? `the body is larger than ${MAX_JSON_BODY_BYTES} bytes` : `the body is ${announced} bytes; at most ${MAX_JSON_BODY_BYTES}`,
+          true,
+        ),
       onBadFraming: (why) => ex.error('E_BAD_FRAMING', why, true),
     });
   };
@@ -350,12 +347,9 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     const h = scanHeaders(req);
     if (!headersOk(ex, h) || refuseIfDraining(ex) || !authorized(ex, h)) return;
     withJsonBody(ex, res, h, (body) => {
-      const keys = stringList(body, 'keys', MAX_BATCH_KEYS, keyProblem, 'E_INVALID_KEY');
-      const tags = stringList(body, 'tags', MAX_BATCH_KEYS, tagProblem, 'E_INVALID_TAGS');
-      const problem = [keys, tags].find(isProblem) as InputProblem | undefined;
-      if (problem !== undefined) return ex.error(problem.code, problem.message);
-      if (keys === undefined && tags === undefined) return ex.error('E_INVALID_BODY', 'the body must be {"keys": [...], "tags": [...]}');
-      invalidate(pool, (keys as string[] | undefined) ?? [], (tags as string[] | undefined) ?? []).then(
+      const wanted = invalidationOf(body);
+      if (isProblem(wanted)) return ex.error(wanted.code, wanted.message);
+      invalidate(pool, wanted.keys, wanted.tags).then(
         (invalidated) => ex.json(JSON.stringify({ invalidated })),
         (failure: InvalidationFailure) => ex.error(failure.code, failure.message),
       );

@@ -1,16 +1,14 @@
+import type { HeaderScan } from './headers.js';
 import type { HttpResponse } from './uws.js';
 
 /** How to read one request body. */
 export interface BodyReader {
   /** Largest body accepted; past it onTooLarge is called at once and the rest is not buffered. */
   readonly maxBytes: number;
-  /** The body comes with Transfer-Encoding: chunked (see the terminator check below). */
-  readonly chunked: boolean;
-  /** The announced Content-Length, or -1 when there is none (chunked). */
-  readonly length: number;
   /** The whole body, in its own ArrayBuffer (so it can be transferred). */
   readonly onBody: (body: Uint8Array) => void;
-  readonly onTooLarge: () => void;
+  /** The body is over maxBytes: `announced` is its Content-Length when that said so (nothing was read), else null. */
+  readonly onTooLarge: (announced: number | null) => void;
   /** uWS mis-read the chunked framing; the request must be refused and the connection closed. */
   readonly onBadFraming: (why: string) => void;
 }
@@ -23,6 +21,14 @@ export interface BodyReader {
  */
 const PREALLOCATE_MAX_BYTES = 64 * 1024;
 
+/**
+ * How long a body whose bytes end like a chunked terminator waits for more
+ * before it is refused as mis-framed: uWS delivers the real end of a message
+ * (an empty last chunk) right after the data, so a value that merely ends
+ * with those bytes is not refused.
+ */
+export const MISFRAMED_GRACE_MS = 250;
+
 // The last-chunk line and the empty line that end a chunked body (RFC 9112 §7.1), after a chunk's CRLF.
 const TERMINATOR = [0x0a, 0x30, 0x0d, 0x0a, 0x0d, 0x0a]; // "\n0\r\n\r\n"
 
@@ -34,13 +40,20 @@ const TERMINATOR = [0x0a, 0x30, 0x0d, 0x0a, 0x0d, 0x0a]; // "\n0\r\n\r\n"
  * RFC 9112 §7.1.1) as more hexadecimal digits of the chunk size (`;` and `=`
  * count as digits), so it waits for bytes that never come and hands the rest
  * of the message, terminator included, over as body data. A correct parse
- * never delivers the terminator, so a body that ends with `\n0\r\n\r\n`
- * before uWS says it is complete was mis-framed: refused at once instead of
- * waiting for the idle timeout. Extensions that uWS rejects outright close the
+ * never delivers the terminator as data, so a body that ends with
+ * `\n0\r\n\r\n` and is still not complete MISFRAMED_GRACE_MS later was
+ * mis-framed: refused then, instead of waiting for the idle timeout. Extensions that uWS rejects outright close the
  * connection without an answer (docs/errors.md).
  */
-export function readBody(res: HttpResponse, reader: BodyReader): void {
-  const { maxBytes, chunked, length, onBody, onTooLarge, onBadFraming } = reader;
+export function readBody(res: HttpResponse, h: HeaderScan, reader: BodyReader): void {
+  const { maxBytes, onBody, onTooLarge, onBadFraming } = reader;
+  const chunked = h.codings > 0;
+  // The header checks allow one Content-Length at most (see headers.ts); -1: none (chunked, or no body).
+  const length = h.contentLengths === 1 ? Number(h.contentLength) : -1;
+  if (length > maxBytes) {
+    onTooLarge(length);
+    return;
+  }
   if (length >= 0 && length <= PREALLOCATE_MAX_BYTES && length <= maxBytes) {
     readKnownLength(res, length, onBody);
     return;
@@ -48,13 +61,16 @@ export function readBody(res: HttpResponse, reader: BodyReader): void {
   let parts: Uint8Array[] | null = null;
   let size = 0;
   let over = false;
+  /** Armed when the bytes so far end like a terminator; more data (the real end) disarms it. */
+  let misframed: NodeJS.Timeout | undefined;
   res.onData((chunk, isLast) => {
     if (over) return;
+    clearTimeout(misframed);
     size += chunk.byteLength;
     if (size > maxBytes) {
       over = true;
       parts = null;
-      onTooLarge();
+      onTooLarge(null);
       return;
     }
     if (isLast && parts === null) {
@@ -63,10 +79,13 @@ export function readBody(res: HttpResponse, reader: BodyReader): void {
     }
     if (chunk.byteLength > 0) (parts ??= []).push(new Uint8Array(chunk.slice(0)));
     if (!isLast) {
+      // A value may itself end with those bytes: then its real framing follows at once, and uWS says it is complete.
       if (chunked && endsWithTerminator(parts, size)) {
-        over = true;
-        parts = null;
-        onBadFraming('a chunk-size line this server cannot read (chunk extensions are not supported); send Content-Length');
+        misframed = setTimeout(() => {
+          over = true;
+          parts = null;
+          onBadFraming('a chunk-size line this server cannot read (chunk extensions are not supported); send Content-Length');
+        }, MISFRAMED_GRACE_MS);
       }
       return;
     }

@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { ErrorCode } from '../errors.js';
-import { decodeSegment, rawUrlTextProblem } from './key.js';
+import { decodeSegment, keyProblem, rawUrlTextProblem } from './key.js';
 
 /** A rejected input: the code to answer with and why. */
 export interface InputProblem {
@@ -181,6 +181,22 @@ export function parseJsonBody(body: Uint8Array): Record<string, unknown> | Input
     return { code: 'E_INVALID_BODY', message: 'the body must be a JSON object' };
   }
   return value as Record<string, unknown>;
+}
+
+/** Most keys (or tags) in one mget or invalidate (a request body, or a PostgreSQL outbox entry). */
+export const MAX_BATCH_KEYS = 1000;
+
+/**
+ * An invalidation as POST /v1/invalidate's body and a PostgreSQL outbox
+ * entry give it: {"keys": [...], "tags": [...]}, one of the two at least.
+ */
+export function invalidationOf(body: Record<string, unknown>): { keys: string[]; tags: string[] } | InputProblem {
+  const keys = stringList(body, 'keys', MAX_BATCH_KEYS, keyProblem, 'E_INVALID_KEY');
+  if (isProblem(keys)) return keys;
+  const tags = stringList(body, 'tags', MAX_BATCH_KEYS, tagProblem, 'E_INVALID_TAGS');
+  if (isProblem(tags)) return tags;
+  if (keys === undefined && tags === undefined) return { code: 'E_INVALID_BODY', message: 'the body must be {"keys": [...], "tags": [...]}' };
+  return { keys: keys ?? [], tags: tags ?? [] };
 }
 
 /** A list field of an mget/invalidate body, checked item by item. */

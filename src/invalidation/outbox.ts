@@ -6,16 +6,20 @@
  * - `strata_invalidations`: the outbox. A row is written in the same
  *   transaction as the change it is about, so it exists exactly when the
  *   change does; NOTIFY only wakes the listener, which reads the outbox.
- * - `strata_invalidation_cursor`: the id of the last row applied, for the
- *   node that applies (one at a time: a session advisory lock).
- * - `strata_invalidate(keys, tags)`: writes a row and notifies.
+ * - `strata_invalidation_cursor`: the applier's cursor (one applier at a
+ *   time: a session advisory lock). Every row up to it is applied; rows
+ *   above it may be too (it stops below ids that may still commit).
+ * - `strata_invalidate(keys, tags)`: writes a row and notifies. It takes
+ *   the transaction's xid before the row's id, so that a reader that sees a
+ *   gap in the ids can tell when no transaction may fill it any more
+ *   (postgres.ts).
  * - `strata_invalidate_row()`: a trigger function; `TG_ARGV[0]` is the key
  *   prefix, `TG_ARGV[1]` the column whose value ends the key (default id).
  *   It invalidates the row's key, and on UPDATE the old key too when the
  *   column changed.
  */
 
-/** The NOTIFY channel strata_invalidate() wakes the listener on. */
+/** The NOTIFY channel strata_invalidate() wakes the listener on (it always LISTENs there). */
 export const DEFAULT_CHANNEL = 'strata_invalidate';
 
 /** Key of the advisory locks: the applier's session lock, and the migration's transaction lock. */
@@ -36,6 +40,8 @@ INSERT INTO strata_invalidation_cursor (applied_id) VALUES (0) ON CONFLICT DO NO
 CREATE OR REPLACE FUNCTION strata_invalidate(keys text[], tags text[] DEFAULT '{}') RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
+  -- The xid first: a transaction that holds an id is then older than any xid taken after its id (see Gap in postgres.ts).
+  PERFORM pg_current_xact_id();
   INSERT INTO strata_invalidations (payload)
     VALUES (jsonb_build_object('keys', to_jsonb(COALESCE(keys, '{}')), 'tags', to_jsonb(COALESCE(tags, '{}'))));
   PERFORM pg_notify('${DEFAULT_CHANNEL}', '');

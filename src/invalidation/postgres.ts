@@ -1,7 +1,6 @@
 import pg from 'pg';
-import { tagProblem } from '../http/input.js';
-import { keyProblem } from '../http/key.js';
-import { APPLIER_LOCK, MIGRATION, MIGRATION_LOCK } from './outbox.js';
+import { type InputProblem, invalidationOf, isProblem } from '../http/input.js';
+import { APPLIER_LOCK, DEFAULT_CHANNEL, MIGRATION, MIGRATION_LOCK } from './outbox.js';
 
 /** Applies one outbox entry through the node (L2, bus, every L1); rejects when it could not. */
 export type ApplyInvalidation = (keys: readonly string[], tags: readonly string[]) => Promise<unknown>;
@@ -9,6 +8,7 @@ export type ApplyInvalidation = (keys: readonly string[], tags: readonly string[
 export interface PostgresInvalidationOptions {
   /** postgres:// URL (search_path may be set with `?options=-c search_path=…`). */
   readonly url: string;
+  /** Channels that wake the listener besides DEFAULT_CHANNEL (the one strata_invalidate() notifies). */
   readonly channels: readonly string[];
   readonly apply: ApplyInvalidation;
   /**
@@ -27,12 +27,12 @@ export interface PostgresStatus {
   readonly up: boolean;
   /** applier: applies for the cluster; standby: another node does; follower: applies for itself (no L2). */
   readonly role: 'applier' | 'standby' | 'follower' | 'down';
-  /** Id of the last entry applied. */
+  /** The cursor: every entry up to this id is applied (or can no longer commit). */
   readonly appliedId: number;
-  /** Entries in the outbox not applied yet (as of the last look). */
+  /** The newest entry's id minus the cursor, as of the last look. */
   readonly lag: number;
   readonly applied: number;
-  /** Entries whose payload was not {"keys":[…],"tags":[…]} of valid keys and tags: skipped. */
+  /** Entries whose payload was not {"keys":[…],"tags":[…]} of valid keys and tags (at most MAX_BATCH_KEYS of each): skipped. */
   readonly rejected: number;
   readonly reconnects: number;
   readonly lastError: string;
@@ -42,17 +42,54 @@ export interface PostgresStatus {
 export const POLL_INTERVAL_MS = 1000;
 /** Rows applied and older than this are deleted, s. */
 export const RETENTION_S = 600;
+/** How often the node that applies deletes old rows, ms. */
+const PRUNE_INTERVAL_MS = 60_000;
 /** Most rows read in one go. */
 const BATCH_ROWS = 500;
+/** Most gaps waited for at once; past it the lowest is given up (reported), so memory and the read stay bounded. */
+export const MAX_GAPS = 10_000;
+
+/** Ids above the cursor that no row held when read: a transaction still running may have taken them. */
+interface Gap {
+  from: number;
+  to: number;
+  /**
+   * An xid taken after the read that saw the gap, null until taken. Every
+   * transaction holding an id in the gap had its xid by then (strata_invalidate()
+   * takes it before the id); once a snapshot's xmin reaches this one, they have
+   * all ended, and a read begun after that snapshot sees whatever they committed.
+   */
+  horizon: bigint | null;
+}
 
 /**
- * Invalidation from PostgreSQL, nothing lost: a `pg` connection LISTENs on the
- * configured channels, and every NOTIFY (or a poll, every POLL_INTERVAL_MS)
- * makes it read the outbox from the last applied id; after a reconnect it
- * reads from there again, so what changed while it was away is applied too.
- * An entry is applied through the node's own invalidation (the L2, the bus,
- * every L1) and the cursor moves past it only once that succeeded: an entry
- * may be applied twice (harmless), never skipped.
+ * The head of a drain: its snapshot's xmin (every transaction below it has
+ * ended), and the newest id (for the lag), read before anything is applied.
+ */
+const HEAD = 'SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin, COALESCE(max(id), 0) AS last FROM strata_invalidations';
+/** Rows not applied yet: past the highest applied ($1), and in the gaps below it ($2 to $3, pairwise). */
+const UNREAD = `
+(SELECT id, payload FROM strata_invalidations WHERE id > $1 ORDER BY id LIMIT $4)
+UNION ALL
+(SELECT id, payload FROM strata_invalidations JOIN unnest($2::bigint[], $3::bigint[]) AS gap(lo, hi) ON id BETWEEN lo AND hi)
+ORDER BY id LIMIT $4`;
+/** A follower's start: just below the last BATCH_ROWS entries. */
+const FOLLOWER_START = `SELECT COALESCE(min(id) - 1, 0) AS id FROM (SELECT id FROM strata_invalidations ORDER BY id DESC LIMIT ${BATCH_ROWS}) recent`;
+
+/**
+ * Invalidation from PostgreSQL, nothing lost: a `pg` connection LISTENs on
+ * DEFAULT_CHANNEL and the configured channels, and every NOTIFY (or a poll,
+ * every POLL_INTERVAL_MS) makes it read the outbox past its cursor; after a
+ * reconnect it reads from there again, so what changed while it was away is
+ * applied too. An entry is applied through the node's own invalidation (the
+ * L2, the bus, every L1) and counts as applied only once that succeeded: an
+ * entry may be applied twice (harmless), never skipped.
+ *
+ * Ids are taken at INSERT, rows appear at COMMIT: a row may appear below one
+ * already applied. So the cursor is a low-water mark: it stops below the
+ * lowest gap (an id not seen) until no transaction that could fill the gap is
+ * running; rows above it are applied at once and remembered, so later reads
+ * skip them and read only the gaps and what is new.
  */
 export class PostgresInvalidation {
   readonly #options: PostgresInvalidationOptions;
@@ -60,7 +97,12 @@ export class PostgresInvalidation {
   #closed = false;
   #role: PostgresStatus['role'] = 'down';
   #listening = false;
-  #appliedId = 0;
+  /** Every id up to it is applied or can no longer commit; the applier persists it. Null: no position yet. */
+  #cursor: number | null = null;
+  /** Highest id applied: from the cursor to it, every id is applied but those in #gaps. */
+  #seen = 0;
+  /** In id order, between the cursor and #seen. */
+  #gaps: Gap[] = [];
   #lag = 0;
   #applied = 0;
   #rejected = 0;
@@ -85,7 +127,7 @@ export class PostgresInvalidation {
     return {
       up: this.#listening && this.#role !== 'down',
       role: this.#role,
-      appliedId: this.#appliedId,
+      appliedId: this.#cursor ?? 0,
       lag: this.#lag,
       applied: this.#applied,
       rejected: this.#rejected,
@@ -127,14 +169,9 @@ export class PostgresInvalidation {
     try {
       await client.connect();
       await this.#migrate(client);
-      for (const channel of this.#options.channels) await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
-      if (this.#options.shared) {
-        this.#role = 'standby';
-      } else {
-        this.#role = 'follower';
-        // A follower has nothing in its L1 from before it started: it applies from now on.
-        if (this.#appliedId === 0) this.#appliedId = Number((await client.query('SELECT COALESCE(max(id), 0) AS id FROM strata_invalidations')).rows[0].id);
-      }
+      // strata_invalidate() notifies DEFAULT_CHANNEL; the configured channels are further wake-ups the application may send.
+      for (const channel of new Set([DEFAULT_CHANNEL, ...this.#options.channels])) await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+      this.#role = this.#options.shared ? 'standby' : 'follower';
       this.#listening = true;
       this.#retryMs = 100;
       this.#lastError = '';
@@ -189,32 +226,86 @@ export class PostgresInvalidation {
         return;
       }
       this.#role = 'applier';
+      // Nobody else moves the cursor while this session holds the lock: it is read once, here.
+      this.#cursor = this.#seen = Number((await client.query('SELECT applied_id FROM strata_invalidation_cursor')).rows[0].applied_id);
+      this.#gaps = [];
     }
-    if (this.#role === 'applier') {
-      this.#appliedId = Number((await client.query('SELECT applied_id FROM strata_invalidation_cursor')).rows[0].applied_id);
+    if (this.#cursor === null) {
+      // A follower's L1 holds nothing from before it started, but an entry may have committed since, or be
+      // committing with an id below the newest: it applies the last few entries again (idempotent).
+      this.#cursor = this.#seen = Number((await client.query(FOLLOWER_START)).rows[0].id);
     }
+    const head = (await client.query(HEAD)).rows[0] as { xmin: string; last: string };
+    // Before applying, so that it is right while applying fails (Redis down); again once applied.
+    const last = Number(head.last);
+    this.#lag = Math.max(0, last - this.#cursor);
     for (;;) {
-      const { rows } = await client.query('SELECT id, payload FROM strata_invalidations WHERE id > $1 ORDER BY id LIMIT $2', [this.#appliedId, BATCH_ROWS]);
+      const gaps = this.#gaps;
+      const { rows } = await client.query(UNREAD, [this.#seen, gaps.map((g) => g.from), gaps.map((g) => g.to), BATCH_ROWS]);
       for (const row of rows as { id: string; payload: unknown }[]) {
         const entry = entryOf(row.payload);
-        if (entry === null) {
+        if (isProblem(entry)) {
           this.#rejected++;
-          this.#options.say?.(`strata: PostgreSQL invalidation ${row.id} skipped: its payload is not {"keys":[…],"tags":[…]} of valid keys and tags`);
+          this.#options.say?.(`strata: PostgreSQL invalidation ${row.id} rejected and skipped: ${entry.message}`);
         } else {
-          // Not past it until it is applied: an entry that fails is retried from here at the next drain.
+          // Not marked until it is applied: an entry that fails is read again at the next drain.
           await this.#options.apply(entry.keys, entry.tags);
           this.#applied++;
         }
-        this.#appliedId = Number(row.id);
-        if (this.#role === 'applier') await client.query('UPDATE strata_invalidation_cursor SET applied_id = $1', [this.#appliedId]);
+        this.#mark(Number(row.id));
       }
-      if (rows.length < BATCH_ROWS) break;
+      const done = rows.length < BATCH_ROWS;
+      if (done) {
+        // Every read above began after the head's snapshot: a gap whose holders had all ended by then stays empty.
+        const xmin = BigInt(head.xmin);
+        this.#gaps = this.#gaps.filter((g) => g.horizon === null || g.horizon > xmin);
+      }
+      await this.#settle(client);
+      if (done) break;
     }
-    this.#lag = Number((await client.query('SELECT count(*) AS n FROM strata_invalidations WHERE id > $1', [this.#appliedId])).rows[0].n);
-    if (this.#role === 'applier' && Date.now() - this.#prunedAt > 60_000) {
+    this.#lag = Math.max(0, last - this.#cursor);
+    if (Date.now() - this.#prunedAt > PRUNE_INTERVAL_MS) {
       this.#prunedAt = Date.now();
-      await client.query(`DELETE FROM strata_invalidations WHERE id <= $1 AND created_at < now() - interval '${RETENTION_S} seconds'`, [this.#appliedId]);
+      await client.query(`DELETE FROM strata_invalidations WHERE id <= $1 AND created_at < now() - interval '${RETENTION_S} seconds'`, [this.#cursor]);
     }
+  }
+
+  /** Records an id as applied: past the highest so far it leaves a gap over the ids in between; below, it fills part of a gap. */
+  #mark(id: number): void {
+    if (id > this.#seen) {
+      if (id > this.#seen + 1) this.#gaps.push({ from: this.#seen + 1, to: id - 1, horizon: null });
+      this.#seen = id;
+      return;
+    }
+    // Below it, the id was in a gap (the read returns no other id): the gap becomes the ids on either side of it.
+    const i = this.#gaps.findIndex((g) => g.from <= id && id <= g.to);
+    const gap = this.#gaps[i] as Gap;
+    const sides = [
+      { ...gap, to: id - 1 },
+      { ...gap, from: id + 1 },
+    ];
+    this.#gaps.splice(i, 1, ...sides.filter((g) => g.from <= g.to));
+  }
+
+  /** Gives new gaps their horizon, bounds their number, and moves the cursor to just below the lowest (the applier persists it). */
+  async #settle(client: pg.Client): Promise<void> {
+    if (this.#gaps.some((g) => g.horizon === null)) {
+      // An xid of its own, taken after the read that saw the gaps. Not that snapshot's xmax: it is one past
+      // the newest transaction that ended, and one still open (holding a gap) may be above it.
+      const horizon = BigInt((await client.query('SELECT pg_current_xact_id()::text AS xid')).rows[0].xid);
+      for (const gap of this.#gaps) gap.horizon ??= horizon;
+    }
+    const dropped = this.#gaps.length > MAX_GAPS ? this.#gaps.shift() : undefined;
+    if (dropped !== undefined) {
+      this.#options.say?.(
+        `strata: PostgreSQL invalidation stopped waiting for outbox ids ${dropped.from}-${dropped.to} (more than ${MAX_GAPS} gaps open behind a long transaction); an entry committed there later is not applied`,
+      );
+    }
+    const lowest = this.#gaps[0];
+    const cursor = lowest === undefined ? this.#seen : lowest.from - 1;
+    if (cursor === this.#cursor) return;
+    if (this.#role === 'applier') await client.query('UPDATE strata_invalidation_cursor SET applied_id = $1', [cursor]);
+    this.#cursor = cursor;
   }
 
   async close(): Promise<void> {
@@ -227,12 +318,10 @@ export class PostgresInvalidation {
   }
 }
 
-/** An outbox payload as keys and tags, or null when it is not one (every key and tag checked as the HTTP API does). */
-function entryOf(payload: unknown): { keys: string[]; tags: string[] } | null {
-  if (typeof payload !== 'object' || payload === null) return null;
-  const { keys = [], tags = [] } = payload as { keys?: unknown; tags?: unknown };
-  if (!Array.isArray(keys) || !Array.isArray(tags)) return null;
-  if (!keys.every((k) => typeof k === 'string' && keyProblem(k) === null)) return null;
-  if (!tags.every((t) => typeof t === 'string' && tagProblem(t) === null)) return null;
-  return { keys: keys as string[], tags: tags as string[] };
+/** An outbox payload as keys and tags, checked as POST /v1/invalidate checks its body, or why it is refused. */
+function entryOf(payload: unknown): { keys: string[]; tags: string[] } | InputProblem {
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
+    return { code: 'E_INVALID_BODY', message: 'the payload must be {"keys": [...], "tags": [...]}' };
+  }
+  return invalidationOf(payload as Record<string, unknown>);
 }

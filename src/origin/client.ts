@@ -1,4 +1,5 @@
 import { Pool } from 'undici';
+import { MAX_CONTENT_TYPE_LENGTH } from '../http/input.js';
 import type { Validators } from '../l2/envelope.js';
 import { type Freshness, freshnessOf } from './cache-control.js';
 import { type OriginRule, originUrl } from './rules.js';
@@ -24,6 +25,12 @@ export type OriginAnswer =
 export type WriteAnswer = { readonly ok: true } | { readonly ok: false; readonly status: number; readonly message: string };
 
 const USER_AGENT = 'strata';
+/**
+ * An origin's Content-Type is kept when it is type/subtype followed by any
+ * printable parameters: looser on purpose than a PUT's (http/input.ts), which
+ * is refused with 400; an origin cannot be refused, only not believed, and
+ * anything that passes is still safe to send back as a header line.
+ */
 const PRINTABLE_MEDIA_TYPE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\/[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:[ \t]*;[\t\x20-\x7e]*)?$/;
 
 /**
@@ -86,7 +93,7 @@ export class OriginClient {
       return {
         kind: 'value',
         value,
-        contentType: contentType.length <= 256 && PRINTABLE_MEDIA_TYPE.test(contentType) ? contentType : 'application/octet-stream',
+        contentType: contentType.length <= MAX_CONTENT_TYPE_LENGTH && PRINTABLE_MEDIA_TYPE.test(contentType) ? contentType : 'application/octet-stream',
         validators: validatorsOf(header('etag'), header('last-modified')),
         freshness,
       };
