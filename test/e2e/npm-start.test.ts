@@ -44,14 +44,17 @@ describe('npm start', () => {
       npm.stderr?.on('data', (d: Buffer) => {
         out += d.toString();
       });
-      const exited = new Promise<void>((resolve) => npm.on('exit', () => resolve()));
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+        npm.on('exit', (code, signal) => resolve({ code, signal })),
+      );
       try {
         await until(() => out.includes('strata listening'), 60_000, 50);
         const below = descendants(npm.pid as number);
         expect(below.length).toBeGreaterThan(0);
         expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
         process.kill(npm.pid as number, signal);
-        await exited;
+        // README: npm exits 0 once the node has drained and stopped (not killed by the signal, not with an error code).
+        expect(await exited).toEqual({ code: 0, signal: null });
         await until(() => below.every((pid) => !alive(pid)));
         expect(out).toContain(`strata: ${signal}: draining`);
         expect(out).toContain('strata: stopped');

@@ -13,7 +13,7 @@ let a: Node;
 let b: Node;
 
 const rules = (): OriginRuleInput[] => [
-  { prefix: 'user:', url: `${origin.url}/users/{id}`, ttl: 60, negativeTtl: 30, timeoutMs: 1000 },
+  { prefix: 'user:', url: `${origin.url}/users/{id}`, ttl: 60, negativeTtl: 30, timeoutMs: 1000, headers: { 'X-Origin-Key': 'u-456' } },
   { prefix: 'swr:', url: `${origin.url}/swr/{id}`, ttl: 1, staleWhileRevalidate: 60, timeoutMs: 1000 },
   { prefix: 'sie:', url: `${origin.url}/sie/{id}`, ttl: 1, staleIfError: 60, timeoutMs: 1000 },
   { prefix: 'cond:', url: `${origin.url}/cond/{id}`, ttl: 1, staleWhileRevalidate: 60, timeoutMs: 1000 },
@@ -60,6 +60,9 @@ describe('read-through origins', () => {
     expect((await read(a, 'user:a/b c')).body).toBe('odd id');
     const request = origin.received.find((r) => r.path === '/users/a%2Fb%20c');
     expect(request?.headers['user-agent']).toBe('strata');
+    // The rule's headers go with every load (header names are sent lower-cased).
+    expect(request?.headers['x-origin-key']).toBe('u-456');
+    expect(origin.received.filter((r) => r.path.startsWith('/users/')).map((r) => r.headers['x-origin-key'])).not.toContain(undefined);
   });
 
   it('remembers an origin 404 for negativeTtl: 404 without asking again', async () => {
@@ -203,9 +206,19 @@ describe('read-through origins', () => {
     const lonely = await startTestNode({ redisUrl: `redis://127.0.0.1:${dead}`, shards: 1, origins: rules() });
     try {
       origin.route('/users/nol2', { body: 'from the origin' });
-      const res = await get(lonely, 'user:nol2');
-      expect([res.status, res.headers.get('x-cache'), await res.text()]).toEqual([200, 'ORIGIN', 'from the origin']);
+      // Readers of one key all in flight behind one held origin request: the shard's single-flight shares it.
+      const readers = 8;
+      origin.hold();
+      const pending = Array.from({ length: readers }, () => get(lonely, 'user:nol2'));
+      const joined = async () => Number(/^strata_loads_joined_total (\d+)$/m.exec(await (await fetch(`${lonely.url}/metrics`)).text())?.[1]);
+      await until(async () => origin.hits('/users/nol2') > 1 || (await joined()) === readers - 1);
+      origin.release();
+      const answers = await Promise.all(pending);
+      expect(origin.hits('/users/nol2')).toBe(1);
+      expect(await joined()).toBe(readers - 1);
+      for (const res of answers) expect([res.status, res.headers.get('x-cache'), await res.text()]).toEqual([200, 'ORIGIN', 'from the origin']);
       expect((await read(lonely, 'user:nol2')).cache).toBe('L1');
+      expect(origin.hits('/users/nol2')).toBe(1);
       const stats = (await (await fetch(`${lonely.url}/v1/stats`)).json()) as { levels: { L2: { errors: Record<string, number> } } };
       expect(Object.values(stats.levels.L2.errors).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
     } finally {

@@ -3,10 +3,13 @@ import { FillWaiters } from '../../src/coordination/fill-waiters.js';
 import { newToken, tokenEpoch } from '../../src/coordination/lease-token.js';
 import { LocalLocks } from '../../src/coordination/local-locks.js';
 import { SingleFlight } from '../../src/coordination/single-flight.js';
-import { type LockEvent, leaseOrWait, loadUnderLock, type StampedeDeps } from '../../src/coordination/stampede.js';
+import { type LockEvent, type LockedLoad, leaseOrWait, loadUnderLock, type StampedeDeps } from '../../src/coordination/stampede.js';
 import { earlyWindowMs, refreshEarly } from '../../src/coordination/xfetch.js';
 import { type L2Entry, PLAIN } from '../../src/l2/envelope.js';
 import type { L2Hit } from '../../src/l2/store.js';
+
+/** One turn of the event loop: every microtask queued before it (a woken waiter's peek of LocalLocks, say) has run. */
+const turn = () => new Promise<'pending'>((r) => setImmediate(() => r('pending')));
 
 /** A deferred value the test settles when it chooses. */
 function deferred<T>() {
@@ -32,8 +35,11 @@ const entry = (text: string, freshMs = 60_000): L2Entry => {
   };
 };
 
-/** Two "nodes" sharing one lock store (as two nodes share Redis), each with its own waiters. */
-function cluster() {
+/**
+ * Two "nodes" sharing one lock store (as two nodes share Redis), each with its own waiters;
+ * `node()` makes more. A long pollMs leaves a waiter to be woken by notices alone.
+ */
+function cluster(pollMs = 5, maxPollMs = 20) {
   const values = new Map<string, L2Entry>();
   const store = new LocalLocks({
     read: (key) => {
@@ -45,8 +51,8 @@ function cluster() {
     },
   });
   const events: LockEvent[] = [];
-  const node = (): StampedeDeps & { waiters: FillWaiters } => ({ store, waiters: new FillWaiters(), pollMs: 5, maxPollMs: 20, count: (e) => events.push(e) });
-  return { store, values, events, a: node(), b: node() };
+  const node = (): StampedeDeps & { waiters: FillWaiters } => ({ store, waiters: new FillWaiters(), pollMs, maxPollMs, count: (e) => events.push(e) });
+  return { store, values, events, node, a: node(), b: node() };
 }
 
 describe('single-flight', () => {
@@ -117,22 +123,29 @@ describe('fill waiters', () => {
 
 describe('the lock protocol (over the in-memory store a node without an L2 uses)', () => {
   it('one holder loads; a waiter on the other node gets its fill, woken by a notice', async () => {
-    const { a, b, events } = cluster();
+    // Polls a minute apart and a deadline a minute away: nothing but the notice can end the wait during the test.
+    const { a, b, events } = cluster(60_000, 60_000);
     const load = deferred<void>();
     const holder = loadUnderLock(a, 'k', 5000, performance.now() + 5000, async (token) => {
       await load.promise;
       await a.store.fill('k', token, entry('loaded'), 60_000);
       return 'produced';
     });
-    const waiter = loadUnderLock(b, 'k', 5000, performance.now() + 5000, async () => 'produced twice');
+    const waiter = loadUnderLock(b, 'k', 5000, performance.now() + 60_000, async () => 'produced twice');
     await new Promise((r) => setImmediate(r));
     load.resolve();
     expect(await holder).toEqual({ kind: 'produced', result: 'produced' });
+    // The fill alone (LocalLocks does not notice) leaves the waiter asleep.
+    expect(await Promise.race([waiter, turn()])).toBe('pending');
+    expect(b.waiters.keys).toBe(1);
     b.waiters.notice('k');
-    const outcome = await waiter;
-    expect(outcome.kind).toBe('filled');
+    // Woken, the waiter peeks (microtasks only) and is done before the next turn of the event loop.
+    const outcome = await Promise.race([waiter, turn()]);
+    expect(outcome).not.toBe('pending');
+    expect((outcome as LockedLoad<string>).kind).toBe('filled');
     expect(new TextDecoder().decode((outcome as { hit: L2Hit }).hit.entry.value)).toBe('loaded');
     expect(events).toEqual(['acquired', 'waited']);
+    expect(b.waiters.keys).toBe(0);
   });
 
   it('a fresh value already there is answered without taking the lock', async () => {
@@ -143,17 +156,42 @@ describe('the lock protocol (over the in-memory store a node without an L2 uses)
   });
 
   it('a holder that never fills: its lock expires and exactly one waiter takes over; the late holder is fenced off', async () => {
-    const { a, b, events, values } = cluster();
+    // Waiters wake on notices only, so the test wakes all of them at once, once the lock has expired.
+    const { a, store, events, values, node } = cluster(60_000, 60_000);
     let lateToken = '';
     await loadUnderLock(a, 'k', 30, performance.now() + 1000, async (token) => {
       lateToken = token; // dies without filling
     });
-    const takeover = await loadUnderLock(b, 'k', 5000, performance.now() + 2000, async (token) => {
-      await b.store.fill('k', token, entry('newer'), 60_000);
-      return 'took over';
-    });
-    expect(takeover).toEqual({ kind: 'produced', result: 'took over' });
-    expect(events).toEqual(['acquired', 'waited', 'takeover']);
+    const taken = deferred<void>();
+    const release = deferred<void>();
+    let produced = 0;
+    const nodes = [node(), node(), node()];
+    const waiters = nodes.map((n) =>
+      loadUnderLock(n, 'k', 5000, performance.now() + 60_000, async (token) => {
+        produced++;
+        taken.resolve();
+        await release.promise;
+        await n.store.fill('k', token, entry('newer'), 60_000);
+        for (const other of nodes) other.waiters.notice('k'); // as the bus tells every node
+        return 'took over';
+      }),
+    );
+    await turn();
+    expect(events).toEqual(['acquired', 'waited', 'waited', 'waited']);
+    while ((await store.peek('k')).locked) await new Promise((r) => setTimeout(r, 5));
+    // Every waiter sees the lock free in the same moment and tries to take it.
+    for (const n of nodes) n.waiters.notice('k');
+    await taken.promise;
+    await turn(); // the others have tried the lock, lost, and wait again
+    release.resolve();
+    const outcomes = await Promise.all(waiters);
+    expect(produced).toBe(1);
+    expect(outcomes.filter((o) => o.kind === 'produced')).toEqual([{ kind: 'produced', result: 'took over' }]);
+    const others = outcomes.filter((o) => o.kind !== 'produced');
+    expect(others.map((o) => o.kind)).toEqual(['filled', 'filled']);
+    for (const o of others) expect(new TextDecoder().decode((o as { hit: L2Hit }).hit.entry.value)).toBe('newer');
+    expect(events.filter((e) => e === 'takeover')).toHaveLength(1);
+    expect(events).toEqual(['acquired', 'waited', 'waited', 'waited', 'takeover']);
     expect(await a.store.fill('k', lateToken, entry('older'), 60_000)).toBe(false);
     expect(new TextDecoder().decode(values.get('k')?.value)).toBe('newer');
   });
@@ -183,13 +221,22 @@ describe('the lock protocol (over the in-memory store a node without an L2 uses)
   });
 
   it('leases: one caller gets the lease; a tag invalidation since its epoch voids the fill', async () => {
-    const { a, b, store } = cluster();
+    const { a, b, store, values } = cluster();
     const lease = await leaseOrWait(a, 'k', 5000, performance.now() + 1000);
     expect(lease.kind).toBe('leased');
     expect((await leaseOrWait(b, 'k', 5000, performance.now() + 30)).kind).toBe('timeout');
     const token = (lease as { token: string }).token;
     store.dropAll();
+    expect(await store.leaseEpoch()).toBe(1);
+    // dropAll also cleared the lock: take it again with the same token, so that only the epoch can refuse the fill.
+    expect(await store.tryLock('k', token, 5000)).toBe(true);
     expect(await store.fill('k', token, entry('late'), 60_000, { epoch: tokenEpoch(token) as number })).toBe(false);
+    expect(values.has('k')).toBe(false);
+    // Control: the same token and lock, with the epoch of now, fills.
+    expect(await store.tryLock('k', token, 5000)).toBe(true);
+    expect(await store.fill('k', token, entry('current'), 60_000, { epoch: await store.leaseEpoch() })).toBe(true);
+    expect(new TextDecoder().decode(values.get('k')?.value)).toBe('current');
+    values.delete('k');
     const next = await leaseOrWait(b, 'k', 5000, performance.now() + 1000);
     expect(next.kind).toBe('leased');
     expect(tokenEpoch((next as { token: string }).token)).toBe(1);
