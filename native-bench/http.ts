@@ -7,7 +7,7 @@
  * of every thread of the server process, from /proc), and the ratio of Strata
  * to bare. Rounds alternate bare and Strata so drift hits both alike.
  *
- *   npm run bench:http [-- --seconds 10 --rounds 2 --shards 1]
+ *   npm run bench:http [-- --seconds 10 --rounds 2 --fronts 1 --shards 1]
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -22,6 +22,7 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '10' },
     rounds: { type: 'string', default: '2' },
     shards: { type: 'string', default: '1' },
+    fronts: { type: 'string', default: '1' },
     connections: { type: 'string', default: '50' },
     keys: { type: 'string', default: '10000' },
     'value-bytes': { type: 'string', default: '1024' },
@@ -37,7 +38,10 @@ const root = new URL('../../', import.meta.url).pathname;
 
 async function startServer(kind: 'bare' | 'strata', port: number): Promise<ChildProcess> {
   const script = kind === 'bare' ? join(root, 'dist/native-bench/bare-server.js') : join(root, 'dist/src/cli.js');
-  const argv = kind === 'bare' ? [script, String(port)] : [script, '--port', String(port), '--shards', String(args.shards), '--l1-max-bytes', '1g'];
+  const argv =
+    kind === 'bare'
+      ? [script, String(port)]
+      : [script, '--port', String(port), '--fronts', String(args.fronts), '--shards', String(args.shards), '--l1-max-bytes', '1g'];
   const child = spawn('taskset', ['-c', SERVER_CPU, process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'inherit'], cwd: tmpdir() });
   await new Promise<void>((resolve, reject) => {
     let out = '';

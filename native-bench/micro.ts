@@ -7,13 +7,16 @@
  */
 import { availableParallelism, cpus } from 'node:os';
 import { Bench } from 'tinybench';
+import { COORDINATION_DEFAULTS } from '../src/coordination/settings.js';
 import { Counters } from '../src/counters/counters.js';
+import { hashKey } from '../src/hash.js';
 import { allocateHotIndex, HotIndexReader, HotIndexWriter, hotIndexShape } from '../src/l1/hot-index.js';
 import { L1Partition, plainMeta } from '../src/l1/partition.js';
-import { type BatchResult, type OpWaiter, ShardPool } from '../src/shards/pool.js';
+import type { BatchResult, OpWaiter } from '../src/shards/client.js';
 import { type Batch, OP } from '../src/shards/protocol.js';
-import { hashKey, shardOf } from '../src/shards/route.js';
-import { COORDINATION_DEFAULTS, Shard } from '../src/shards/shard.js';
+import { shardOf } from '../src/shards/route.js';
+import { Shard } from '../src/shards/shard.js';
+import { ShardSupervisor } from '../src/shards/supervisor.js';
 
 const KEYS = 10_000;
 const value = new Uint8Array(1024).fill(7);
@@ -24,7 +27,8 @@ const entry = { ...plainMeta(Date.now(), Date.now() + 3_600_000), value, head };
 const l1 = new L1Partition({ maxBytes: 64 * 1024 * 1024, events: { evicted() {}, expired() {} } });
 for (const key of keys) l1.set(key, entry, 3_600_000);
 const counters = new Counters(1);
-const shard = new Shard({ index: 0, counters, l1MaxBytes: 64 * 1024 * 1024, send: () => {} });
+const shard = new Shard({ index: 0, counters, l1MaxBytes: 64 * 1024 * 1024 });
+const dropAnswer = () => {};
 for (const key of keys) shard.l1.set(key, entry, 3_600_000);
 const shape = hotIndexShape(64 * 1024 * 1024);
 const hotBuffer = allocateHotIndex(shape);
@@ -41,9 +45,8 @@ const batchOf = (n: number): Batch => ({
 });
 const batch16 = batchOf(16);
 
-const pool = new ShardPool({
+const pool = new ShardSupervisor({
   shards: 1,
-  requestTimeoutMs: 5000,
   workerData: {
     shards: 1,
     countersBuffer: new Counters(1).buffer,
@@ -57,6 +60,7 @@ const pool = new ShardPool({
   },
 });
 await pool.ready();
+const client = pool.localClient(5000);
 
 /** Sends n GETs in one turn and resolves when all are answered. */
 function hop(n: number): Promise<void> {
@@ -68,7 +72,7 @@ function hop(n: number): Promise<void> {
       },
       onFail: (code, message) => reject(new Error(`${code}: ${message}`)),
     };
-    for (let i = 0; i < n; i++) pool.submit(0, OP.GET, keys[i] as string, null, waiter, i);
+    for (let i = 0; i < n; i++) client.submit(0, OP.GET, keys[i] as string, null, waiter, i);
   });
 }
 
@@ -92,7 +96,7 @@ bench
     if (hotReader.lookup(keys[k] as string, keyHashes[k] as number, Date.now())) hotReader.done();
   })
   .add('shard batch of 16 GET hits (no hop)', () => {
-    shard.run(batch16);
+    shard.run(batch16, dropAnswer);
   })
   .add('hop: 1 GET per message (round trip)', () => hop(1))
   .add('hop: 16 GETs in one message (round trip)', () => hop(16));
@@ -107,4 +111,5 @@ console.table(rows);
 const single = rows.find((r) => r.task.startsWith('hop: 1 '))?.['ops/s'] ?? 0;
 const batched = rows.find((r) => r.task.startsWith('hop: 16'))?.['ops/s'] ?? 0;
 console.log(`GET ops/s through the hop: batched ${batched * 16} vs single ${single} = ${((batched * 16) / single).toFixed(1)}x`);
-await pool.close(1000);
+await client.close(1000);
+await pool.close();

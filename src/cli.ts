@@ -26,7 +26,7 @@ async function main(argv: readonly string[]): Promise<void> {
   const mib = (config.l1MaxBytes / 1048576).toFixed(config.l1MaxBytes % 1048576 === 0 ? 0 : 1);
   const l2 = node.internals.l2;
   process.stdout.write(
-    `strata listening on http://${config.host}:${node.port} with ${config.shards} shard${config.shards === 1 ? '' : 's'}, L1 budget ${mib} MiB, ${l2 === null ? 'no L2 configured (L1 only)' : `L2 ${l2.describe()}`}\n`,
+    `strata listening on http://${config.host}:${node.port} with ${config.fronts} front${config.fronts === 1 ? '' : 's'} and ${config.shards} shard${config.shards === 1 ? '' : 's'}, L1 budget ${mib} MiB, ${l2 === null ? 'no L2 configured (L1 only)' : `L2 ${l2.describe()}`}\n`,
   );
   const status = node.l2Status();
   if (status.configured && !status.up) {

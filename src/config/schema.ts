@@ -12,6 +12,8 @@ export interface StrataConfig {
   readonly port: number;
   /** Shard worker threads, each owning one L1 partition. @default max(1, cores − 1) */
   readonly shards: number;
+  /** HTTP front threads, all listening on the port (SO_REUSEPORT). @default max(1, floor(cores / 2)) */
+  readonly fronts: number;
   /** L1 budget of the whole node in bytes, split evenly across shards. @default 268435456 (256 MiB) */
   readonly l1MaxBytes: number;
   /** TTL in seconds for a PUT without `?ttl=`. @default 300 */
@@ -268,6 +270,18 @@ export function defaultShards(): number {
   return Math.max(1, availableParallelism() - 1);
 }
 
+/**
+ * Default front count: half the cores. A front answers L1 hits by itself (the
+ * hot-read index), so under a hit-heavy load the fronts do nearly all the
+ * work and the shards idle; under misses and writes a request costs a front
+ * and a shard about alike. Half the cores as fronts and all but one as shards
+ * oversubscribes on purpose: the threads that have no work sleep
+ * (native-bench/README.md, "Many cores").
+ */
+export function defaultFronts(): number {
+  return Math.max(1, Math.floor(availableParallelism() / 2));
+}
+
 /** A URL option that may hold a password: empty by default, never printed with it. */
 function urlOption<K extends 'redisUrl' | 'postgresUrl'>(key: K, env: string, flag: string, doc: string, check: (value: unknown) => string): OptionSpec<K> {
   return {
@@ -314,6 +328,16 @@ export const OPTIONS: readonly OptionSpec[] = [
     max: 256,
     default: defaultShards,
     defaultText: 'max(1, cores − 1)',
+  }),
+  intOption({
+    key: 'fronts',
+    env: 'STRATA_FRONTS',
+    flag: '--fronts',
+    doc: 'HTTP front threads on the one port (SO_REUSEPORT), 1–64',
+    min: 1,
+    max: 64,
+    default: defaultFronts,
+    defaultText: 'max(1, floor(cores / 2))',
   }),
   intOption({
     key: 'l1MaxBytes',

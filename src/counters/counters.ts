@@ -1,4 +1,8 @@
 import {
+  FRONT_HOT_SLOTS,
+  FRONT_SLOT,
+  type FrontLayout,
+  frontLayoutFor,
   HIST_BUCKETS,
   HIST_COUNT,
   HIST_OP_INDEX,
@@ -13,6 +17,7 @@ import {
   ROUTE_SLOTS,
   ROUTES,
   type Route,
+  SHARD_SLOT,
   SHARD_SLOTS,
   STATUS_INDEX,
   STATUS_LABELS,
@@ -47,12 +52,8 @@ export class Counters {
   readonly buffer: SharedArrayBuffer;
   readonly layout: Layout;
   readonly #slots: BigUint64Array;
-  /**
-   * Counts this thread adds without Atomics (the front's hot-index hits, one
-   * per request): visible to readers on this thread only, which is where
-   * /metrics and /v1/stats are served.
-   */
-  readonly #local: Float64Array;
+  /** On the main thread: the fronts' counters, whose hot-index hits count as their shards' L1 gets and hits. */
+  #fronts: FrontTotals | null = null;
 
   constructor(shards: number, buffer?: SharedArrayBuffer, origins = 0) {
     this.layout = layoutFor(shards, origins);
@@ -61,13 +62,11 @@ export class Counters {
       throw new RangeError(`counters buffer is ${this.buffer.byteLength} bytes, layout needs ${this.layout.total * 8}`);
     }
     this.#slots = new BigUint64Array(this.buffer);
-    this.#local = new Float64Array(shards * SHARD_SLOTS);
   }
 
-  /** Adds one to a shard slot as seen from this thread only (see #local). */
-  incLocal(shard: number, slot: number): void {
-    const i = shard * SHARD_SLOTS + slot;
-    this.#local[i] = (this.#local[i] as number) + 1;
+  /** Adds the fronts' hot-index hits to the shards' L1 gets and hits as this view reads them. */
+  includeFronts(fronts: FrontTotals): void {
+    this.#fronts = fronts;
   }
 
   /** Adds n to a shard slot (SHARD_SLOT.*). */
@@ -86,8 +85,10 @@ export class Counters {
   }
 
   shard(shard: number, slot: number): number {
-    const i = shard * SHARD_SLOTS + slot;
-    return Number(Atomics.load(this.#slots, i)) + (this.#local[i] as number);
+    const own = Number(Atomics.load(this.#slots, shard * SHARD_SLOTS + slot));
+    const fronts = this.#fronts;
+    if (fronts === null || (slot !== SHARD_SLOT.L1_GETS && slot !== SHARD_SLOT.L1_HITS)) return own;
+    return own + fronts.hotHits(shard);
   }
 
   /** Sum of a shard slot over all shards. */
@@ -142,35 +143,154 @@ function readHistogram(slot: (i: number) => number): HistogramSnapshot {
   return { buckets, sumSeconds: slot(HIST_SUM) / 1e9, count: slot(HIST_COUNT) };
 }
 
+/** The fronts' shared buffer for `fronts` fronts of a node with `shards` shards. */
+export function allocateFrontCounters(fronts: number, shards: number): SharedArrayBuffer {
+  return new SharedArrayBuffer(fronts * frontLayoutFor(shards).perFront * 8);
+}
+
 /**
- * The front's request counters: per route, answers by status and a
- * duration histogram. Written and read only on the main thread, so a plain
- * Float64Array (exact to 2^53) without Atomics.
+ * One front's counters: its region of the fronts' buffer (layout.ts). Only
+ * that front writes them, with plain stores: one request costs no Atomics.
  */
 export class FrontCounters {
-  readonly #slots = new Float64Array(ROUTES.length * ROUTE_SLOTS);
-  /** Requests begun and not yet answered or aborted (shutdown waits for 0). */
-  active = 0;
+  readonly #slots: Float64Array;
+  readonly #layout: FrontLayout;
+
+  constructor(buffer: SharedArrayBuffer, front: number, shards: number) {
+    this.#layout = frontLayoutFor(shards);
+    const per = this.#layout.perFront;
+    if (buffer.byteLength < (front + 1) * per * 8) throw new RangeError(`fronts buffer has no region for front ${front}`);
+    this.#slots = new Float64Array(buffer, front * per * 8, per);
+  }
+
+  /** Marks the region as a new thread's: requests in flight of a dead predecessor no longer count. */
+  started(threadId: number): void {
+    const slots = this.#slots;
+    slots[FRONT_SLOT.ACTIVE] = 0;
+    slots[FRONT_SLOT.UTILIZATION] = 0;
+    slots[FRONT_SLOT.THREAD_ID] = threadId;
+    slots[FRONT_SLOT.STARTS] = (slots[FRONT_SLOT.STARTS] as number) + 1;
+  }
+
+  /** Requests begun and not yet answered or aborted. */
+  get active(): number {
+    return this.#slots[FRONT_SLOT.ACTIVE] as number;
+  }
+
+  begin(): void {
+    this.#slots[FRONT_SLOT.ACTIVE] = (this.#slots[FRONT_SLOT.ACTIVE] as number) + 1;
+  }
+
+  end(): void {
+    this.#slots[FRONT_SLOT.ACTIVE] = (this.#slots[FRONT_SLOT.ACTIVE] as number) - 1;
+  }
+
+  setUtilization(utilization: number): void {
+    this.#slots[FRONT_SLOT.UTILIZATION] = utilization;
+  }
+
+  /** The front's V8 heap now: live, reserved and off-heap bytes. */
+  setHeap(used: number, total: number, external: number): void {
+    const slots = this.#slots;
+    slots[FRONT_SLOT.HEAP_USED_BYTES] = used;
+    slots[FRONT_SLOT.HEAP_TOTAL_BYTES] = total;
+    slots[FRONT_SLOT.EXTERNAL_BYTES] = external;
+  }
+
+  /** One GET answered from shard `shard`'s hot-read index: an L1 get and hit of that shard. */
+  hotHit(shard: number): void {
+    const i = this.#layout.hotBase + shard * FRONT_HOT_SLOTS;
+    this.#slots[i] = (this.#slots[i] as number) + 1;
+  }
 
   /** Counts one answered request. */
   countRequest(route: Route, status: number, ns: number): void {
-    const base = ROUTE_INDEX[route] * ROUTE_SLOTS;
+    const base = this.#layout.routeBase + ROUTE_INDEX[route] * ROUTE_SLOTS;
     const code = base + (status >= 0 && status < 600 ? (STATUS_INDEX[status] as number) : STATUS_LABELS.length - 1);
     const slots = this.#slots;
     const h = base + STATUS_LABELS.length;
+    const bucket = h + bucketOf(ns);
     slots[code] = (slots[code] as number) + 1;
-    slots[h + bucketOf(ns)] = (slots[h + bucketOf(ns)] as number) + 1;
+    slots[bucket] = (slots[bucket] as number) + 1;
     slots[h + HIST_SUM] = (slots[h + HIST_SUM] as number) + ns;
     slots[h + HIST_COUNT] = (slots[h + HIST_COUNT] as number) + 1;
   }
+}
 
-  /** Requests on a route answered with a status (index into STATUS_LABELS). */
+/** One front as the supervisor reports it. */
+export interface FrontSnapshot {
+  readonly front: number;
+  readonly starts: number;
+  readonly threadId: number;
+  readonly utilization: number;
+  readonly requestsInFlight: number;
+  /** Requests this front answered (every route). */
+  readonly requests: number;
+  /** GETs it answered from the hot-read indexes. */
+  readonly hotHits: number;
+}
+
+/** The main thread's reader of every front's region: sums for /metrics and /v1/stats, and each front apart. */
+export class FrontTotals {
+  readonly fronts: number;
+  readonly #slots: Float64Array;
+  readonly #layout: FrontLayout;
+
+  constructor(buffer: SharedArrayBuffer, fronts: number, shards: number) {
+    this.fronts = fronts;
+    this.#layout = frontLayoutFor(shards);
+    this.#slots = new Float64Array(buffer, 0, fronts * this.#layout.perFront);
+  }
+
+  #sum(offset: number): number {
+    const { perFront } = this.#layout;
+    let sum = 0;
+    for (let f = 0; f < this.fronts; f++) sum += this.#slots[f * perFront + offset] as number;
+    return sum;
+  }
+
+  /** Requests in flight on every front. */
+  get active(): number {
+    return this.#sum(FRONT_SLOT.ACTIVE);
+  }
+
+  /** The fronts' V8 heaps, summed. */
+  heap(): { used: number; total: number; external: number } {
+    return { used: this.#sum(FRONT_SLOT.HEAP_USED_BYTES), total: this.#sum(FRONT_SLOT.HEAP_TOTAL_BYTES), external: this.#sum(FRONT_SLOT.EXTERNAL_BYTES) };
+  }
+
+  /** Requests on a route answered with a status (index into STATUS_LABELS), all fronts. */
   requests(route: Route, statusIndex: number): number {
-    return this.#slots[ROUTE_INDEX[route] * ROUTE_SLOTS + statusIndex] as number;
+    return this.#sum(this.#layout.routeBase + ROUTE_INDEX[route] * ROUTE_SLOTS + statusIndex);
   }
 
   routeHistogram(route: Route): HistogramSnapshot {
-    const h = ROUTE_INDEX[route] * ROUTE_SLOTS + STATUS_LABELS.length;
-    return readHistogram((i) => this.#slots[h + i] as number);
+    const h = this.#layout.routeBase + ROUTE_INDEX[route] * ROUTE_SLOTS + STATUS_LABELS.length;
+    return readHistogram((i) => this.#sum(h + i));
+  }
+
+  /** Hot-index hits of a shard's entries, all fronts (each one L1 get and hit). */
+  hotHits(shard: number): number {
+    return this.#sum(this.#layout.hotBase + shard * FRONT_HOT_SLOTS);
+  }
+
+  /** One front's gauges and totals. */
+  front(f: number): FrontSnapshot {
+    const { perFront, routeBase, hotBase, shards } = this.#layout;
+    const base = f * perFront;
+    const slot = (i: number) => this.#slots[base + i] as number;
+    let requests = 0;
+    for (let r = 0; r < ROUTES.length; r++) for (let s = 0; s < STATUS_LABELS.length; s++) requests += slot(routeBase + r * ROUTE_SLOTS + s);
+    let hotHits = 0;
+    for (let s = 0; s < shards; s++) hotHits += slot(hotBase + s * FRONT_HOT_SLOTS);
+    return {
+      front: f,
+      starts: slot(FRONT_SLOT.STARTS),
+      threadId: slot(FRONT_SLOT.THREAD_ID),
+      utilization: slot(FRONT_SLOT.UTILIZATION),
+      requestsInFlight: slot(FRONT_SLOT.ACTIVE),
+      requests,
+      hotHits,
+    };
   }
 }

@@ -1,10 +1,17 @@
 /**
- * Slot layout of the SharedArrayBuffer that holds the shards' counters. One
- * writer per region: shard s's worker writes region s. Readers on the main
- * thread (metrics, stats) use Atomics.load and need no message. The front's own
- * request counters live in a plain array on the main thread (FrontCounters).
+ * Slot layouts of the two SharedArrayBuffers that hold the node's counters.
  *
- * All slots are 64-bit unsigned (BigUint64Array): counters never wrap in practice.
+ * The shards' buffer: one region per shard, written by that shard's worker
+ * (and per-origin slots every shard adds to); all slots are 64-bit unsigned
+ * (BigUint64Array) written with Atomics, so counters never wrap in practice.
+ *
+ * The fronts' buffer: one region per front (FRONT_SLOT gauges, then per
+ * route the answers by status and a duration histogram, then the L1 hits the
+ * front answered from each shard's hot-read index). Each region has one
+ * writer, its front, which adds with plain Float64 stores (exact to 2^53; an
+ * aligned 8-byte store is not torn on the platforms Node runs on), one per
+ * request without Atomics. Readers on the main thread (metrics, stats) sum
+ * the regions at scrape.
  */
 
 /** Per-shard cache slots. Counters only grow; ITEMS and BYTES are gauges the shard stores. */
@@ -93,6 +100,8 @@ export const SHARD_SLOT = {
   WAIT_TIMEOUTS: 44,
   /** Waits that ended with another holder's fill (often another node's). */
   REMOTE_FILLS: 45,
+  /** Gauge: the shard worker's Linux thread id (0 elsewhere), for per-thread CPU from /proc. */
+  THREAD_ID: 46,
 } as const;
 
 /** Slots per shard; room is left for counters still to come. */
@@ -174,6 +183,34 @@ export function layoutFor(shards: number, origins = 0) {
   return { shards, origins, shardBase, shardHistBase, originBase, originHistBase, total } as const;
 }
 
-/** Slots of the front's own counters (main thread only, not shared): per route, statuses then a histogram. */
+/** Slots per route in a front's region: answers by status, then a histogram. */
 export const ROUTE_SLOTS = STATUS_LABELS.length + HIST_SLOTS;
+
+/** Gauges and counters at the start of each front's region. */
+export const FRONT_SLOT = {
+  /** Gauge: requests begun and not yet answered or aborted (shutdown waits for 0). */
+  ACTIVE: 0,
+  /** Times a thread started as this front (1 + replacements). */
+  STARTS: 1,
+  /** Gauge: event-loop utilization over the last second, 0–1. */
+  UTILIZATION: 2,
+  /** Gauge: the front's Linux thread id (0 elsewhere), for per-thread CPU from /proc. */
+  THREAD_ID: 3,
+  /** Gauges: the front's V8 heap, bytes of live objects, reserved, and off-heap (sampled once a second). */
+  HEAP_USED_BYTES: 4,
+  HEAP_TOTAL_BYTES: 5,
+  EXTERNAL_BYTES: 6,
+} as const;
+const FRONT_GAUGES = 8;
+/** Slots per shard in a front's region: the GETs it answered from that shard's hot-read index (each an L1 get and hit). */
+export const FRONT_HOT_SLOTS = 1;
+
+/** Where each part of a front's region starts, in slots, for a node with `shards` shards. */
+export function frontLayoutFor(shards: number) {
+  const routeBase = FRONT_GAUGES;
+  const hotBase = routeBase + ROUTES.length * ROUTE_SLOTS;
+  const perFront = hotBase + shards * FRONT_HOT_SLOTS;
+  return { shards, routeBase, hotBase, perFront } as const;
+}
+export type FrontLayout = ReturnType<typeof frontLayoutFor>;
 export type Layout = ReturnType<typeof layoutFor>;

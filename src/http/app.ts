@@ -1,17 +1,16 @@
 import { answerWithinMs } from '../config/load.js';
 import type { StrataConfig } from '../config/schema.js';
 import { tokenEpoch } from '../coordination/lease-token.js';
-import type { Counters, FrontCounters } from '../counters/counters.js';
+import type { FrontCounters } from '../counters/counters.js';
 import type { Route } from '../counters/layout.js';
 import type { ErrorCode } from '../errors.js';
+import type { Question, SupervisorAnswer } from '../front/messages.js';
+import { hashKey } from '../hash.js';
 import { type InvalidationFailure, invalidate, l2ErrorMessage } from '../invalidation/invalidate.js';
-import type { L2Status } from '../l2/node-link.js';
-import type { MetricsRegistry } from '../metrics/registry.js';
-import type { StatsReporter } from '../metrics/stats.js';
 import { ruleFor } from '../origin/rules.js';
-import type { BatchResult, OpWaiter, ShardPool } from '../shards/pool.js';
+import type { BatchResult, OpWaiter, ShardClient } from '../shards/client.js';
 import { type GetArgs, LEVELS, OP, STATUS } from '../shards/protocol.js';
-import { hashKey, shardOfHash, shardOf as shardOfKey } from '../shards/route.js';
+import { shardOfHash, shardOf as shardOfKey } from '../shards/route.js';
 import { readBody } from './body.js';
 import { framingProblem, type HeaderScan, headerProblem, scanHeaders } from './headers.js';
 import {
@@ -33,19 +32,17 @@ import type { HttpRequest, HttpResponse, loadNativeUws, TemplatedApp } from './u
 /** Largest mget/invalidate body. */
 export const MAX_JSON_BODY_BYTES = 1024 * 1024;
 
-/** What the routes need from the node. */
+/** What the routes of one front need. */
 export interface AppContext {
   readonly config: StrataConfig;
-  readonly pool: ShardPool;
-  /** The shards' shared counters (the front adds its hot-index hits). */
-  readonly counters: Counters;
-  readonly front: FrontCounters;
-  readonly metrics: MetricsRegistry;
-  readonly stats: StatsReporter;
-  /** True once shutdown began: /readyz turns 503, new work is refused. */
+  /** This front's client of the shards (ports, batches, hot-read indexes). */
+  readonly shards: ShardClient;
+  /** This front's counters (requests by route, hot-index hits). */
+  readonly counters: FrontCounters;
+  /** True once shutdown began: new work is refused. */
   readonly draining: () => boolean;
-  /** The L2's state for /readyz. */
-  readonly l2Status: () => L2Status;
+  /** Answers that need the whole node (readiness, metrics, stats), from the supervisor. */
+  readonly ask: (question: Question) => Promise<SupervisorAnswer>;
 }
 
 const KEY_METHODS = 'GET, HEAD, PUT, DELETE';
@@ -156,9 +153,8 @@ class MgetExchange extends Exchange implements OpWaiter {
 
 /** Builds the uWS app with every v1 route. */
 export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext): TemplatedApp {
-  const { config, pool } = ctx;
-  // Request counters of the front (the shards' shared counters are ctx.counters).
-  const counters = ctx.front;
+  const { config, shards: client } = ctx;
+  const counters = ctx.counters;
   const guard = new TokenGuard(config.tokens);
   const shards = config.shards;
   const app = uws.App();
@@ -214,8 +210,8 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
       if (typeof key === 'string' && (get.leaseMs === 0 || ruleFor(key, origins) === null)) {
         const hash = hashKey(key);
         const shard = shardOfHash(hash, shards);
-        if (serveHot(res, pool.hotReader(shard), key, hash, ctx.counters, shard, counters)) return;
-        pool.submit(shard, OP.GET, key, leaseArgs(get), new KeyExchange(res, route, counters), 0);
+        if (serveHot(res, client.hotReader(shard), key, hash, shard, counters)) return;
+        client.submit(shard, OP.GET, key, leaseArgs(get), new KeyExchange(res, route, counters), 0);
         return;
       }
     }
@@ -228,7 +224,7 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     if (get.leaseMs > 0 && ruleFor(key, origins) !== null) {
       return ex.error('E_INVALID_LEASE', 'this key has an origin: Strata loads it itself, so there is no lease to hand out', h.hasBody);
     }
-    pool.submit(shardOf(key), head ? OP.HEAD : OP.GET, key, leaseArgs(get), ex, 0);
+    client.submit(shardOf(key), head ? OP.HEAD : OP.GET, key, leaseArgs(get), ex, 0);
   };
   app.get('/v1/keys/:key', lookup(false));
   app.head('/v1/keys/:key', lookup(true));
@@ -253,7 +249,7 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
       maxBytes: config.maxValueBytes,
       onBody: (value) => {
         if (ex.aborted) return;
-        pool.submit(
+        client.submit(
           shard,
           OP.PUT,
           key,
@@ -280,7 +276,7 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     if (!headersOk(ex, h) || refuseIfDraining(ex) || !authorized(ex, h)) return;
     const key = keyFromSegment(req.getParameter(0) ?? '');
     if (typeof key !== 'string') return ex.error('E_INVALID_KEY', key.message, h.hasBody);
-    pool.submit(shardOf(key), OP.DELETE, key, null, ex, 0);
+    client.submit(shardOf(key), OP.DELETE, key, null, ex, 0);
   });
 
   // Other methods on a key, and key paths that are not one segment.
@@ -337,7 +333,7 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
       ex.expect(unique);
       for (let i = 0; i < unique.length; i++) {
         const key = unique[i] as string;
-        pool.submit(shardOf(key), OP.GET, key, CACHE_ONLY, ex, i);
+        client.submit(shardOf(key), OP.GET, key, CACHE_ONLY, ex, i);
       }
     });
   });
@@ -349,7 +345,7 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     withJsonBody(ex, res, h, (body) => {
       const wanted = invalidationOf(body);
       if (isProblem(wanted)) return ex.error(wanted.code, wanted.message);
-      invalidate(pool, wanted.keys, wanted.tags).then(
+      invalidate(client, wanted.keys, wanted.tags).then(
         (invalidated) => ex.json(JSON.stringify({ invalidated })),
         (failure: InvalidationFailure) => ex.error(failure.code, failure.message),
       );
@@ -372,31 +368,16 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
   const health = (ex: Exchange) => ex.json('{"status":"ok"}');
   getAndHead('/healthz', 'health', health);
   getAndHead('/livez', 'health', health);
-  getAndHead('/readyz', 'health', (ex) => {
-    const up = Array.from({ length: shards }, (_, s) => pool.isUp(s));
-    const shardsUp = up.filter(Boolean).length;
-    const draining = ctx.draining();
-    const l2 = ctx.l2Status();
-    // A configured L2 is required: without it misses and writes fail, so the load balancer should look elsewhere.
-    const ready = !draining && shardsUp === shards && (!l2.configured || l2.up);
-    const body = JSON.stringify({
-      status: ready ? 'ready' : draining ? 'draining' : 'degraded',
-      shards: { up: shardsUp, total: shards },
-      l2,
-    });
-    ex.send(ready ? 200 : 503, 'application/json', body);
-  });
-
+  /** The supervisor's answer, as it rendered it (ask never rejects: a supervisor that does not answer in time gets a 500). */
+  const relay = (ex: Exchange, question: Question) => {
+    void ctx.ask(question).then((answer) => ex.send(answer.status, answer.contentType, answer.body));
+  };
+  getAndHead('/readyz', 'health', (ex) => relay(ex, 'ready'));
   getAndHead('/metrics', 'metrics', (ex, h) => {
-    if (!authorized(ex, h)) return;
-    ctx.metrics.render().then(
-      (text) => ex.send(200, ctx.metrics.contentType, text),
-      (err: unknown) => ex.error('E_INTERNAL', `metrics failed: ${(err as Error).message}`),
-    );
+    if (authorized(ex, h)) relay(ex, 'metrics');
   });
   getAndHead('/v1/stats', 'stats', (ex, h) => {
-    if (!authorized(ex, h)) return;
-    ex.json(JSON.stringify(ctx.stats.snapshot()));
+    if (authorized(ex, h)) relay(ex, 'stats');
   });
   for (const path of ['/healthz', '/livez', '/readyz', '/metrics', '/v1/stats']) {
     app.any(path, (res, req) => methodNotAllowed(res, req, 'GET, HEAD'));

@@ -3,11 +3,11 @@ import type { HttpResponse } from './uws.js';
 
 /** How to read one request body. */
 export interface BodyReader {
-  /** Largest body accepted; past it onTooLarge is called at once and the rest is not buffered. */
+  /** Largest body accepted; past it the rest is read and dropped (up to TOO_LARGE_DRAIN_BYTES more), then onTooLarge is called. */
   readonly maxBytes: number;
   /** The whole body, in its own ArrayBuffer (so it can be transferred). */
   readonly onBody: (body: Uint8Array) => void;
-  /** The body is over maxBytes: `announced` is its Content-Length when that said so (nothing was read), else null. */
+  /** The body is over maxBytes: `announced` is its Content-Length when that said so, else null. */
   readonly onTooLarge: (announced: number | null) => void;
   /** uWS mis-read the chunked framing; the request must be refused and the connection closed. */
   readonly onBadFraming: (why: string) => void;
@@ -20,6 +20,15 @@ export interface BodyReader {
  * cannot make the node reserve it.
  */
 const PREALLOCATE_MAX_BYTES = 64 * 1024;
+
+/**
+ * A body over the limit is read to its end and dropped, up to this many
+ * bytes past the limit, before the 413 goes out: a client still sending
+ * when the answer and the close came would get a reset (EPIPE) instead of
+ * the answer. Past it (or when the announced length is past it), the 413
+ * goes out at once and the connection closes.
+ */
+export const TOO_LARGE_DRAIN_BYTES = 1024 * 1024;
 
 /**
  * How long a body whose bytes end like a chunked terminator waits for more
@@ -50,7 +59,7 @@ export function readBody(res: HttpResponse, h: HeaderScan, reader: BodyReader): 
   const chunked = h.codings > 0;
   // The header checks allow one Content-Length at most (see headers.ts); -1: none (chunked, or no body).
   const length = h.contentLengths === 1 ? Number(h.contentLength) : -1;
-  if (length > maxBytes) {
+  if (length > maxBytes + TOO_LARGE_DRAIN_BYTES) {
     onTooLarge(length);
     return;
   }
@@ -68,9 +77,12 @@ export function readBody(res: HttpResponse, h: HeaderScan, reader: BodyReader): 
     clearTimeout(misframed);
     size += chunk.byteLength;
     if (size > maxBytes) {
-      over = true;
+      // Dropped as it comes; answered at its end, or once it is past the drain allowance.
       parts = null;
-      onTooLarge(null);
+      if (isLast || size > maxBytes + TOO_LARGE_DRAIN_BYTES) {
+        over = true;
+        onTooLarge(length >= 0 ? length : null);
+      }
       return;
     }
     if (isLast && parts === null) {

@@ -20,9 +20,10 @@ import { PortInUseError } from '../errors.js';
  *    a node on that port exits (its connections in TIME_WAIT), so the probe
  *    asks whether anyone answers instead.
  *
- * The lock stays held until release(). Port 0 needs no probe (the kernel
- * picks a port nobody holds); the port it picked is locked once known
- * (lockPort), so that a node started later on that number is refused too.
+ * The lock stays held until release(). For port 0 the node first asks the
+ * kernel for a free port (pickPort) and claims that: this uWS build sets
+ * SO_REUSEPORT only on a socket bound to a given port, so every front must
+ * listen on the number, not on 0.
  */
 export interface PortClaim {
   release(): void;
@@ -43,12 +44,14 @@ export async function claimPort(host: string, port: number): Promise<PortClaim> 
   return { release: () => lock?.close() };
 }
 
-/** Locks a port this node already listens on (one the kernel picked for port 0). */
-export async function lockPort(host: string, port: number): Promise<PortClaim> {
-  const lock = await lockOf(host, port);
-  if (lock === null || lock instanceof Error) return NO_CLAIM;
-  lock.unref();
-  return { release: () => lock.close() };
+/** A port free on host now, as the kernel picks one for port 0 (claimed next with claimPort). */
+export async function pickPort(host: string): Promise<number> {
+  const server = await listenOn({ host, port: 0 });
+  if (server instanceof Error) throw server;
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (address === null || typeof address === 'string') throw new Error(`no TCP port free on ${host}`);
+  return address.port;
 }
 
 /** The lock (an abstract Unix socket; Linux only), or the error when another process has it. */
@@ -75,7 +78,7 @@ function answers(host: string, port: number): Promise<boolean> {
 }
 
 /** A listening server, or the error that stopped it. */
-function listenOn(options: { path: string }): Promise<Server | Error> {
+function listenOn(options: { path: string } | { host: string; port: number }): Promise<Server | Error> {
   return new Promise((resolve) => {
     const server = createServer();
     server.once('error', (err) => resolve(err));

@@ -1,5 +1,5 @@
-import type { Counters, FrontCounters } from '../counters/counters.js';
-import { type Route, SHARD_SLOT } from '../counters/layout.js';
+import type { FrontCounters } from '../counters/counters.js';
+import type { Route } from '../counters/layout.js';
 import { ERROR_CODES, type ErrorCode } from '../errors.js';
 import type { HotIndexReader } from '../l1/hot-index.js';
 import type { BatchResult } from '../shards/protocol.js';
@@ -74,12 +74,12 @@ export class Exchange {
     readonly counters: FrontCounters,
   ) {
     this.startMs = performance.now();
-    counters.active++;
+    counters.begin();
     res.onAborted(() => {
       this.aborted = true;
       if (!this.done) {
         this.done = true;
-        counters.active--;
+        counters.end();
       }
     });
   }
@@ -88,7 +88,7 @@ export class Exchange {
   #finish(status: number): boolean {
     if (this.done) return false;
     this.done = true;
-    this.counters.active--;
+    this.counters.end();
     this.counters.countRequest(this.route, status, (performance.now() - this.startMs) * 1e6);
     return !this.aborted;
   }
@@ -166,26 +166,18 @@ export class Exchange {
 }
 
 /**
- * Answers a GET from the shard's hot-read index, inside the uWS handler (no
+ * Answers a GET from the shard's hot-read index (counted as the shard's L1
+ * get and hit), inside the uWS handler (no
  * abort tracking or cork needed). Returns false when the index has no valid
  * copy; the caller then asks the shard. HEAD always goes to the shard: this
  * uWS build mishandles endWithoutBody(length) (see endHead).
  */
-export function serveHot(
-  res: HttpResponse,
-  reader: HotIndexReader | null,
-  key: string,
-  hash: number,
-  counters: Counters,
-  shard: number,
-  front: FrontCounters,
-): boolean {
+export function serveHot(res: HttpResponse, reader: HotIndexReader | null, key: string, hash: number, shard: number, front: FrontCounters): boolean {
   if (reader === null) return false;
   const startMs = performance.now();
   const nowMs = TIME_ORIGIN + startMs;
   if (!reader.lookup(key, hash, nowMs)) return false;
-  counters.incLocal(shard, SHARD_SLOT.L1_GETS);
-  counters.incLocal(shard, SHARD_SLOT.L1_HITS);
+  front.hotHit(shard);
   const bytes = reader.bytes;
   try {
     // Straight from shared memory: uWS copies what it sends before returning, and the

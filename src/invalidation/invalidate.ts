@@ -1,6 +1,7 @@
 import { L2_ERROR_KINDS } from '../counters/layout.js';
 import type { ErrorCode } from '../errors.js';
-import type { BatchResult, OpWaiter, ShardPool } from '../shards/pool.js';
+import type { BusApply } from '../l2/node-link.js';
+import type { BatchResult, OpWaiter, ShardSink } from '../shards/client.js';
 import { OP, STATUS } from '../shards/protocol.js';
 import { shardOf } from '../shards/route.js';
 
@@ -67,7 +68,7 @@ class Step implements OpWaiter {
  * have reached Redis). Resolves with how many entries went (as the L2 held
  * them, or the L1s without an L2); rejects with the first failure.
  */
-export async function invalidate(pool: ShardPool, keys: readonly string[], tags: readonly string[]): Promise<number> {
+export async function invalidate(pool: ShardSink, keys: readonly string[], tags: readonly string[]): Promise<number> {
   const shards = pool.shards;
   const uniqueKeys = [...new Set(keys)];
   const uniqueTags = [...new Set(tags)];
@@ -82,4 +83,23 @@ export async function invalidate(pool: ShardPool, keys: readonly string[], tags:
   const failure = first.failure ?? second.failure;
   if (failure !== null) throw failure;
   return first.count + second.count;
+}
+
+// Drops sent to the shards on the bus's behalf have nobody waiting for them.
+const NOBODY: OpWaiter = { onResult() {}, onFail() {} };
+
+/** Other nodes' invalidations, as L1-only drops on this node's shards (the bus subscription's handler). */
+export function remoteDrops(sink: ShardSink): BusApply {
+  const shards = sink.shards;
+  return {
+    keys(keys) {
+      for (const key of keys) sink.submit(shardOf(key, shards), OP.DROP, key, null, NOBODY, 0);
+    },
+    tags(tags) {
+      for (const tag of tags) for (let s = 0; s < shards; s++) sink.submit(s, OP.DROP_TAG, tag, null, NOBODY, 0);
+    },
+    gap() {
+      for (let s = 0; s < shards; s++) sink.submit(s, OP.CLEAR, '', null, NOBODY, 0);
+    },
+  };
 }

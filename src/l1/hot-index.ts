@@ -1,42 +1,77 @@
 /**
  * A shard's hot-read index: entries its worker has served are copied into a
- * SharedArrayBuffer so that the front can answer repeat GET hits itself,
+ * SharedArrayBuffer so that every front can answer repeat GET hits itself,
  * without a thread hop. The worker's lru-cache stays the truth: it alone
  * writes here, publishing an entry on a hit and unpublishing it (before it
  * acknowledges) whenever the entry is replaced, deleted, evicted or expires.
  *
- * Layout (all in one SharedArrayBuffer per shard):
- *   control: Int32 [touchWrite, touchRead, readerState, (pad)]
- *   touches: Int32 ring of record offsets the front served (lossy), so the
- *            worker can refresh those keys' LRU recency
+ * Layout (all in one SharedArrayBuffer per shard, offsets named below):
+ *   readers: one control block per front (READER_WORDS Int32, a cache line
+ *            each so that fronts do not share lines): the touch ring's write
+ *            and read counters and the front's read state
+ *   touches: one Int32 ring per front of record offsets it served (lossy),
+ *            so the worker can refresh those keys' LRU recency; one producer
+ *            and one consumer per ring
  *   slots:   Int32 pairs [hash, ref] — open addressing, linear probing;
  *            ref 0 = empty, -1 = deleted, else record offset + 1
- *   arena:   records written in ring order, 8-byte aligned:
+ *   arena:   records written in ring order, 8-byte aligned (RECORD offsets):
  *            Int32 (reserved) | keyLen | headLen | valueLen | f64 expiresMs | f64 createdMs | key | head | value
  *
- * Records are immutable while they can be read, so the front hands their
- * bytes to uWS without copying them first. The rule (a grace period, as in
- * RCU): the reader sets readerState odd before it looks at a slot and even
- * after the response is written; the writer withdraws a record by marking its
- * slot deleted, and before it writes over arena bytes it waits until
- * readerState is even or has changed, i.e. until every read that could have
+ * Records are immutable while they can be read, so a front hands their bytes
+ * to uWS without copying them first. The rule (a grace period, as in RCU):
+ * each front sets its read state odd before it looks at a slot and even after
+ * the response is written; the writer withdraws a record by marking its slot
+ * deleted, and before it writes over arena bytes it waits until every front's
+ * read state is even or has changed, i.e. until every read that could have
  * found a withdrawn record is over. Both sides use Atomics (sequentially
- * consistent), so a read either sees the deleted slot or is waited for. If the
- * reader stays inside one read too long (descheduled), the writer gives up and
- * does not publish that entry.
+ * consistent), so a read either sees the deleted slot or is waited for. If a
+ * front stays inside one read too long (descheduled, stalled), the writer
+ * gives up and does not publish that entry.
  */
 
-const RECORD_HEADER = 32;
+/** Int32 words of one reader's control block (64 bytes: a cache line). */
+const READER_WORDS = 16;
+/** Word offsets in a reader's control block. */
+const READER = {
+  /** Touches the front has written to its ring (wraps as Int32). */
+  TOUCH_WRITE: 0,
+  /** Touches the worker has drained from that ring. */
+  TOUCH_READ: 1,
+  /** The front's read state: odd while a read is open (see the file comment). */
+  STATE: 2,
+} as const;
+/** Byte offsets in an arena record. */
+const RECORD = {
+  KEY_LENGTH: 4,
+  HEAD_LENGTH: 8,
+  VALUE_LENGTH: 12,
+  EXPIRES_MS: 16,
+  CREATED_MS: 24,
+  /** The key's UTF-8 bytes, then the head block, then the value. */
+  KEY: 32,
+} as const;
+/** Int32 words of a slot: the key's hash, then the record reference. */
+const SLOT_WORDS = 2;
+const SLOT_HASH = 0;
+const SLOT_REF = 1;
 const MAX_PROBE = 16;
 const EMPTY = 0;
 const DELETED = -1;
+/** Entries of each front's touch ring. */
 const TOUCH_CAPACITY = 4096;
-const CONTROL_INTS = 4; // keeps the arena 8-byte aligned
-const READER_STATE = 2;
-/** How long the writer waits for a read in progress before it skips publishing. */
+/** How long the writer waits for the reads in progress before it skips publishing. */
 const GRACE_WAIT_MS = 0.2;
 /** After giving up once, how long the writer publishes nothing (the read is likely still open). */
 const PAUSE_AFTER_GIVE_UP_MS = 10;
+/** Largest hot-read arena per shard (values served by the fronts without a hop are copied there). */
+export const HOT_ARENA_MAX_BYTES = 64 * 1024 * 1024;
+/**
+ * The hot-read arena's share of a shard's L1 budget. It is a ring of copies
+ * of the entries read most recently, on top of the budget: a quarter holds
+ * the hot part of a skewed load and bounds the copies at 0.25 × l1MaxBytes
+ * (docs/memory.md).
+ */
+export const HOT_ARENA_SHARE = 0.25;
 
 function isAscii(text: string): boolean {
   for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
@@ -51,6 +86,8 @@ function align8(n: number): number {
 export interface HotIndexShape {
   readonly arenaBytes: number;
   readonly slots: number;
+  /** Fronts that read it: each has its own control block and touch ring. */
+  readonly readers: number;
 }
 
 /**
@@ -60,16 +97,26 @@ export interface HotIndexShape {
  * before the arena; an entry that finds no free slot within the probe limit is
  * simply not published and keeps being served through its shard.
  */
-export function hotIndexShape(arenaBytes: number): HotIndexShape {
+export function hotIndexShape(arenaBytes: number, readers = 1): HotIndexShape {
   const arena = Math.max(64 * 1024, align8(arenaBytes));
   let slots = 1024;
   while (slots < arena / 1024) slots *= 2;
-  return { arenaBytes: arena, slots };
+  return { arenaBytes: arena, slots, readers };
+}
+
+/** The shape for one shard of a node: its share of the L1 budget, capped, read by `fronts` fronts. */
+export function hotIndexShapeFor(l1MaxBytesPerShard: number, fronts: number): HotIndexShape {
+  return hotIndexShape(Math.min(Math.floor(l1MaxBytesPerShard * HOT_ARENA_SHARE), HOT_ARENA_MAX_BYTES), fronts);
+}
+
+/** Int32 words before the slot table: the readers' control blocks and touch rings. */
+function headerWords(shape: HotIndexShape): number {
+  return shape.readers * (READER_WORDS + TOUCH_CAPACITY);
 }
 
 /** Bytes of the shared buffer for a shape. */
 export function allocatedBytes(shape: HotIndexShape): number {
-  return (CONTROL_INTS + TOUCH_CAPACITY + shape.slots * 2) * 4 + shape.arenaBytes;
+  return (headerWords(shape) + shape.slots * SLOT_WORDS) * 4 + shape.arenaBytes;
 }
 
 /** Allocates the shared buffer for a shape. */
@@ -79,7 +126,7 @@ export function allocateHotIndex(shape: HotIndexShape): SharedArrayBuffer {
 
 class Views {
   readonly ints: Int32Array;
-  readonly touches: Int32Array;
+  readonly readers: number;
   readonly slotInts: Int32Array;
   readonly arenaBase: number;
   readonly bytes: Uint8Array;
@@ -87,20 +134,36 @@ class Views {
   readonly mask: number;
   readonly arenaBytes: number;
   constructor(buffer: SharedArrayBuffer, shape: HotIndexShape) {
+    if (shape.readers < 1) throw new RangeError('a hot-read index needs at least one reader');
     this.ints = new Int32Array(buffer);
-    this.touches = new Int32Array(buffer, CONTROL_INTS * 4, TOUCH_CAPACITY);
-    this.slotInts = new Int32Array(buffer, (CONTROL_INTS + TOUCH_CAPACITY) * 4, shape.slots * 2);
-    this.arenaBase = (CONTROL_INTS + TOUCH_CAPACITY + shape.slots * 2) * 4;
+    this.readers = shape.readers;
+    this.slotInts = new Int32Array(buffer, headerWords(shape) * 4, shape.slots * SLOT_WORDS);
+    this.arenaBase = (headerWords(shape) + shape.slots * SLOT_WORDS) * 4;
     this.bytes = new Uint8Array(buffer);
     this.floats = new Float64Array(buffer);
     this.mask = shape.slots - 1;
     this.arenaBytes = shape.arenaBytes;
   }
+
+  /** Index in `ints` of reader r's control word `word` (READER.*). */
+  control(r: number, word: number): number {
+    return r * READER_WORDS + word;
+  }
+
+  /** Index in `ints` of reader r's touch ring entry `i`. */
+  touch(r: number, i: number): number {
+    return this.readers * READER_WORDS + r * TOUCH_CAPACITY + (i & (TOUCH_CAPACITY - 1));
+  }
 }
 
-/** The front's side: lock-free lookups, and touch records for the worker. */
+/** One front's side: lock-free lookups, and touch records for the worker. */
 export class HotIndexReader {
   readonly #v: Views;
+  /** Where this front's read state and touch counters are in the Int32 view. */
+  readonly #state: number;
+  readonly #touchWrite: number;
+  readonly #touchRead: number;
+  readonly #reader: number;
   readonly #scratch = new Uint8Array(4 * 512);
   readonly #encoder = new TextEncoder();
   #hits = 0;
@@ -114,9 +177,18 @@ export class HotIndexReader {
   valueLength = 0;
   createdMs = 0;
 
-  constructor(buffer: SharedArrayBuffer, shape: HotIndexShape) {
-    this.#v = new Views(buffer, shape);
-    this.bytes = this.#v.bytes;
+  /** `reader` is this front's index, < shape.readers: its control block and touch ring are its own. */
+  constructor(buffer: SharedArrayBuffer, shape: HotIndexShape, reader = 0) {
+    if (!Number.isInteger(reader) || reader < 0 || reader >= shape.readers) throw new RangeError(`reader ${reader} of ${shape.readers}`);
+    const v = new Views(buffer, shape);
+    this.#v = v;
+    this.#reader = reader;
+    this.#state = v.control(reader, READER.STATE);
+    this.#touchWrite = v.control(reader, READER.TOUCH_WRITE);
+    this.#touchRead = v.control(reader, READER.TOUCH_READ);
+    this.bytes = v.bytes;
+    // A front that died inside a read left its state odd; its replacement (started once it is gone) closes it.
+    Atomics.store(v.ints, this.#state, 0);
   }
 
   /**
@@ -127,21 +199,20 @@ export class HotIndexReader {
   lookup(key: string, hash: number, nowMs: number): boolean {
     const v = this.#v;
     this.#epoch = (this.#epoch + 1) & 0x3fffffff;
-    Atomics.store(v.ints, READER_STATE, this.#epoch * 2 + 1);
+    Atomics.store(v.ints, this.#state, this.#epoch * 2 + 1);
     // ASCII keys (the common case) are compared by char code; others through UTF-8 bytes.
     const ascii = isAscii(key);
     const keyLength = ascii ? key.length : this.#encoder.encodeInto(key, this.#scratch).written;
     const tag = hash | 0; // slots hold the hash as Int32
     let slot = hash & v.mask;
     for (let probe = 0; probe < MAX_PROBE; probe++, slot = (slot + 1) & v.mask) {
-      const ref = Atomics.load(v.slotInts, slot * 2 + 1);
+      const ref = Atomics.load(v.slotInts, slot * SLOT_WORDS + SLOT_REF);
       if (ref === EMPTY) break;
-      if (ref === DELETED || Atomics.load(v.slotInts, slot * 2) !== tag) continue;
+      if (ref === DELETED || Atomics.load(v.slotInts, slot * SLOT_WORDS + SLOT_HASH) !== tag) continue;
       const at = v.arenaBase + ref - 1;
-      const i = at >> 2;
-      const recordKeyLength = v.ints[i + 1] as number;
+      const recordKeyLength = v.ints[(at + RECORD.KEY_LENGTH) >> 2] as number;
       if (recordKeyLength !== keyLength) continue;
-      const keyAt = at + RECORD_HEADER;
+      const keyAt = at + RECORD.KEY;
       const bytes = v.bytes;
       let same = true;
       if (ascii) {
@@ -161,12 +232,12 @@ export class HotIndexReader {
         }
       }
       if (!same) continue;
-      if ((v.floats[(at + 16) >> 3] as number) <= nowMs) break;
+      if ((v.floats[(at + RECORD.EXPIRES_MS) >> 3] as number) <= nowMs) break;
       this.headAt = keyAt + keyLength;
-      this.headLength = v.ints[i + 2] as number;
+      this.headLength = v.ints[(at + RECORD.HEAD_LENGTH) >> 2] as number;
       this.valueAt = this.headAt + this.headLength;
-      this.valueLength = v.ints[i + 3] as number;
-      this.createdMs = v.floats[(at + 24) >> 3] as number;
+      this.valueLength = v.ints[(at + RECORD.VALUE_LENGTH) >> 2] as number;
+      this.createdMs = v.floats[(at + RECORD.CREATED_MS) >> 3] as number;
       // Recency is approximate: one hit in eight is reported to the worker.
       if ((++this.#hits & 7) === 0) this.#touch(ref);
       return true;
@@ -177,17 +248,23 @@ export class HotIndexReader {
 
   /** Closes the read opened by a successful lookup: the writer may reuse what it saw. */
   done(): void {
-    Atomics.store(this.#v.ints, READER_STATE, this.#epoch * 2);
+    Atomics.store(this.#v.ints, this.#state, this.#epoch * 2);
+  }
+
+  /** This front's index among the readers. */
+  get reader(): number {
+    return this.#reader;
   }
 
   /** Records that the front served the record at ref; dropped when the worker is behind. */
   #touch(ref: number): void {
-    const ints = this.#v.ints;
-    const write = Atomics.load(ints, 0);
+    const v = this.#v;
+    const ints = v.ints;
+    const write = Atomics.load(ints, this.#touchWrite);
     // Counters are Int32 and wrap: all arithmetic on them stays in Int32 (| 0).
-    if (((write - Atomics.load(ints, 1)) | 0) >= TOUCH_CAPACITY) return;
-    Atomics.store(this.#v.touches, write & (TOUCH_CAPACITY - 1), ref);
-    Atomics.store(ints, 0, (write + 1) | 0);
+    if (((write - Atomics.load(ints, this.#touchRead)) | 0) >= TOUCH_CAPACITY) return;
+    Atomics.store(ints, v.touch(this.#reader, write), ref);
+    Atomics.store(ints, this.#touchWrite, (write + 1) | 0);
   }
 }
 
@@ -242,12 +319,12 @@ export class HotIndexWriter {
     this.unpublish(key);
     const v = this.#v;
     const keyBytes = this.#encoder.encode(key);
-    const size = align8(RECORD_HEADER + keyBytes.length + head.length + value.length);
+    const size = align8(RECORD.KEY + keyBytes.length + head.length + value.length);
     if (size > v.arenaBytes / 4) return;
     let slot = hash & v.mask;
     let free = -1;
     for (let probe = 0; probe < MAX_PROBE; probe++, slot = (slot + 1) & v.mask) {
-      const ref = v.slotInts[slot * 2 + 1] as number;
+      const ref = v.slotInts[slot * SLOT_WORDS + SLOT_REF] as number;
       if (ref === EMPTY || ref === DELETED) {
         free = slot;
         break;
@@ -266,20 +343,19 @@ export class HotIndexWriter {
     this.#tail += size;
     if (this.#tail > this.#touched) this.#touched = this.#tail;
     const at = v.arenaBase + offset;
-    const i = at >> 2;
-    v.ints[i] = 0;
-    v.ints[i + 1] = keyBytes.length;
-    v.ints[i + 2] = head.length;
-    v.ints[i + 3] = value.length;
-    v.floats[(at + 16) >> 3] = expiresMs;
-    v.floats[(at + 24) >> 3] = createdMs;
-    v.bytes.set(keyBytes, at + RECORD_HEADER);
-    v.bytes.set(head, at + RECORD_HEADER + keyBytes.length);
-    v.bytes.set(value, at + RECORD_HEADER + keyBytes.length + head.length);
+    v.ints[at >> 2] = 0;
+    v.ints[(at + RECORD.KEY_LENGTH) >> 2] = keyBytes.length;
+    v.ints[(at + RECORD.HEAD_LENGTH) >> 2] = head.length;
+    v.ints[(at + RECORD.VALUE_LENGTH) >> 2] = value.length;
+    v.floats[(at + RECORD.EXPIRES_MS) >> 3] = expiresMs;
+    v.floats[(at + RECORD.CREATED_MS) >> 3] = createdMs;
+    v.bytes.set(keyBytes, at + RECORD.KEY);
+    v.bytes.set(head, at + RECORD.KEY + keyBytes.length);
+    v.bytes.set(value, at + RECORD.KEY + keyBytes.length + head.length);
     const ref = offset + 1;
     // Publishing is the Atomics.store of the slot: a reader that finds it sees the whole record.
-    Atomics.store(v.slotInts, free * 2, hash);
-    Atomics.store(v.slotInts, free * 2 + 1, ref);
+    Atomics.store(v.slotInts, free * SLOT_WORDS + SLOT_HASH, hash);
+    Atomics.store(v.slotInts, free * SLOT_WORDS + SLOT_REF, ref);
     const record: Published = { key, ref, slot: free, size };
     this.#byKey.set(key, record);
     this.#byRef.set(ref, record);
@@ -293,16 +369,20 @@ export class HotIndexWriter {
     this.#drop(record);
   }
 
-  /** Calls `use(key)` for each key the front served since the last drain. */
+  /** Calls `use(key)` for each key a front served since the last drain (every front's ring in turn). */
   drainTouches(use: (key: string) => void): void {
-    const ints = this.#v.ints;
-    const write = Atomics.load(ints, 0);
-    let read = Atomics.load(ints, 1);
-    for (; read !== write; read = (read + 1) | 0) {
-      const record = this.#byRef.get(Atomics.load(this.#v.touches, read & (TOUCH_CAPACITY - 1)));
-      if (record !== undefined) use(record.key);
+    const v = this.#v;
+    const ints = v.ints;
+    for (let r = 0; r < v.readers; r++) {
+      const readAt = v.control(r, READER.TOUCH_READ);
+      const write = Atomics.load(ints, v.control(r, READER.TOUCH_WRITE));
+      let read = Atomics.load(ints, readAt);
+      for (; read !== write; read = (read + 1) | 0) {
+        const record = this.#byRef.get(Atomics.load(ints, v.touch(r, read)));
+        if (record !== undefined) use(record.key);
+      }
+      Atomics.store(ints, readAt, read);
     }
-    Atomics.store(ints, 1, read);
   }
 
   #drop(record: Published): void {
@@ -310,22 +390,28 @@ export class HotIndexWriter {
     if (this.#byKey.get(record.key) !== record) return;
     this.#byKey.delete(record.key);
     this.#byRef.delete(record.ref);
-    Atomics.store(v.slotInts, record.slot * 2 + 1, DELETED);
+    Atomics.store(v.slotInts, record.slot * SLOT_WORDS + SLOT_REF, DELETED);
   }
 
-  /** True once no read that began before now is still open (see the file comment). */
+  /** True once no read that began before now is still open, in any front (see the file comment). */
   #graceOver(): boolean {
-    const ints = this.#v.ints;
-    const state = Atomics.load(ints, READER_STATE);
-    if ((state & 1) === 0) return true;
-    const now = performance.now();
-    // The front is stuck in one read (GC, descheduled): do not spin again for every entry of a batch.
-    if (now < this.#pausedUntil) return false;
-    const deadline = now + GRACE_WAIT_MS;
-    while (Atomics.load(ints, READER_STATE) === state) {
-      if (performance.now() > deadline) {
-        this.#pausedUntil = deadline + PAUSE_AFTER_GIVE_UP_MS;
-        return false;
+    const v = this.#v;
+    const ints = v.ints;
+    let deadline = 0;
+    for (let r = 0; r < v.readers; r++) {
+      const at = v.control(r, READER.STATE);
+      const state = Atomics.load(ints, at);
+      if ((state & 1) === 0) continue;
+      const now = performance.now();
+      // A front is stuck in one read (GC, descheduled): do not spin again for every entry of a batch.
+      if (now < this.#pausedUntil) return false;
+      // One wait for all the fronts: their reads are short and overlap.
+      if (deadline === 0) deadline = now + GRACE_WAIT_MS;
+      while (Atomics.load(ints, at) === state) {
+        if (performance.now() > deadline) {
+          this.#pausedUntil = deadline + PAUSE_AFTER_GIVE_UP_MS;
+          return false;
+        }
       }
     }
     return true;

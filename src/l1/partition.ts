@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { L1_ENTRY_OVERHEAD_BYTES } from '../config/load.js';
+import { hashKey } from '../hash.js';
 import type { Validators } from '../l2/envelope.js';
-import { hashKey } from '../shards/route.js';
 import { ExpiryWheel } from './expiry-wheel.js';
 import { FrequencySketch } from './frequency-sketch.js';
 

@@ -1,11 +1,7 @@
 import type { StrataConfig } from '../config/schema.js';
 import type { Counters } from '../counters/counters.js';
 import { SHARD_SLOT } from '../counters/layout.js';
-import type { OpWaiter, ShardPool } from '../shards/pool.js';
-import { OP } from '../shards/protocol.js';
-import { shardOf } from '../shards/route.js';
-import type { ShardL2Settings } from '../shards/worker.js';
-import { BusSubscriber, type GapReason, newNodeId } from './bus.js';
+import { BusSubscriber, newNodeId } from './bus.js';
 import { type L2Target, redactPasswords } from './target.js';
 
 /** The L2 a config names, or null for an L1-only node. */
@@ -13,6 +9,27 @@ export function l2TargetOf(config: StrataConfig): L2Target | null {
   if (config.redisUrl !== '') return { url: config.redisUrl };
   if (config.redisCluster.length > 0) return { cluster: config.redisCluster };
   return null;
+}
+
+/** How each shard reaches the L2, or null for an L1-only node. */
+export interface ShardL2Settings {
+  readonly target: L2Target;
+  /** Deadline of one L2 operation, ms. */
+  readonly timeoutMs: number;
+  /** Longest an L2 value stays in L1, ms. */
+  readonly l1MaxTtlMs: number;
+  /** This node's id on the bus (its own messages are not applied again). */
+  readonly nodeId: string;
+  /** Which values from the L2 the L1 takes in. */
+  readonly admission: 'lru' | 'tinylfu';
+}
+
+/** What the node does with other nodes' invalidations: drops from its shards' L1s. */
+export interface BusApply {
+  keys(keys: readonly string[]): void;
+  tags(tags: readonly string[]): void;
+  /** Messages may have been lost: nothing in L1 can be trusted any more. */
+  gap(): void;
 }
 
 /** What /readyz, /metrics and /v1/stats say about the L2. */
@@ -35,9 +52,6 @@ export interface BusCounts {
   /** Times messages may have been lost (a skipped number, or a subscription starting); each empties L1. */
   gaps: number;
 }
-
-// Drops sent to the shards on the bus's behalf have nobody waiting for them.
-const NOBODY: OpWaiter = { onResult() {}, onFail() {} };
 
 /**
  * The node's side of the L2 on the main thread: the settings each shard
@@ -73,9 +87,8 @@ export class NodeL2Link {
     return 'url' in target ? `Redis ${redactPasswords(target.url)}` : `Redis Cluster ${redactPasswords(target.cluster.join(','))}`;
   }
 
-  /** Subscribes to the bus; other nodes' invalidations become L1-only drops on the owning shards. */
-  start(pool: ShardPool): void {
-    const shards = this.#config.shards;
+  /** Subscribes to the bus; other nodes' invalidations go to `apply` (L1-only drops on the owning shards). */
+  start(apply: BusApply): void {
     const bus = this.bus;
     this.#subscriber = BusSubscriber.start(
       this.#target,
@@ -83,16 +96,15 @@ export class NodeL2Link {
       {
         onKeys(keys) {
           bus.received++;
-          for (const key of keys) pool.submit(shardOf(key, shards), OP.DROP, key, null, NOBODY, 0);
+          apply.keys(keys);
         },
         onTags(tags) {
           bus.received++;
-          for (const tag of tags) for (let s = 0; s < shards; s++) pool.submit(s, OP.DROP_TAG, tag, null, NOBODY, 0);
+          apply.tags(tags);
         },
-        onGap(_reason: GapReason) {
-          // Some invalidation may be lost: nothing in L1 can be trusted any more.
+        onGap() {
           bus.gaps++;
-          for (let s = 0; s < shards; s++) pool.submit(s, OP.CLEAR, '', null, NOBODY, 0);
+          apply.gap();
         },
       },
       this.#config.l2TimeoutMs,

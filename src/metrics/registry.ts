@@ -1,5 +1,5 @@
 import client from 'prom-client';
-import type { Counters, FrontCounters, HistogramSnapshot } from '../counters/counters.js';
+import type { Counters, FrontTotals, HistogramSnapshot } from '../counters/counters.js';
 import { bucketBoundSeconds } from '../counters/counters.js';
 import { HIST_BUCKETS, L2_ERROR_KINDS, ORIGIN_RESULT_SLOTS, ORIGIN_SLOT, ROUTES, SHARD_SLOT, STATUS_LABELS } from '../counters/layout.js';
 import type { PostgresStatus } from '../invalidation/postgres.js';
@@ -42,7 +42,7 @@ class SharedHistogram {
 /** What /metrics is read from. */
 export interface MetricsSources {
   readonly counters: Counters;
-  readonly front: FrontCounters;
+  readonly fronts: FrontTotals;
   readonly stats: StatsReporter;
   readonly shards: number;
   readonly pool: { isUp(shard: number): boolean };
@@ -80,7 +80,7 @@ export class MetricsRegistry {
   readonly registry = new client.Registry();
 
   constructor(sources: MetricsSources) {
-    const { counters, front, stats, shards, pool } = sources;
+    const { counters, fronts, stats, shards, pool } = sources;
     const l2Status = sources.l2Status ?? (() => ({ configured: false, up: false }));
     const bus = sources.bus ?? null;
     const origins = sources.origins ?? [];
@@ -130,7 +130,7 @@ export class MetricsRegistry {
         this.reset();
         for (const route of ROUTES) {
           STATUS_LABELS.forEach((code, i) => {
-            const n = front.requests(route, i);
+            const n = fronts.requests(route, i);
             if (n > 0) this.inc({ route, code }, n);
           });
         }
@@ -146,6 +146,46 @@ export class MetricsRegistry {
         stats.shardUtilization().forEach((u, shard) => {
           this.set({ shard }, u);
         });
+      },
+    });
+    new client.Gauge({
+      name: 'strata_front_utilization',
+      help: 'Share of the last second each front thread spent running (event-loop utilization, 0..1).',
+      labelNames: ['front'],
+      registers,
+      collect() {
+        this.reset();
+        for (let front = 0; front < fronts.fronts; front++) this.set({ front }, fronts.front(front).utilization);
+      },
+    });
+    new client.Gauge({
+      name: 'strata_front_requests_in_flight',
+      help: 'Requests each front has begun and not yet answered.',
+      labelNames: ['front'],
+      registers,
+      collect() {
+        this.reset();
+        for (let front = 0; front < fronts.fronts; front++) this.set({ front }, fronts.front(front).requestsInFlight);
+      },
+    });
+    new client.Counter({
+      name: 'strata_front_requests_total',
+      help: 'Requests each front answered (connections are spread over the fronts by the kernel).',
+      labelNames: ['front'],
+      registers,
+      collect() {
+        this.reset();
+        for (let front = 0; front < fronts.fronts; front++) this.inc({ front }, fronts.front(front).requests);
+      },
+    });
+    new client.Counter({
+      name: 'strata_front_starts_total',
+      help: 'Front threads started (1 per front at boot, plus replacements of fronts that died).',
+      labelNames: ['front'],
+      registers,
+      collect() {
+        this.reset();
+        for (let front = 0; front < fronts.fronts; front++) this.inc({ front }, fronts.front(front).starts);
       },
     });
     new client.Gauge({
@@ -338,7 +378,7 @@ export class MetricsRegistry {
     }
     this.registry.registerMetric(
       new SharedHistogram('strata_request_duration_seconds', 'Time from request to response, by route.', () =>
-        ROUTES.map((route) => ({ labels: { route }, histogram: front.routeHistogram(route) })),
+        ROUTES.map((route) => ({ labels: { route }, histogram: fronts.routeHistogram(route) })),
       ) as unknown as client.Metric,
     );
     this.registry.registerMetric(

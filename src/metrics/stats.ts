@@ -1,11 +1,11 @@
 import { performance } from 'node:perf_hooks';
 import type { StrataConfig } from '../config/schema.js';
-import type { Counters, FrontCounters } from '../counters/counters.js';
+import type { Counters, FrontSnapshot, FrontTotals } from '../counters/counters.js';
 import { L2_ERROR_KINDS, ORIGIN_SLOT, SHARD_SLOT } from '../counters/layout.js';
 import type { PostgresStatus } from '../invalidation/postgres.js';
 import type { BusCounts, L2Status } from '../l2/node-link.js';
 import type { OriginSlots } from '../origin/slots.js';
-import type { ShardPool } from '../shards/pool.js';
+import { linuxThreadId } from '../thread-id.js';
 
 /** L1 counters of one shard or of the node. */
 export interface LevelStats {
@@ -80,8 +80,9 @@ function levelOf(read: (slot: number) => number): LevelStats {
 /** What the stats are read from. */
 export interface StatsOptions {
   readonly counters: Counters;
-  readonly front: FrontCounters;
-  readonly pool: ShardPool;
+  readonly fronts: FrontTotals;
+  /** Whether a shard has a live worker now. */
+  readonly pool: { isUp(shard: number): boolean };
   readonly config: StrataConfig;
   /** The L2's state now. @default not configured */
   readonly l2Status?: () => L2Status;
@@ -124,8 +125,8 @@ export interface MemoryStats {
   hotIndex: { reservedBytes: number; touchedBytes: number };
   /** TinyLFU frequency sketches. */
   sketchBytes: number;
-  /** V8 heaps: the main thread's (HTTP front), and the shard workers' summed. */
-  heap: { main: HeapStats; shards: HeapStats };
+  /** V8 heaps: the main thread's (the supervisor), the fronts' summed, and the shard workers' summed. */
+  heap: { main: HeapStats; fronts: HeapStats; shards: HeapStats };
 }
 
 /**
@@ -134,17 +135,16 @@ export interface MemoryStats {
  */
 export class StatsReporter {
   readonly #counters: Counters;
-  readonly #pool: ShardPool;
+  readonly #pool: { isUp(shard: number): boolean };
   readonly #config: StrataConfig;
-  readonly #front: FrontCounters;
+  readonly #fronts: FrontTotals;
+  readonly #mainThreadId = linuxThreadId();
   readonly #startedMs = Date.now();
   readonly #timer: NodeJS.Timeout;
   #lastAt = performance.now();
   #lastOps: number[];
   #lastBusyNs: number[];
-  #lastElu = performance.eventLoopUtilization();
   #rates: Rate[];
-  #frontUtilization = 0;
 
   readonly #l2Status: () => L2Status;
   readonly #bus: BusCounts | null;
@@ -153,14 +153,14 @@ export class StatsReporter {
   readonly #postgres: { status(): PostgresStatus } | null;
 
   constructor(options: StatsOptions) {
-    const { counters, front, pool, config, sampleMs = 1000 } = options;
+    const { counters, fronts, pool, config, sampleMs = 1000 } = options;
     this.#l2Status = options.l2Status ?? (() => ({ configured: false, up: false }));
     this.#bus = options.bus ?? null;
     this.#hotIndexBytes = options.hotIndexBytesPerShard;
     this.#originSlots = options.originSlots ?? null;
     this.#postgres = options.postgres ?? null;
     this.#counters = counters;
-    this.#front = front;
+    this.#fronts = fronts;
     this.#pool = pool;
     this.#config = config;
     const n = config.shards;
@@ -186,10 +186,12 @@ export class StatsReporter {
       this.#lastOps[s] = ops;
       this.#lastBusyNs[s] = busy;
     }
-    const elu = performance.eventLoopUtilization();
-    this.#frontUtilization = performance.eventLoopUtilization(elu, this.#lastElu).utilization;
-    this.#lastElu = elu;
     this.#lastAt = now;
+  }
+
+  /** Each front: requests, requests in flight, event-loop utilization over the last second. */
+  fronts(): FrontSnapshot[] {
+    return Array.from({ length: this.#fronts.fronts }, (_, f) => this.#fronts.front(f));
   }
 
   /** Utilization of each shard over the last sample period. */
@@ -211,6 +213,7 @@ export class StatsReporter {
       ...(this.#bus === null ? {} : { l2: l2LevelOf((slot) => c.shard(s, slot)) }),
     }));
     const total = levelOf((slot) => c.total(slot));
+    const fronts = this.fronts();
     const l2 = this.#l2Status();
     const main = process.memoryUsage();
     const memory: MemoryStats = {
@@ -221,18 +224,20 @@ export class StatsReporter {
       sketchBytes: c.total(SHARD_SLOT.SKETCH_BYTES),
       heap: {
         main: { used: main.heapUsed, total: main.heapTotal, external: main.external },
+        fronts: this.#fronts.heap(),
         shards: { used: c.total(SHARD_SLOT.HEAP_USED_BYTES), total: c.total(SHARD_SLOT.HEAP_TOTAL_BYTES), external: c.total(SHARD_SLOT.EXTERNAL_BYTES) },
       },
     };
     return {
       uptimeSeconds: Math.floor((Date.now() - this.#startedMs) / 1000),
-      config: { shards: this.#config.shards, l1MaxBytes: this.#config.l1MaxBytes, l2: l2.configured ? l2.mode : null },
+      config: { fronts: this.#config.fronts, shards: this.#config.shards, l1MaxBytes: this.#config.l1MaxBytes, l2: l2.configured ? l2.mode : null },
       levels: this.#bus === null ? { L1: total } : { L1: total, L2: l2LevelOf((slot) => c.total(slot)) },
       l2: this.#bus === null ? l2 : { ...l2, bus: { ...this.#bus, sent: c.total(SHARD_SLOT.BUS_SENT), l1Drops: c.total(SHARD_SLOT.L1_REMOTE_DROPS) } },
       opsPerSecond: shards.reduce((sum, s) => sum + s.opsPerSecond, 0),
-      /** Requests begun and not yet answered, this one included. */
-      requestsInFlight: this.#front.active,
-      frontUtilization: this.#frontUtilization,
+      /** Requests begun and not yet answered, on every front, this one included. */
+      requestsInFlight: this.#fronts.active,
+      /** Mean event-loop utilization of the fronts over the last second. */
+      frontUtilization: fronts.reduce((sum, f) => sum + f.utilization, 0) / Math.max(1, fronts.length),
       origins: this.#config.origins.map((rule, o) => ({
         name: rule.name,
         prefix: rule.prefix,
@@ -268,7 +273,14 @@ export class StatsReporter {
       },
       ...(this.#postgres === null ? {} : { postgres: this.#postgres.status() }),
       memory,
+      fronts: fronts.map(({ threadId: _, ...front }) => front),
       shards,
+      /** Linux thread ids (0 where unknown), for per-thread CPU from /proc/PID/task/TID/stat. */
+      threads: {
+        main: this.#mainThreadId,
+        fronts: fronts.map((f) => f.threadId),
+        shards: shards.map((s) => c.shard(s.shard, SHARD_SLOT.THREAD_ID)),
+      },
     };
   }
 

@@ -1,6 +1,7 @@
 /**
- * The message format between the front and a shard worker: one Batch per
- * shard per front event-loop turn over the shard's own MessagePort. The answer
+ * The message format between a shard client (a front, or the main thread)
+ * and a shard worker: one Batch per shard per client event-loop turn over the
+ * client's own MessagePort to that worker. The answer
  * is an ArrayBuffer that is transferred, not copied, and names its batch. Ops
  * the shard can finish at once (L1 hits, L1-only writes) are answered in the
  * first buffer; ops that wait (for the L2, an origin, a lease) are marked
@@ -65,14 +66,23 @@ export interface GetArgs {
 /** An op's arguments. */
 export type OpArgs = PutArgs | GetArgs;
 
-/** The piscina task that hands a worker its shard and the port batches arrive on. */
+/**
+ * The piscina task that hands a worker its shard and its control port: the
+ * supervisor sends a ConnectMessage there for every shard client (each front,
+ * and the main thread), whose batches then arrive on the port it carries.
+ */
 export interface AttachTask {
   readonly shard: number;
-  readonly port: import('node:worker_threads').MessagePort;
+  readonly control: import('node:worker_threads').MessagePort;
   /** A fresh hot-read index for this worker (shared, not copied), or null when it is off. */
   readonly hotIndex: SharedArrayBuffer | null;
   /** This worker's row of origin slots (OriginSlots.newRow), or null without origins. */
   readonly originRow: SharedArrayBuffer | null;
+}
+
+/** On a worker's control port: a client's port; batches arrive there and their answers go back on it. */
+export interface ConnectMessage {
+  readonly port: import('node:worker_threads').MessagePort;
 }
 
 /** One batch for one shard. `args` is indexed like `ops`, null where an op has none (or for all). */

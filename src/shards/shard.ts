@@ -2,12 +2,14 @@ import { getHeapStatistics } from 'node:v8';
 import { FillWaiters } from '../coordination/fill-waiters.js';
 import { newToken, tokenEpoch } from '../coordination/lease-token.js';
 import { LocalLocks } from '../coordination/local-locks.js';
+import { COORDINATION_DEFAULTS, type CoordinationSettings } from '../coordination/settings.js';
 import { SingleFlight } from '../coordination/single-flight.js';
 import { type LeaseOutcome, type LockEvent, type LockStore, leaseOrWait, loadUnderLock, type StampedeDeps } from '../coordination/stampede.js';
 import { earlyWindowMs, refreshEarly } from '../coordination/xfetch.js';
 import type { Counters } from '../counters/counters.js';
 import { L2_ERROR_KINDS, ORIGIN_SLOT, SHARD_SLOT } from '../counters/layout.js';
 import type { L2UnavailableError } from '../errors.js';
+import { hashKey } from '../hash.js';
 import type { HotIndexWriter } from '../l1/hot-index.js';
 import { entryBytes, type L1Entry, type L1EntryMeta, L1Partition, ownedEntry } from '../l1/partition.js';
 import { BUS_KIND, type BusKind, type BusPublisher } from '../l2/bus-format.js';
@@ -19,7 +21,6 @@ import type { OriginSlots } from '../origin/slots.js';
 import { Answers, type Found } from './answers.js';
 import { etagOf } from './etag.js';
 import { type Batch, type GetArgs, LEVELS, type Level, OP, type PutArgs, STATUS } from './protocol.js';
-import { hashKey } from './route.js';
 
 /** The L2 side of a shard: its own Redis client and its own numbered bus stream. */
 export interface ShardL2 {
@@ -45,19 +46,6 @@ export interface ShardOrigins {
   readonly slots: OriginSlots;
 }
 
-/** Tuning of the stampede protection (config: coordination). */
-export interface CoordinationSettings {
-  /** First poll interval of a wait for another holder's fill, ms (doubles up to maxPollMs). */
-  readonly pollMs: number;
-  readonly maxPollMs: number;
-  /** XFetch's β: how early hot keys are refreshed; 0 turns early refresh off. */
-  readonly earlyRefreshBeta: number;
-  /** Every answer comes within this long of its batch, ms (below the pool's requestTimeoutMs). */
-  readonly answerWithinMs: number;
-}
-
-export const COORDINATION_DEFAULTS: CoordinationSettings = { pollMs: 20, maxPollMs: 200, earlyRefreshBeta: 1, answerWithinMs: 4000 };
-
 export interface ShardOptions {
   readonly index: number;
   readonly counters: Counters;
@@ -68,9 +56,10 @@ export interface ShardOptions {
   readonly l2?: ShardL2 | null;
   readonly origins?: ShardOrigins | null;
   readonly coordination?: Partial<CoordinationSettings>;
-  /** Posts an answer (a whole batch or part of one) to the front. */
-  readonly send: (answer: ArrayBuffer) => void;
 }
+
+/** Posts an answer (a whole batch or part of one) back to the client that sent the batch. */
+export type SendAnswer = (answer: ArrayBuffer) => void;
 
 /**
  * How long a failed load's note stays in its lock's place: the readers of
@@ -170,6 +159,7 @@ class Later {
   constructor(
     readonly batch: Batch,
     readonly now: Answers,
+    readonly send: SendAnswer,
   ) {}
 }
 
@@ -200,7 +190,6 @@ export class Shard {
   readonly l2: ShardL2 | null;
   readonly origins: ShardOrigins | null;
   readonly #settings: CoordinationSettings;
-  readonly #send: (answer: ArrayBuffer) => void;
   /** L2 reads in flight, by key: concurrent misses for one key share one read. */
   readonly #loads = new Map<string, Load>();
   /**
@@ -229,7 +218,6 @@ export class Shard {
     this.l2 = options.l2 ?? null;
     this.origins = options.origins ?? null;
     this.#settings = { ...COORDINATION_DEFAULTS, ...options.coordination };
-    this.#send = options.send;
     counters.incShard(index, SHARD_SLOT.WORKER_STARTS);
     const hot = this.hot;
     this.l1 = new L1Partition({
@@ -298,14 +286,14 @@ export class Shard {
     counters.setShard(this.index, SHARD_SLOT.SKETCH_BYTES, this.l1.sketchBytes);
   }
 
-  /** Runs one batch: answers at once what it can, and the rest as its work ends (see the class comment). */
-  run(batch: Batch): void {
+  /** Runs one batch from a client: answers at once what it can, and the rest as its work ends (see the class comment), all through `send`. */
+  run(batch: Batch, send: SendAnswer): void {
     const start = performance.now();
     this.refreshTouched();
     const { ops, keys, args } = batch;
     const n = ops.length;
     const now = new Answers(batch.id, ops, false);
-    const later = new Later(batch, now);
+    const later = new Later(batch, now, send);
     const tally: Tally = { gets: 0, hits: 0, sets: 0, deletes: 0, removed: 0, puts: 0 };
     /** This batch's L1 misses that start a new L2 read: sent together after the loop. */
     const batchMisses: PendingLoad[] = [];
@@ -350,7 +338,7 @@ export class Shard {
     // Latency of the batch's ops as the shard saw them: from the front closing the batch to done here.
     this.#observe(batch, now, end);
     // A batch whose every op waits sends no empty first answer.
-    if (later.deferred < n) this.#send(now.pack());
+    if (later.deferred < n) send(now.pack());
   }
 
   #tally(t: Tally, ops: number): void {
@@ -424,7 +412,7 @@ export class Shard {
     for (let k = 0; k < ops.length; k++) (replies[k] as Reply)(answers, ops[k] as number);
     this.#observe(later.batch, answers, performance.now());
     // Gauges (items, bytes) are published by the worker's timers and after writes, not per answer.
-    this.#send(answers.pack());
+    later.send(answers.pack());
   }
 
   /** Records per-op latency (front closing the batch → answered here) for the ops `answers` answers. */

@@ -1,27 +1,18 @@
+import type { MessagePort } from 'node:worker_threads';
 import { workerData } from 'piscina';
+import type { CoordinationSettings } from '../coordination/settings.js';
 import { Counters } from '../counters/counters.js';
+import { SHARD_SLOT } from '../counters/layout.js';
 import { type HotIndexShape, HotIndexWriter } from '../l1/hot-index.js';
 import { BUS_CHANNEL, BusPublisher, HEARTBEAT_INTERVAL_MS } from '../l2/bus-format.js';
+import type { ShardL2Settings } from '../l2/node-link.js';
 import { RedisL2Store } from '../l2/redis.js';
-import type { L2Target } from '../l2/target.js';
 import { OriginClient } from '../origin/client.js';
 import type { OriginRule } from '../origin/rules.js';
 import { OriginSlots } from '../origin/slots.js';
-import type { AttachTask, Batch } from './protocol.js';
-import { type CoordinationSettings, Shard, type ShardL2, type ShardOrigins } from './shard.js';
-
-/** How each shard reaches the L2, or null for an L1-only node. */
-export interface ShardL2Settings {
-  readonly target: L2Target;
-  /** Deadline of one L2 operation, ms. */
-  readonly timeoutMs: number;
-  /** Longest an L2 value stays in L1, ms. */
-  readonly l1MaxTtlMs: number;
-  /** This node's id on the bus (its own messages are not applied again). */
-  readonly nodeId: string;
-  /** Which values from the L2 the L1 takes in. */
-  readonly admission: 'lru' | 'tinylfu';
-}
+import { linuxThreadId } from '../thread-id.js';
+import type { AttachTask, Batch, ConnectMessage } from './protocol.js';
+import { Shard, type ShardL2, type ShardOrigins } from './shard.js';
 
 /** How often a shard refreshes its L2 readiness and breaker gauges, ms. */
 const L2_GAUGE_INTERVAL_MS = 100;
@@ -48,16 +39,18 @@ const counters = new Counters(data.shards, data.countersBuffer, data.origins?.ru
 let attached: Shard | null = null;
 
 /**
- * The piscina task: takes ownership of a shard and serves its batches from
- * `port` until the port closes. Each batch gets its L1 answers at once, and
- * the answers of ops that wait (L2, origin, lease) in later parts as they
- * finish (protocol.ts).
+ * The piscina task: takes ownership of a shard and serves the batches of
+ * every client the supervisor connects on `control` (each front, and the
+ * main thread), each on its own port, until the control port closes. Each
+ * batch gets its L1 answers at once, and the answers of ops that wait (L2,
+ * origin, lease) in later parts as they finish (protocol.ts), on the port it
+ * came from.
  */
 export default function attach(task: AttachTask): Promise<void> {
   if (attached !== null) throw new Error(`worker already owns shard ${attached.index}; refused shard ${task.shard}`);
   const hot = data.hotIndexShape === null || task.hotIndex === null ? null : new HotIndexWriter(task.hotIndex, data.hotIndexShape);
   const l2 = data.l2 === null ? null : connectL2(data.l2);
-  const { port } = task;
+  const { control } = task;
   let client: OriginClient | null = null;
   let origins: ShardOrigins | null = null;
   if (data.origins !== null && task.originRow !== null) {
@@ -72,9 +65,9 @@ export default function attach(task: AttachTask): Promise<void> {
     l2,
     origins,
     coordination: data.coordination,
-    send: (answer) => port.postMessage(answer, [answer]),
   });
   attached = shard;
+  counters.setShard(task.shard, SHARD_SLOT.THREAD_ID, linuxThreadId());
   shard.publishMemory();
   const purge = setInterval(() => {
     shard.refreshTouched();
@@ -101,9 +94,19 @@ export default function attach(task: AttachTask): Promise<void> {
           if (heartbeat !== null) l2.store.publish(BUS_CHANNEL, heartbeat).catch(() => {});
         }, HEARTBEAT_INTERVAL_MS);
   heartbeats?.unref();
-  port.on('message', (batch: Batch) => shard.run(batch));
+  const clients = new Set<MessagePort>();
+  control.on('message', ({ port }: ConnectMessage) => {
+    clients.add(port);
+    const send = (answer: ArrayBuffer) => port.postMessage(answer, [answer]);
+    port.on('message', (batch: Batch) => shard.run(batch, send));
+    // A client that went away (a front replaced) closes its end; answers still owed to it are dropped.
+    port.once('close', () => clients.delete(port));
+  });
+  // The supervisor counts the shard as up from here (ShardSupervisor.ready, /readyz).
+  control.postMessage('attached');
   return new Promise<void>((resolve) => {
-    port.once('close', () => {
+    control.once('close', () => {
+      for (const port of clients) port.close();
       clearInterval(purge);
       if (gauges !== null) clearInterval(gauges);
       if (heartbeats !== null) clearInterval(heartbeats);

@@ -65,7 +65,7 @@ async function start(args: string[] = [], env: Record<string, string> = {}): Pro
 describe('strata CLI', () => {
   it('prints one line: where it listens, shards, L1 budget, and that no L2 is configured', async () => {
     const node = await start(['--l1-max-bytes', '64m']);
-    expect(node.line).toMatch(/^strata listening on http:\/\/127\.0\.0\.1:\d+ with 2 shards, L1 budget 64 MiB, no L2 configured/);
+    expect(node.line).toMatch(/^strata listening on http:\/\/127\.0\.0\.1:\d+ with \d+ fronts? and 2 shards, L1 budget 64 MiB, no L2 configured/);
     expect((await fetch(`http://127.0.0.1:${node.port}/healthz`)).status).toBe(200);
     node.child.kill('SIGTERM');
     expect(await node.exit).toBe(0);

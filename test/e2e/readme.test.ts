@@ -69,7 +69,7 @@ afterAll(async () => {
 /** Starts the CLI as the setup line says (`npm start -- …` runs exactly this after its build). */
 async function startNode(env: Record<string, string>): Promise<number> {
   const port = await freePort();
-  const child = spawn(process.execPath, [CLI, '--shards', '1', '--port', String(port)], {
+  const child = spawn(process.execPath, [CLI, '--fronts', '1', '--shards', '1', '--port', String(port)], {
     cwd: ROOT,
     env: { ...process.env, STRATA_CONFIG: '', REDIS_URL: '', STRATA_TOKENS: '', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -100,7 +100,7 @@ describe('README examples', () => {
 
   it('has the three example blocks, with output shown for the commands', () => {
     expect(blocks.map((b) => b.setup)).toEqual([
-      'npm start -- --shards 1',
+      'npm start -- --fronts 1 --shards 1',
       'REDIS_URL=redis://127.0.0.1:6379 npm start -- --shards 1, then Redis stopped',
       'STRATA_TOKENS=s3cret-token-1 npm start -- --shards 1',
     ]);

@@ -41,10 +41,10 @@ describe.each(targets)('stampede protection on three nodes (%s)', (_mode, start)
     origin = await TestOrigin.start();
     env = await start();
     const rules: OriginRuleInput[] = [
-      { prefix: 'item:', url: `${origin.url}/items/{id}`, ttl: 60, timeoutMs: 2000 },
+      { prefix: 'item:', url: `${origin.url}/items/{id}`, ttl: 60, timeoutMs: 5000 },
       { prefix: 'early:', url: `${origin.url}/early/{id}`, ttl: 2, timeoutMs: 2000 },
     ];
-    nodes = await Promise.all([1, 2, 3].map(() => startTestNode({ ...env.config, shards: 2, origins: rules })));
+    nodes = await Promise.all([1, 2, 3].map(() => startTestNode({ ...env.config, shards: 2, origins: rules, requestTimeoutMs: 10_000 })));
   }, 90_000);
   afterAll(async () => {
     await Promise.all((nodes ?? []).map((n) => n.close()));
@@ -60,7 +60,7 @@ describe.each(targets)('stampede protection on three nodes (%s)', (_mode, start)
       fetch(`${(nodes[i % 3] as Node).url}/v1/keys/item:cold`).then(async (r) => [r.status, await r.text()]),
     );
     // Every read has reached its shard (and waits) before the origin answers.
-    await until(async () => (await sum(nodes, (s) => s.levels.L1.gets)) - before >= 1000, 20_000, 50);
+    await until(async () => (await sum(nodes, (s) => s.levels.L1.gets)) - before >= 1000 && origin.hits('/items/cold') >= 1, 20_000, 50);
     expect(origin.hits('/items/cold')).toBe(1);
     origin.release();
     const answers = await Promise.all(reads);

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { bucketBoundSeconds, bucketOf, Counters, FrontCounters } from '../../src/counters/counters.js';
+import { allocateFrontCounters, bucketBoundSeconds, bucketOf, Counters, FrontCounters, FrontTotals } from '../../src/counters/counters.js';
 import { HIST_BUCKETS, SHARD_SLOT, STATUS_LABELS } from '../../src/counters/layout.js';
 import { ROOT } from '../helpers/node.js';
 
@@ -57,21 +57,63 @@ describe('shared counters', () => {
     expect(() => new Counters(2, counters.buffer)).toThrow(RangeError);
   });
 
-  it('front counters count requests by route and status code with a duration histogram', () => {
-    const front = new FrontCounters();
+  it('front counters count requests by route and status code with a duration histogram, summed over the fronts', () => {
+    const buffer = allocateFrontCounters(2, 3);
+    const front = new FrontCounters(buffer, 0, 3);
+    const other = new FrontCounters(buffer, 1, 3);
+    const totals = new FrontTotals(buffer, 2, 3);
     front.countRequest('get', 200, 3000);
     front.countRequest('get', 404, 3000);
     front.countRequest('get', 503, 2e9);
-    front.countRequest('get', 418, 1000);
+    other.countRequest('get', 418, 1000);
+    other.countRequest('get', 200, 1000);
     const at = (code: string) => STATUS_LABELS.indexOf(code as (typeof STATUS_LABELS)[number]);
-    expect(front.requests('get', at('200'))).toBe(1);
-    expect(front.requests('get', at('404'))).toBe(1);
-    expect(front.requests('get', at('503'))).toBe(1);
-    expect(front.requests('get', at('other'))).toBe(1);
-    expect(front.requests('put', at('200'))).toBe(0);
-    const h = front.routeHistogram('get');
-    expect(h.count).toBe(4);
+    expect(totals.requests('get', at('200'))).toBe(2);
+    expect(totals.requests('get', at('404'))).toBe(1);
+    expect(totals.requests('get', at('503'))).toBe(1);
+    expect(totals.requests('get', at('other'))).toBe(1);
+    expect(totals.requests('put', at('200'))).toBe(0);
+    const h = totals.routeHistogram('get');
+    expect(h.count).toBe(5);
     expect(h.buckets[bucketOf(3000)]).toBe(2);
-    expect(h.sumSeconds).toBeCloseTo(2.000007);
+    expect(h.buckets[bucketOf(1000)]).toBe(2);
+    expect(h.sumSeconds).toBeCloseTo(2.000008);
+    expect(totals.front(0).requests).toBe(3);
+    expect(totals.front(1).requests).toBe(2);
+  });
+
+  it('each front keeps its own gauges; a replacement resets what the dead front had in flight', () => {
+    const buffer = allocateFrontCounters(2, 2);
+    const front = new FrontCounters(buffer, 1, 2);
+    const totals = new FrontTotals(buffer, 2, 2);
+    front.started(1234);
+    front.begin();
+    front.begin();
+    front.end();
+    front.setUtilization(0.25);
+    expect(totals.active).toBe(1);
+    expect(totals.front(1)).toMatchObject({ starts: 1, threadId: 1234, utilization: 0.25, requestsInFlight: 1 });
+    expect(totals.front(0)).toMatchObject({ starts: 0, requestsInFlight: 0 });
+    new FrontCounters(buffer, 1, 2).started(5678);
+    expect(totals.active).toBe(0);
+    expect(totals.front(1)).toMatchObject({ starts: 2, threadId: 5678, utilization: 0 });
+    expect(() => new FrontCounters(buffer, 2, 2)).toThrow(RangeError);
+  });
+
+  it("the fronts' hot-index hits count as their shards' L1 gets and hits", () => {
+    const counters = new Counters(2);
+    const buffer = allocateFrontCounters(2, 2);
+    counters.includeFronts(new FrontTotals(buffer, 2, 2));
+    counters.addShard(1, SHARD_SLOT.L1_GETS, 10);
+    counters.addShard(1, SHARD_SLOT.L1_HITS, 4);
+    new FrontCounters(buffer, 0, 2).hotHit(1);
+    const second = new FrontCounters(buffer, 1, 2);
+    second.hotHit(1);
+    second.hotHit(0);
+    expect(counters.shard(1, SHARD_SLOT.L1_GETS)).toBe(12);
+    expect(counters.shard(1, SHARD_SLOT.L1_HITS)).toBe(6);
+    expect(counters.shard(0, SHARD_SLOT.L1_HITS)).toBe(1);
+    expect(counters.shard(1, SHARD_SLOT.L1_MISSES)).toBe(0);
+    expect(counters.total(SHARD_SLOT.L1_GETS)).toBe(13);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { hashKey } from '../../src/hash.js';
 import { allocateHotIndex, HotIndexReader, HotIndexWriter, hotIndexShape } from '../../src/l1/hot-index.js';
-import { hashKey } from '../../src/shards/route.js';
 
 const text = new TextEncoder();
 const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
@@ -120,5 +120,59 @@ describe('hot-read index', () => {
     expect(writer.published).toBe(1);
     expect(read(reader, 'after')?.value).toBe(big);
     expect(read(reader, 'held')).toBeNull();
+  });
+
+  it('has one read state and one touch ring per front: the writer waits for every front, and hears every front', () => {
+    const shape = hotIndexShape(64 * 1024, 3);
+    const buffer = allocateHotIndex(shape);
+    const writer = new HotIndexWriter(buffer, shape);
+    const fronts = [0, 1, 2].map((r) => new HotIndexReader(buffer, shape, r));
+    const [first, second, third] = fronts as [HotIndexReader, HotIndexReader, HotIndexReader];
+    publish(writer, 'a', '1');
+    publish(writer, 'b', '2');
+    for (let i = 0; i < 8; i++) read(first, 'a');
+    for (let i = 0; i < 8; i++) read(third, 'b');
+    const touched: string[] = [];
+    writer.drainTouches((k) => touched.push(k));
+    expect(touched.sort()).toEqual(['a', 'b']);
+
+    // The third front holds a read open on a record the writer withdraws: nothing is written over it, whatever
+    // the other fronts do, until that front closes its read.
+    const big = 'y'.repeat(shape.arenaBytes / 20);
+    publish(writer, 'held', big);
+    expect(third.lookup('held', hashKey('held'), 5)).toBe(true);
+    const at = third.valueAt;
+    writer.unpublish('held');
+    for (let i = 0; i < 25; i++) {
+      read(first, 'a');
+      read(second, 'b');
+      publish(writer, `other${i}`, big);
+    }
+    expect(decode(third.bytes.slice(at, at + big.length))).toBe(big);
+    third.done();
+    publish(writer, 'after', big);
+    for (const front of fronts) expect(read(front, 'after')?.value).toBe(big);
+    expect(read(second, 'held')).toBeNull();
+  });
+
+  it('a replacement front starts with its read closed, whatever its dead predecessor left open', () => {
+    const shape = hotIndexShape(64 * 1024, 2);
+    const buffer = allocateHotIndex(shape);
+    const writer = new HotIndexWriter(buffer, shape);
+    const dying = new HotIndexReader(buffer, shape, 1);
+    const big = 'z'.repeat(shape.arenaBytes / 20);
+    publish(writer, 'k', big);
+    expect(dying.lookup('k', hashKey('k'), 5)).toBe(true); // the thread dies here, its read open
+    writer.unpublish('k');
+    publish(writer, 'blocked', big);
+    for (let i = 0; i < 25; i++) publish(writer, `x${i}`, big);
+    expect(writer.published).toBeLessThan(25);
+    const replacement = new HotIndexReader(buffer, shape, 1);
+    // The writer paused after giving up; once the pause is over it publishes again.
+    const until = performance.now() + 50;
+    while (performance.now() < until);
+    publish(writer, 'after', big);
+    expect(read(replacement, 'after')?.value).toBe(big);
+    expect(() => new HotIndexReader(buffer, shape, 2)).toThrow(RangeError);
   });
 });

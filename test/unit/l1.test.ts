@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { hashKey } from '../../src/hash.js';
 import { ExpiryWheel } from '../../src/l1/expiry-wheel.js';
 import { FrequencySketch } from '../../src/l1/frequency-sketch.js';
 import { entrySize, type L1Entry, L1Partition, ownedEntry, plainMeta } from '../../src/l1/partition.js';
-import { hashKey } from '../../src/shards/route.js';
 
 function entry(bytes: number, tags: string[] | null = null): L1Entry {
   return { ...plainMeta(0, 0, tags), value: new Uint8Array(bytes), head: new Uint8Array(10) };

@@ -2,15 +2,17 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as load from '../../src/config/load.js';
+import * as frontSupervisor from '../../src/front/supervisor.js';
 import * as app from '../../src/http/app.js';
 import * as body from '../../src/http/body.js';
 import * as input from '../../src/http/input.js';
 import * as key from '../../src/http/key.js';
 import * as postgres from '../../src/invalidation/postgres.js';
+import * as hotIndex from '../../src/l1/hot-index.js';
 import * as bus from '../../src/l2/bus.js';
 import * as node from '../../src/node.js';
-import * as pool from '../../src/shards/pool.js';
 import * as shard from '../../src/shards/shard.js';
+import * as supervisor from '../../src/shards/supervisor.js';
 import { ROOT } from '../helpers/node.js';
 
 const modules: Record<string, Record<string, unknown>> = {
@@ -21,7 +23,9 @@ const modules: Record<string, Record<string, unknown>> = {
   'src/http/key.ts': key,
   'src/l2/bus.ts': bus,
   'src/node.ts': node,
-  'src/shards/pool.ts': pool,
+  'src/shards/supervisor.ts': supervisor,
+  'src/front/supervisor.ts': frontSupervisor,
+  'src/l1/hot-index.ts': hotIndex,
   'src/shards/shard.ts': shard,
   'src/invalidation/postgres.ts': postgres,
 };

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { hashKey, shardOf } from '../../src/shards/route.js';
+import { hashKey } from '../../src/hash.js';
+import { shardOf } from '../../src/shards/route.js';
 
 /** Reference FNV-1a 32 over UTF-8 bytes, written the obvious way. */
 function reference(key: string): number {

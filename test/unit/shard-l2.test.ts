@@ -142,18 +142,18 @@ function setup() {
     counters,
     l1MaxBytes: 1 << 20,
     l2: { store, bus, l1MaxTtlMs: 60_000, admission: 'lru' },
-    send: (buffer) => {
-      const id = BatchResult.idOf(buffer);
-      const list = answers.get(id) ?? [];
-      list.push(new BatchResult(buffer, ops.get(id) ?? 0));
-      answers.set(id, list);
-      for (const wake of arrived.splice(0)) wake();
-    },
   });
+  const send = (buffer: ArrayBuffer) => {
+    const id = BatchResult.idOf(buffer);
+    const list = answers.get(id) ?? [];
+    list.push(new BatchResult(buffer, ops.get(id) ?? 0));
+    answers.set(id, list);
+    for (const wake of arrived.splice(0)) wake();
+  };
   /** Runs a batch; its answers so far, and a wait for its next one. */
   const run = (b: Batch) => {
     ops.set(b.id, b.ops.length);
-    shard.run(b);
+    shard.run(b, send);
     const sent = () => answers.get(b.id) ?? [];
     const next = async (count: number): Promise<BatchResult> => {
       while (sent().length < count) await new Promise<void>((r) => arrived.push(r));

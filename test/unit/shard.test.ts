@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { Counters } from '../../src/counters/counters.js';
 import { SHARD_SLOT } from '../../src/counters/layout.js';
+import { hashKey } from '../../src/hash.js';
 import { allocateHotIndex, HotIndexReader, HotIndexWriter, hotIndexShape } from '../../src/l1/hot-index.js';
 import { type Batch, BatchResult, OP, STATUS } from '../../src/shards/protocol.js';
-import { hashKey } from '../../src/shards/route.js';
 import { Shard } from '../../src/shards/shard.js';
 
 function setup(l1MaxBytes: number) {
@@ -11,10 +11,11 @@ function setup(l1MaxBytes: number) {
   const buffer = allocateHotIndex(shape);
   const counters = new Counters(1);
   const sent: ArrayBuffer[] = [];
-  const shard = new Shard({ index: 0, counters, l1MaxBytes, hot: new HotIndexWriter(buffer, shape), send: (answer) => sent.push(answer) });
+  const shard = new Shard({ index: 0, counters, l1MaxBytes, hot: new HotIndexWriter(buffer, shape) });
+  const send = (answer: ArrayBuffer) => sent.push(answer);
   /** Runs a batch of L1-only ops and returns its one answer. */
   const run = (batch: Batch): BatchResult => {
-    shard.run(batch);
+    shard.run(batch, send);
     return new BatchResult(sent.pop() as ArrayBuffer, batch.ops.length);
   };
   return { shard, counters, run, reader: new HotIndexReader(buffer, shape) };

@@ -1,0 +1,215 @@
+import { Worker } from 'node:worker_threads';
+import type { StrataConfig } from '../config/schema.js';
+import { PortInUseError } from '../errors.js';
+import type { HotIndexShape } from '../l1/hot-index.js';
+import type { ShardSupervisor } from '../shards/supervisor.js';
+import type { FromFront, FrontWorkerData, Question, SupervisorAnswer, ToFront } from './messages.js';
+
+const FRONT_FILE = new URL('./thread.js', import.meta.url);
+/**
+ * Young generation of each front's V8 heap, MiB: 2 MiB semi-spaces, as the
+ * single front on the main thread had (`--max-semi-space-size=2`). A front's
+ * garbage is small and short-lived (request objects, batch messages); a
+ * larger young generation is reserved for good once reached (docs/memory.md).
+ */
+export const FRONT_YOUNG_GENERATION_MB = 6;
+/** A front that dies is replaced after this long, doubling while replacements keep dying (up to 5 s). */
+const RESTART_DELAY_MS = 50;
+const MAX_RESTART_DELAY_MS = 5000;
+/** How long shutdown waits for each front to end after asking it to. */
+const CLOSE_WAIT_MS = 5000;
+/** A replacement that runs this long resets the delay. */
+const STABLE_AFTER_MS = 10_000;
+
+export interface FrontSupervisorOptions {
+  readonly config: StrataConfig;
+  /** The port every front listens on (claimed by the supervisor; never 0). */
+  readonly port: number;
+  readonly frontCounters: SharedArrayBuffer;
+  readonly hotIndexShape: HotIndexShape | null;
+  readonly shards: ShardSupervisor;
+  /** Renders the answers a front asks for (readiness, metrics, stats). */
+  readonly answer: (question: Question) => Promise<SupervisorAnswer>;
+  /** A line for the operator. */
+  readonly say: (line: string) => void;
+}
+
+/** One front's seat: the thread running it now, if any. */
+class FrontSeat {
+  worker: Worker | null = null;
+  startedAt = 0;
+  restartDelayMs = RESTART_DELAY_MS;
+  /** Forgets this thread as a shard client. */
+  forget: (() => void) | null = null;
+  drained: (() => void) | null = null;
+  exited: Promise<void> = Promise.resolve();
+  constructor(readonly index: number) {}
+}
+
+/**
+ * The fronts, supervised from the main thread: F worker threads, each a uWS
+ * app on the same port (SO_REUSEPORT), each connected to every shard. A front
+ * that dies (an uncaught exception) is replaced; its connections are lost,
+ * the other fronts are not affected. A front is never terminated from
+ * outside: uWS's native handles must be closed by the thread itself before it
+ * ends, or the whole process aborts; so shutdown asks each front to drain and
+ * then to close.
+ */
+export class FrontSupervisor {
+  readonly #options: FrontSupervisorOptions;
+  readonly #seats: FrontSeat[];
+  #port = 0;
+  #closing = false;
+
+  constructor(options: FrontSupervisorOptions) {
+    this.#options = options;
+    this.#seats = Array.from({ length: options.config.fronts }, (_, i) => new FrontSeat(i));
+  }
+
+  /** Starts every front; resolves with the port they listen on. */
+  async start(): Promise<number> {
+    this.#port = this.#options.port;
+    try {
+      await Promise.all(this.#seats.map((seat) => this.#spawn(seat, this.#port)));
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+    return this.#port;
+  }
+
+  /** Starts a thread for a seat; resolves with its port once it listens. */
+  #spawn(seat: FrontSeat, port: number): Promise<number> {
+    const { config, frontCounters, hotIndexShape, shards } = this.#options;
+    const data: FrontWorkerData = { front: seat.index, config, port, frontCounters, hotIndexShape };
+    const worker = new Worker(FRONT_FILE, {
+      workerData: data,
+      name: `strata-front-${seat.index}`,
+      resourceLimits: { maxYoungGenerationSizeMb: FRONT_YOUNG_GENERATION_MB },
+    });
+    seat.worker = worker;
+    seat.startedAt = Date.now();
+    const post = (message: ToFront, transfer?: readonly import('node:worker_threads').TransferListItem[]) => {
+      if (seat.worker === worker) worker.postMessage(message, transfer);
+    };
+    seat.forget = shards.addClient({
+      connect: (shard, threadId, shardPort, hotIndex) => post({ type: 'shard', shard, threadId, port: shardPort, hotIndex }, [shardPort]),
+      disconnect: (shard, threadId, code, message) => post({ type: 'shardDown', shard, threadId, code, message }),
+    });
+    let exit: () => void = () => {};
+    seat.exited = new Promise<void>((resolve) => {
+      exit = resolve;
+    });
+    return new Promise<number>((resolve, reject) => {
+      let listening = false;
+      worker.on('message', (message: FromFront) => {
+        switch (message.type) {
+          case 'listening':
+            listening = true;
+            resolve(message.port);
+            return;
+          case 'listenFailed':
+            // The claim found the port free a moment ago: someone took it since (or binding is not permitted).
+            reject(new PortInUseError(config.host, port, `front ${seat.index} could not bind it (${message.message})`));
+            post({ type: 'close' });
+            return;
+          case 'ask':
+            void this.#options.answer(message.question).then(
+              (answer) => post({ type: 'answer', id: message.id, answer }),
+              (err: unknown) =>
+                post({
+                  type: 'answer',
+                  id: message.id,
+                  answer: { status: 500, contentType: 'application/json', body: JSON.stringify({ error: { code: 'E_INTERNAL', message: String(err) } }) },
+                }),
+            );
+            return;
+          case 'timeout':
+            shards.replace(message.shard, message.threadId);
+            return;
+          case 'drained':
+            seat.drained?.();
+            return;
+        }
+      });
+      worker.on('error', (err) => {
+        this.#options.say(`strata: front ${seat.index} failed: ${err.message}`);
+      });
+      worker.once('exit', (code) => {
+        seat.forget?.();
+        seat.forget = null;
+        seat.worker = null;
+        seat.drained?.();
+        exit();
+        if (!listening) {
+          reject(new Error(`front ${seat.index} exited with code ${code} before it listened`));
+          return;
+        }
+        if (this.#closing) return;
+        this.#replace(seat, code);
+      });
+    });
+  }
+
+  /** Starts a replacement for a front that died, after a delay that grows while replacements keep dying. */
+  #replace(seat: FrontSeat, code: number): void {
+    const stable = Date.now() - seat.startedAt > STABLE_AFTER_MS;
+    const delay = stable ? RESTART_DELAY_MS : seat.restartDelayMs;
+    seat.restartDelayMs = Math.min(MAX_RESTART_DELAY_MS, delay * 2);
+    this.#options.say(`strata: front ${seat.index} exited with code ${code}; replacing it in ${delay} ms`);
+    setTimeout(() => {
+      if (this.#closing) return;
+      this.#spawn(seat, this.#port).catch((err: unknown) => {
+        this.#options.say(`strata: front ${seat.index} could not be replaced: ${(err as Error).message}`);
+      });
+    }, delay).unref();
+  }
+
+  /** Fronts running now. */
+  get running(): number {
+    return this.#seats.filter((s) => s.worker !== null).length;
+  }
+
+  /** Each front's thread (null while it is being replaced). Test-only. */
+  threadOf(front: number): Worker | null {
+    return this.#seats[front]?.worker ?? null;
+  }
+
+  /** Test-only: makes a front fail as a bug in a handler would. */
+  crash(front: number): void {
+    this.#seats[front]?.worker?.postMessage({ type: 'crash' } satisfies ToFront);
+  }
+
+  /** Shutdown, step 1: every front stops accepting and finishes its requests in flight (until deadlineMs, epoch ms). */
+  async drain(deadlineMs: number): Promise<void> {
+    this.#closing = true;
+    await Promise.all(
+      this.#seats.map(
+        (seat) =>
+          new Promise<void>((resolve) => {
+            if (seat.worker === null) return resolve();
+            seat.drained = resolve;
+            seat.worker.postMessage({ type: 'drain', deadlineMs } satisfies ToFront);
+          }),
+      ),
+    );
+  }
+
+  /**
+   * Shutdown, step 2: every front closes its connections and ends. A front
+   * that does not end within CLOSE_WAIT_MS (a hung handler) is left behind:
+   * it cannot be terminated safely (see the class comment); the process
+   * exiting ends it.
+   */
+  async close(): Promise<void> {
+    this.#closing = true;
+    for (const seat of this.#seats) seat.worker?.postMessage({ type: 'close' } satisfies ToFront);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), CLOSE_WAIT_MS);
+    });
+    const ended = await Promise.race([Promise.all(this.#seats.map((seat) => seat.exited)), late]);
+    clearTimeout(timer);
+    if (ended === 'late') this.#options.say(`strata: a front did not stop within ${CLOSE_WAIT_MS} ms; leaving it to the process exit`);
+  }
+}
