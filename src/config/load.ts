@@ -2,19 +2,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { transform } from 'sucrase';
 import { ConfigError } from '../errors.js';
+import { L1_ENTRY_OVERHEAD_BYTES } from '../l1/partition.js';
 import { redactPasswords } from '../l2/target.js';
 import { OPTIONS, type OptionSpec, type StrataConfig } from './schema.js';
 
-/**
- * Fixed per-entry cost the L1 charges on top of key, value and header
- * bytes: what an entry really costs the process beyond them (its objects in
- * the V8 heap, lru-cache's and the expiry wheel's bookkeeping, the
- * allocator's headers), measured by native-bench/memory.ts (`entry` step:
- * about 900 bytes of RSS per entry whatever the value size). Charging it
- * keeps the budget honest for small values: a budget full of 16-byte values
- * costs about what the same budget full of 4 KiB values does (docs/memory.md).
- */
-export const L1_ENTRY_OVERHEAD_BYTES = 880;
 /**
  * What the L1 charges for an entry beyond its value, at most: a 512-byte key
  * counted as UTF-16 (1024), the header block (256-character content type plus

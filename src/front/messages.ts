@@ -1,17 +1,10 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { StrataConfig } from '../config/schema.js';
 import type { ErrorCode } from '../errors.js';
+import type { Question, SupervisorAnswer } from '../http/app.js';
 import type { HotIndexShape } from '../l1/hot-index.js';
 
-/** What a front asks the supervisor for: the answers that need the whole node's view. */
-export type Question = 'ready' | 'metrics' | 'stats';
-
-/** A whole HTTP answer the supervisor renders for a front. */
-export interface SupervisorAnswer {
-  readonly status: number;
-  readonly contentType: string;
-  readonly body: string;
-}
+export type { Question, SupervisorAnswer } from '../http/app.js';
 
 /** Supervisor → front. */
 export type ToFront =

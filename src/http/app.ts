@@ -1,10 +1,11 @@
+import { invalidationOf, isProblem, MAX_BATCH_KEYS, stringList } from '../api/input.js';
+import { keyFromSegment, keyProblem } from '../api/key.js';
 import { answerWithinMs } from '../config/load.js';
 import type { StrataConfig } from '../config/schema.js';
 import { tokenEpoch } from '../coordination/lease-token.js';
 import type { FrontCounters } from '../counters/counters.js';
 import type { Route } from '../counters/layout.js';
 import type { ErrorCode } from '../errors.js';
-import type { Question, SupervisorAnswer } from '../front/messages.js';
 import { hashKey } from '../hash.js';
 import { type InvalidationFailure, invalidate, l2ErrorMessage } from '../invalidation/invalidate.js';
 import { ruleFor } from '../origin/rules.js';
@@ -13,24 +14,22 @@ import { type GetArgs, LEVELS, OP, STATUS } from '../shards/protocol.js';
 import { shardOfHash, shardOf as shardOfKey } from '../shards/route.js';
 import { readBody } from './body.js';
 import { framingProblem, type HeaderScan, headerProblem, scanHeaders } from './headers.js';
-import {
-  contentTypeOf,
-  type GetQuery,
-  invalidationOf,
-  isProblem,
-  MAX_BATCH_KEYS,
-  parseGetQuery,
-  parseJsonBody,
-  parsePutQuery,
-  stringList,
-  TokenGuard,
-} from './input.js';
-import { keyFromSegment, keyProblem } from './key.js';
+import { contentTypeOf, type GetQuery, parseGetQuery, parseJsonBody, parsePutQuery, TokenGuard } from './input.js';
 import { Exchange, serveHot } from './respond.js';
 import type { HttpRequest, HttpResponse, loadNativeUws, TemplatedApp } from './uws.js';
 
 /** Largest mget/invalidate body. */
 export const MAX_JSON_BODY_BYTES = 1024 * 1024;
+
+/** What a front asks the supervisor for: the answers that need the whole node's view. */
+export type Question = 'ready' | 'metrics' | 'stats';
+
+/** A whole HTTP answer the supervisor renders for a front. */
+export interface SupervisorAnswer {
+  readonly status: number;
+  readonly contentType: string;
+  readonly body: string;
+}
 
 /** What the routes of one front need. */
 export interface AppContext {

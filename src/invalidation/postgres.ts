@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { type InputProblem, invalidationOf, isProblem } from '../http/input.js';
+import { type InputProblem, invalidationOf, isProblem } from '../api/input.js';
 import { APPLIER_LOCK, DEFAULT_CHANNEL, MIGRATION, MIGRATION_LOCK } from './outbox.js';
 
 /** Applies one outbox entry through the node (L2, bus, every L1); rejects when it could not. */

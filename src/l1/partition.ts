@@ -1,5 +1,4 @@
 import { LRUCache } from 'lru-cache';
-import { L1_ENTRY_OVERHEAD_BYTES } from '../config/load.js';
 import { hashKey } from '../hash.js';
 import type { Validators } from '../l2/envelope.js';
 import { ExpiryWheel } from './expiry-wheel.js';
@@ -112,6 +111,17 @@ const NOTE_TOLERANCE_MS = 2;
 const SKETCH_BYTES_PER_COUNTER = 512;
 
 /** Bytes an entry charges against the budget: key, value, metadata and fixed overhead. */
+/**
+ * Fixed per-entry cost the L1 charges on top of key, value and header
+ * bytes: what an entry really costs the process beyond them (its objects in
+ * the V8 heap, lru-cache's and the expiry wheel's bookkeeping, the
+ * allocator's headers), measured by native-bench/memory.ts (`entry` step:
+ * about 900 bytes of RSS per entry whatever the value size). Charging it
+ * keeps the budget honest for small values: a budget full of 16-byte values
+ * costs about what the same budget full of 4 KiB values does (docs/memory.md).
+ */
+export const L1_ENTRY_OVERHEAD_BYTES = 880;
+
 export function entrySize(key: string, entry: L1Entry): number {
   return entryBytes(key, entry.value.byteLength, entry.head.byteLength);
 }

@@ -1,11 +1,20 @@
-import type { StrataConfig } from '../config/schema.js';
 import type { Counters } from '../counters/counters.js';
 import { SHARD_SLOT } from '../counters/layout.js';
 import { BusSubscriber, newNodeId } from './bus.js';
 import { type L2Target, redactPasswords } from './target.js';
 
+/** What the node's L2 side needs of the configuration (the node passes its L2Config). */
+export interface L2Config {
+  readonly redisUrl: string;
+  readonly redisCluster: readonly string[];
+  readonly l2TimeoutMs: number;
+  readonly l1MaxTtl: number;
+  readonly l1Admission: 'lru' | 'tinylfu';
+  readonly shards: number;
+}
+
 /** The L2 a config names, or null for an L1-only node. */
-export function l2TargetOf(config: StrataConfig): L2Target | null {
+export function l2TargetOf(config: Pick<L2Config, 'redisUrl' | 'redisCluster'>): L2Target | null {
   if (config.redisUrl !== '') return { url: config.redisUrl };
   if (config.redisCluster.length > 0) return { cluster: config.redisCluster };
   return null;
@@ -62,10 +71,10 @@ export class NodeL2Link {
   readonly nodeId = newNodeId();
   readonly bus: BusCounts = { received: 0, gaps: 0 };
   readonly #target: L2Target;
-  readonly #config: StrataConfig;
+  readonly #config: L2Config;
   #subscriber: BusSubscriber | null = null;
 
-  constructor(target: L2Target, config: StrataConfig) {
+  constructor(target: L2Target, config: L2Config) {
     this.#target = target;
     this.#config = config;
   }

@@ -1,5 +1,5 @@
 import { Pool } from 'undici';
-import { MAX_CONTENT_TYPE_LENGTH } from '../http/input.js';
+import { MAX_CONTENT_TYPE_LENGTH } from '../api/input.js';
 import type { Validators } from '../l2/envelope.js';
 import { type Freshness, freshnessOf } from './cache-control.js';
 import { type OriginRule, originUrl } from './rules.js';

@@ -321,8 +321,7 @@ export class Shard {
           this.#dropRemote(i, key, now);
           break;
         case OP.DROP_TAG:
-          this.counters.addShard(this.index, SHARD_SLOT.L1_REMOTE_DROPS, this.#dropTagged(key));
-          now.set(i, STATUS.DONE);
+          this.#dropRemoteTag(i, key, now);
           break;
         case OP.CLEAR:
           this.#clear(i, now);
@@ -339,6 +338,12 @@ export class Shard {
     this.#observe(batch, now, end);
     // A batch whose every op waits sends no empty first answer.
     if (later.deferred < n) send(now.pack());
+  }
+
+  /** Another node invalidated a tag: its entries leave this L1 (the bus's DROP_TAG). */
+  #dropRemoteTag(i: number, tag: string, now: Answers): void {
+    this.counters.addShard(this.index, SHARD_SLOT.L1_REMOTE_DROPS, this.#dropTagged(tag));
+    now.set(i, STATUS.DONE);
   }
 
   #tally(t: Tally, ops: number): void {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_BATCH_KEYS } from '../../src/http/input.js';
+import { MAX_BATCH_KEYS } from '../../src/api/input.js';
 import { MIGRATION } from '../../src/invalidation/outbox.js';
 import { startTestNode, until } from '../helpers/node.js';
 import { RedisServer } from '../helpers/redis.js';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { contentTypeOf, parsePutQuery, TokenGuard, tagProblem } from '../../src/http/input.js';
-import { decodeSegment, keyFromSegment, keyProblem } from '../../src/http/key.js';
+import { tagProblem } from '../../src/api/input.js';
+import { decodeSegment, keyFromSegment, keyProblem } from '../../src/api/key.js';
+import { contentTypeOf, parsePutQuery, TokenGuard } from '../../src/http/input.js';
 
 describe('keys', () => {
   it('accepts 1..512 bytes of UTF-8 without control characters', () => {

@@ -1,14 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import * as apiInput from '../../src/api/input.js';
+import * as key from '../../src/api/key.js';
 import * as load from '../../src/config/load.js';
 import * as frontSupervisor from '../../src/front/supervisor.js';
 import * as app from '../../src/http/app.js';
 import * as body from '../../src/http/body.js';
 import * as input from '../../src/http/input.js';
-import * as key from '../../src/http/key.js';
 import * as postgres from '../../src/invalidation/postgres.js';
 import * as hotIndex from '../../src/l1/hot-index.js';
+import * as partition from '../../src/l1/partition.js';
 import * as bus from '../../src/l2/bus.js';
 import * as node from '../../src/node.js';
 import * as shard from '../../src/shards/shard.js';
@@ -20,12 +22,14 @@ const modules: Record<string, Record<string, unknown>> = {
   'src/http/app.ts': app,
   'src/http/body.ts': body,
   'src/http/input.ts': input,
-  'src/http/key.ts': key,
+  'src/api/key.ts': key,
+  'src/api/input.ts': apiInput,
   'src/l2/bus.ts': bus,
   'src/node.ts': node,
   'src/shards/supervisor.ts': supervisor,
   'src/front/supervisor.ts': frontSupervisor,
   'src/l1/hot-index.ts': hotIndex,
+  'src/l1/partition.ts': partition,
   'src/shards/shard.ts': shard,
   'src/invalidation/postgres.ts': postgres,
 };
