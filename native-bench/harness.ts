@@ -1,10 +1,11 @@
 /**
- * What the HTTP benchmarks share: wrk (installed when missing), per-thread CPU
- * from /proc, and number formatting.
+ * What the HTTP benchmarks share: wrk (installed when missing), servers started
+ * pinned to a CPU, per-thread CPU and RSS from /proc, and number formatting.
  */
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
+import { freePort } from '../test/helpers/redis.js';
 
 export const SERVER_CPU = '0';
 export const WRK_CPU = availableParallelism() > 1 ? '1' : '0';
@@ -22,6 +23,50 @@ export function requireWrk(): void {
       console.error('wrk is required: apt-get install wrk');
       process.exit(1);
     }
+  }
+}
+
+/** A server process started by a benchmark, and the port it listens on. */
+export interface Server {
+  child: ChildProcess;
+  port: number;
+}
+
+/**
+ * Starts `node argv…` (each '$PORT' replaced by a free port), pinned to `cpu` unless it is null, with
+ * no config file, and waits for a line with 'listening' on its stdout.
+ */
+export async function startProcess(argv: string[], env: Record<string, string>, cpu: string | null): Promise<Server> {
+  const port = await freePort();
+  const full = argv.map((a) => (a === '$PORT' ? String(port) : a));
+  const options = { stdio: ['ignore', 'pipe', 'inherit'] as ['ignore', 'pipe', 'inherit'], cwd: tmpdir(), env: { ...process.env, STRATA_CONFIG: '', ...env } };
+  const child = cpu === null ? spawn(process.execPath, full, options) : spawn('taskset', ['-c', cpu, process.execPath, ...full], options);
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('listening')) resolve();
+    });
+    child.on('exit', (code) => reject(new Error(`${argv.find((a) => !a.startsWith('-')) ?? argv[0]} exited with ${code}`)));
+  });
+  return { child, port };
+}
+
+/** SIGTERM, and resolves when the process has exited. */
+export async function stop(server: Server): Promise<void> {
+  if (server.child.exitCode !== null || server.child.signalCode !== null) return;
+  const exited = new Promise((r) => server.child.once('exit', r));
+  server.child.kill('SIGTERM');
+  await exited;
+}
+
+/** Resident memory of a process in bytes (VmRSS), 0 if it has gone. */
+export function rssOf(pid: number): number {
+  try {
+    const kib = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return Number(kib ?? 0) * 1024;
+  } catch {
+    return 0;
   }
 }
 

@@ -15,17 +15,16 @@
  *
  *   npm run bench:l2 [-- --seconds 10 --rounds 3]
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
 import { entrySize, plainMeta } from '../src/l1/partition.js';
-import { encodeEnvelope, PLAIN } from '../src/l2/envelope.js';
-import { valueKey } from '../src/l2/keys.js';
-import { freePort, RedisServer } from '../test/helpers/redis.js';
-import { cpuOf, fmt, getJson, requireWrk, runWrk, SERVER_CPU, WRK_CPU } from './harness.js';
+import { RedisServer } from '../test/helpers/redis.js';
+import { cpuOf, fmt, getJson, requireWrk, runWrk, SERVER_CPU, type Server, startProcess, stop, WRK_CPU } from './harness.js';
+import { uniformGetScript, zipfScript, zipfStaticOptimum } from './load-scripts.js';
+import { preloadStrataLayout } from './preload.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -43,69 +42,13 @@ const KEYS = 100_000;
 const VALUE_BYTES = 1024;
 const root = new URL('../../', import.meta.url).pathname;
 
-interface Server {
-  child: ChildProcess;
-  port: number;
-}
-
-async function startProcess(argv: string[], env: Record<string, string>, cpu: string | null): Promise<Server> {
-  const port = await freePort();
-  const full = [...argv.map((a) => (a === '$PORT' ? String(port) : a))];
-  const child =
-    cpu === null
-      ? spawn(process.execPath, full, { stdio: ['ignore', 'pipe', 'inherit'], cwd: tmpdir(), env: { ...process.env, STRATA_CONFIG: '', ...env } })
-      : spawn('taskset', ['-c', cpu, process.execPath, ...full], {
-          stdio: ['ignore', 'pipe', 'inherit'],
-          cwd: tmpdir(),
-          env: { ...process.env, STRATA_CONFIG: '', ...env },
-        });
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('listening')) resolve();
-    });
-    child.on('exit', (code) => reject(new Error(`${argv[0]} exited with ${code}`)));
-  });
-  return { child, port };
-}
-
 function startStrata(redisUrl: string, extra: string[], cpu: string | null = SERVER_CPU): Promise<Server> {
   return startProcess([join(root, 'dist/src/cli.js'), '--port', '$PORT', '--shards', '1', '--max-value-bytes', '4k', ...extra], { REDIS_URL: redisUrl }, cpu);
 }
 
-async function stop(server: Server): Promise<void> {
-  server.child.kill('SIGTERM');
-  await new Promise((r) => server.child.once('exit', r));
-}
-
 /** Writes every key's envelope straight into Redis (what a PUT through Strata would leave there). */
-async function preloadRedis(url: string): Promise<void> {
-  const redis = new Redis(url);
-  const value = new Uint8Array(VALUE_BYTES).fill(120);
-  for (let start = 0; start < KEYS; start += 5000) {
-    const pipeline = redis.pipeline();
-    for (let k = start; k < Math.min(KEYS, start + 5000); k++) {
-      pipeline.set(
-        valueKey(`k${k}`),
-        encodeEnvelope({
-          ...PLAIN,
-          value,
-          contentType: 'application/octet-stream',
-          etag: `"${k}"`,
-          createdMs: Date.now(),
-          expiresMs: Date.now() + 3_600_000,
-          swrUntilMs: Date.now() + 3_600_000,
-          staleUntilMs: Date.now() + 3_600_000,
-          tags: null,
-        }),
-        'PX',
-        3_600_000,
-      );
-    }
-    await pipeline.exec();
-  }
-  redis.disconnect();
+function preloadRedis(url: string): Promise<void> {
+  return preloadStrataLayout(url, KEYS, VALUE_BYTES);
 }
 
 interface Stats {
@@ -151,55 +94,6 @@ async function measure(label: string, server: Server, redisPid: number, script: 
   return run;
 }
 
-function uniformGetScript(dir: string): string {
-  const path = join(dir, 'uniform.lua');
-  writeFileSync(path, `math.randomseed(42)\nrequest = function()\n  return wrk.format("GET", "/v1/keys/k" .. math.random(0, ${KEYS - 1}))\nend\n`);
-  return path;
-}
-
-/** Zipf(s) over KEYS ranks by inverse CDF (binary search), 95% GET / 5% PUT. */
-function zipfScript(dir: string, s: number): string {
-  const path = join(dir, 'zipf.lua');
-  writeFileSync(
-    path,
-    `local n, s = ${KEYS}, ${s}
-local cdf, sum = {}, 0
-for i = 1, n do sum = sum + 1 / (i ^ s); cdf[i] = sum end
-for i = 1, n do cdf[i] = cdf[i] / sum end
-local body = string.rep("z", ${VALUE_BYTES})
-math.randomseed(1234)
-local function rank()
-  local u, lo, hi = math.random(), 1, n
-  while lo < hi do
-    local mid = math.floor((lo + hi) / 2)
-    if cdf[mid] < u then lo = mid + 1 else hi = mid end
-  end
-  return lo - 1
-end
-request = function()
-  local k = rank()
-  if math.random() < 0.05 then
-    return wrk.format("PUT", "/v1/keys/k" .. k .. "?ttl=3600", nil, body)
-  end
-  return wrk.format("GET", "/v1/keys/k" .. k)
-end
-`,
-  );
-  return path;
-}
-
-/** Share of requests the best static choice of `capacity` keys would serve (the top ranks). */
-function staticOptimum(capacity: number, s: number): number {
-  let top = 0;
-  let all = 0;
-  for (let i = 1; i <= KEYS; i++) {
-    const w = 1 / i ** s;
-    all += w;
-    if (i <= capacity) top += w;
-  }
-  return top / all;
-}
-
 function table(runs: Run[]): void {
   console.log('| run | req/s | p50 ms | p99 ms | req per server CPU-s | Redis CPU | L1 hit ratio | requests reaching Redis | errors |');
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
@@ -215,7 +109,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 async function l2Hits(redis: RedisServer, dir: string): Promise<void> {
   console.log('\n## 1. L2 hits, L1 cold (1 MiB L1, 100,000 keys read uniformly)\n');
-  const script = uniformGetScript(dir);
+  const script = uniformGetScript(dir, KEYS);
   const runs: Run[] = [];
   const ratios: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
@@ -246,8 +140,8 @@ async function zipf(redis: RedisServer, dir: string): Promise<void> {
   console.log(
     `\n## 2. Zipf s=${s}, ${fmt(KEYS)} keys x ${VALUE_BYTES} B, L1 ${fmt(l1Bytes / 1048576, 1)} MiB (~${fmt(capacity)} entries, 10% of the keyspace), 95% GET / 5% PUT\n`,
   );
-  console.log(`best static choice of ${fmt(capacity)} keys would serve ${(staticOptimum(capacity, s) * 100).toFixed(1)}% of reads\n`);
-  const script = zipfScript(dir, s);
+  console.log(`best static choice of ${fmt(capacity)} keys would serve ${(zipfStaticOptimum(KEYS, capacity, s) * 100).toFixed(1)}% of reads\n`);
+  const script = zipfScript(dir, { keys: KEYS, s, putShare: 0.05, valueBytes: VALUE_BYTES });
   const runs: Run[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     for (const admission of ['lru', 'tinylfu']) {
