@@ -1,0 +1,51 @@
+/** What bench:cores measures and projects, shared by the benchmark (cores.ts) and its figure (cores-figure.ts). */
+import type { RequestCost, Split } from './projection.js';
+import type { Role } from './threads.js';
+
+export type LoadName = 'GET hits' | 'L2 hits' | 'PUTs';
+export const LOADS: readonly LoadName[] = ['GET hits', 'L2 hits', 'PUTs'];
+
+/** fronts × shards. */
+export interface Config {
+  fronts: number;
+  shards: number;
+}
+
+export const configName = (c: Config) => `${c.fronts}×${c.shards}`;
+
+/** One load measured on one configuration. */
+export interface LoadRun extends Config {
+  load: LoadName;
+  round: number;
+  requests: number;
+  rps: number;
+  p50ms: number;
+  p99ms: number;
+  errors: number;
+  cpuSeconds: number;
+  perCpuSecond: number;
+  /** Server CPU per request by thread role, µs. */
+  usPerRequest: Record<Role, number>;
+  /** CPU per request of each front thread and of each shard thread, µs (how evenly the work spread). */
+  perThreadUs: { fronts: number[]; shards: number[] };
+  /** redis-server's CPU per request, µs. */
+  redisUsPerRequest: number;
+  /** L1 hits / GETs during the run (GET loads). */
+  l1HitRatio: number | null;
+  /**
+   * GETs the node counted / requests wrk completed (GET loads): about 1 when
+   * /v1/stats sees every front's hits; far below, the hit ratio is not to be trusted.
+   */
+  getsCounted: number | null;
+  threadRoles: string;
+  rolesReported: boolean;
+}
+
+/** The projection of one load from one configuration's median costs. */
+export interface Projection extends Config {
+  load: LoadName;
+  costUs: RequestCost;
+  /** Best split and throughput for every core count 1…64. */
+  curve: Split[];
+  redisCeiling: number;
+}

@@ -1,0 +1,338 @@
+/**
+ * Where a Strata node's CPU goes, by thread role, and what that projects to on
+ * many cores; and the alternative a user would pick, side by side.
+ *
+ * 1. fronts × shards ∈ {1×1, 2×1, 1×2, 2×2}, each under three loads:
+ *    GET hits (1 KiB values, 10,000 keys, warmed: answered by the fronts from
+ *    the hot-read index), L2 hits (100,000 keys in Redis read uniformly through
+ *    a 1 MiB L1 that takes every value in: 99 % L1 misses, as l2.ts section 1)
+ *    and PUTs (1 KiB). For each: requests/s, p50/p99, requests per server
+ *    CPU-second, and each thread's CPU per request by role (front, shard, main,
+ *    V8 helpers, other; threads.ts), and Redis's.
+ * 2. From those costs, the throughput of the best fronts/shards split on 16,
+ *    32 and 64 cores (projection.ts states the model and its assumptions).
+ * 3. Zipf reads (s = 0.99, 100,000 keys of 1 KiB in Redis, L1 ≈ 10 % of the
+ *    keyspace): node:cluster with N workers, each node:http + lru-cache of a
+ *    1/N budget over Redis (cluster-alternative.ts), against Strata with the
+ *    same total budget: L1 hit ratio and requests per server CPU-second.
+ *
+ * Servers are pinned to CPU 0, wrk and Redis to CPU 1: every thread of a
+ * server shares one core, so req/s is one core's worth, and requests per
+ * CPU-second and CPU per request are what compare. Only ratios within one run
+ * mean anything on a shared host. Writes native-bench/results/cores.json and
+ * the figure native-bench/cores.svg.
+ *
+ *   npm run bench:cores [-- --seconds 5 --rounds 1 --quick]
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { RedisServer } from '../test/helpers/redis.js';
+import { compareWithCluster, type ZipfRun } from './cluster-comparison.js';
+import { drawCoresFigure } from './cores-figure.js';
+import { type Config, configName, LOADS, type LoadName, type LoadRun, type Projection } from './cores-runs.js';
+import { cpuOf, fmt, getJson, requireWrk, runWrk, SERVER_CPU, stop, WRK_CPU } from './harness.js';
+import { uniformGetScript, uniformPutScript } from './load-scripts.js';
+import { preloadStrataLayout } from './preload.js';
+import { bestSplit, MODEL_TEXT, type RequestCost, redisCeiling, type Split } from './projection.js';
+import { hasFrontsOption, l1Delta, type StrataNode, type StrataStats, startStrata } from './strata-node.js';
+import { cpuByRole, describeRoles, ROLES, type Role } from './threads.js';
+
+const { values: args } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '5' },
+    rounds: { type: 'string', default: '1' },
+    quick: { type: 'boolean', default: false },
+    connections: { type: 'string', default: '50' },
+    configs: { type: 'string', default: '1x1,2x1,1x2,2x2' },
+    'zipf-config': { type: 'string', default: '2x1' },
+    'cluster-workers': { type: 'string', default: '2' },
+  },
+});
+const QUICK = args.quick;
+const SECONDS = QUICK ? 1 : Number(args.seconds);
+const ROUNDS = QUICK ? 1 : Number(args.rounds);
+const WARM_SECONDS = QUICK ? 1 : 2;
+const CONNECTIONS = Number(args.connections);
+const HOT_KEYS = QUICK ? 1000 : 10_000;
+const L2_KEYS = QUICK ? 10_000 : 100_000;
+const VALUE_BYTES = 1024;
+const PROJECTED_CORES = [16, 32, 64];
+const root = new URL('../../', import.meta.url).pathname;
+const OUT_DIR = join(root, 'native-bench/results');
+const JSON_PATH = join(OUT_DIR, QUICK ? 'cores-quick.json' : 'cores.json');
+// A quick run is a smoke test: its figure must not replace the one the README shows.
+const SVG_PATH = QUICK ? join(OUT_DIR, 'cores-quick.svg') : join(root, 'native-bench/cores.svg');
+
+const started = performance.now();
+function step(message: string): void {
+  const s = (performance.now() - started) / 1000;
+  console.log(`[${String(Math.floor(s / 60)).padStart(2, '0')}:${(s % 60).toFixed(0).padStart(2, '0')}] ${message}`);
+}
+
+function parseConfig(text: string): Config {
+  const m = /^(\d+)[x×](\d+)$/.exec(text.trim());
+  if (m === null) throw new Error(`a configuration is FxS (fronts x shards), got '${text}'`);
+  return { fronts: Number(m[1]), shards: Number(m[2]) };
+}
+
+const pct = (x: number | null) => (x === null ? '–' : `${(x * 100).toFixed(1)}%`);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+async function preloadByPut(port: number, keys: number): Promise<void> {
+  const value = new Uint8Array(VALUE_BYTES).fill(120);
+  let next = 0;
+  const worker = async () => {
+    while (next < keys) {
+      const k = next++;
+      const res = await fetch(`http://127.0.0.1:${port}/v1/keys/k${k}?ttl=3600`, { method: 'PUT', body: value });
+      if (res.status !== 204) throw new Error(`preload PUT k${k}: ${res.status}`);
+    }
+  };
+  await Promise.all(Array.from({ length: 32 }, worker));
+}
+
+/** Runs wrk once against `node` and reads CPU per thread role, Redis's CPU and the L1 counters around it. */
+async function measure(node: StrataNode, redisPid: number, load: LoadName, script: string, round: number): Promise<LoadRun> {
+  const pid = node.child.pid as number;
+  const url = `http://127.0.0.1:${node.port}/v1/stats`;
+  const s0 = await getJson<StrataStats>(url);
+  const before = cpuOf(pid);
+  const redisBefore = cpuOf(redisPid).total;
+  const wrk = runWrk(node.port, script, SECONDS, CONNECTIONS);
+  const after = cpuOf(pid);
+  const redisSeconds = cpuOf(redisPid).total - redisBefore;
+  const s1 = await getJson<StrataStats>(url);
+  const byRole = cpuByRole(before, after, node.roles);
+  const usPerRequest = Object.fromEntries(ROLES.map((r) => [r, (byRole[r] / wrk.requests) * 1e6])) as Record<Role, number>;
+  const threadUs = (role: Role) =>
+    [...node.roles]
+      .filter(([, r]) => r === role)
+      .map(([tid]) => (((after.threads.get(tid)?.[1] ?? 0) - (before.threads.get(tid)?.[1] ?? 0)) / wrk.requests) * 1e6);
+  const cpuSeconds = after.total - before.total;
+  const l1 = l1Delta(s0, s1);
+  return {
+    load,
+    round,
+    fronts: node.fronts,
+    shards: node.shards,
+    requests: wrk.requests,
+    rps: wrk.rps,
+    p50ms: wrk.p50ms,
+    p99ms: wrk.p99ms,
+    errors: wrk.errors,
+    cpuSeconds,
+    perCpuSecond: wrk.requests / cpuSeconds,
+    usPerRequest,
+    perThreadUs: { fronts: threadUs('front'), shards: threadUs('shard') },
+    redisUsPerRequest: (redisSeconds / wrk.requests) * 1e6,
+    l1HitRatio: load === 'PUTs' ? null : l1.hits / Math.max(1, l1.gets),
+    getsCounted: load === 'PUTs' ? null : l1.gets / wrk.requests,
+    threadRoles: describeRoles(node.roles),
+    rolesReported: node.rolesReported,
+  };
+}
+
+function report(run: LoadRun): void {
+  const us = ROLES.map((r) => `${r} ${run.usPerRequest[r].toFixed(1)}`).join(', ');
+  const each = (xs: number[]) => (xs.length > 1 ? ` (${xs.map((x) => x.toFixed(1)).join('/')})` : '');
+  step(
+    `  ${run.load} on ${configName(run)}: ${fmt(run.rps)} req/s, ${fmt(run.perCpuSecond)} req per CPU-s, µs/req ${us}, Redis ${run.redisUsPerRequest.toFixed(1)}; each front${each(run.perThreadUs.fronts) || ' –'}, each shard${each(run.perThreadUs.shards) || ' –'}`,
+  );
+}
+
+/** Every load on one configuration: GET hits then PUTs on one node, L2 hits on another with a cold L1. */
+async function measureConfig(config: Config, redis: RedisServer, scripts: Record<LoadName, string>, round: number): Promise<LoadRun[]> {
+  const runs: LoadRun[] = [];
+  const redisPid = redis.pid as number;
+  step(`${configName(config)}: starting (GET hits and PUTs), preloading ${fmt(HOT_KEYS)} keys`);
+  const hot = await startStrata({ ...config, redisUrl: redis.url, extra: ['--l1-max-bytes', '1g'] });
+  try {
+    step(`  threads: ${describeRoles(hot.roles)}${hot.rolesReported ? ' (from /v1/stats threads)' : ' (inferred: /v1/stats has no threads)'}`);
+    await preloadByPut(hot.port, HOT_KEYS);
+    // Not measured: JIT, and each key's first read, which goes through its shard and publishes it to the hot-read index.
+    runWrk(hot.port, scripts['GET hits'], WARM_SECONDS, CONNECTIONS);
+    runs.push(await measure(hot, redisPid, 'GET hits', scripts['GET hits'], round));
+    report(runs[runs.length - 1] as LoadRun);
+    runWrk(hot.port, scripts.PUTs, WARM_SECONDS, CONNECTIONS);
+    runs.push(await measure(hot, redisPid, 'PUTs', scripts.PUTs, round));
+    report(runs[runs.length - 1] as LoadRun);
+  } finally {
+    await stop(hot);
+  }
+  step(`${configName(config)}: starting (L2 hits: 1 MiB L1, lru admission)`);
+  // lru admission: every L2 value is taken in (and soon evicted), the worst case for an L1 this small.
+  const cold = await startStrata({ ...config, redisUrl: redis.url, extra: ['--l1-max-bytes', '1m', '--l1-admission', 'lru', '--max-value-bytes', '4k'] });
+  try {
+    runWrk(cold.port, scripts['L2 hits'], WARM_SECONDS, CONNECTIONS);
+    runs.push(await measure(cold, redisPid, 'L2 hits', scripts['L2 hits'], round));
+    report(runs[runs.length - 1] as LoadRun);
+  } finally {
+    await stop(cold);
+  }
+  return runs;
+}
+
+/** Median per-role cost of each (load, configuration), projected on 1…64 cores. */
+function project(runs: LoadRun[], configs: Config[]): Projection[] {
+  const projections: Projection[] = [];
+  for (const load of LOADS) {
+    for (const config of configs) {
+      const mine = runs.filter((r) => r.load === load && r.fronts === config.fronts && r.shards === config.shards);
+      if (mine.length === 0) continue;
+      const us = (role: Role) => median(mine.map((r) => r.usPerRequest[role]));
+      const costUs: RequestCost = { front: us('front'), shard: us('shard'), other: us('main') + us('v8') + us('other') };
+      const cost: RequestCost = { front: costUs.front / 1e6, shard: costUs.shard / 1e6, other: costUs.other / 1e6 };
+      const curve = Array.from({ length: 64 }, (_, i) => bestSplit(cost, i + 1));
+      // GET hits never reach Redis: what it spends meanwhile (its own timers, the bus) is no ceiling.
+      const redisUs = load === 'GET hits' ? 0 : median(mine.map((r) => r.redisUsPerRequest));
+      projections.push({ load, ...config, costUs, curve, redisCeiling: redisCeiling(redisUs / 1e6) });
+    }
+  }
+  return projections;
+}
+
+/** The configuration whose costs the headline projection uses: the most threads of both kinds measured. */
+function basisConfig(configs: Config[]): Config {
+  return [...configs].sort((a, b) => b.fronts * b.shards - a.fronts * a.shards || b.fronts - a.fronts)[0] as Config;
+}
+
+function printRuns(runs: LoadRun[]): void {
+  console.log(
+    '\n| load | F×S | round | req/s | p50 ms | p99 ms | req per CPU-s | vs 1×1 | µs/req front | shard | main | V8 helpers | other | total | Redis µs/req | L1 hit ratio | GETs counted | errors |',
+  );
+  console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of runs) {
+    const base = runs.find((b) => b.load === r.load && b.round === r.round && b.fronts === 1 && b.shards === 1);
+    const total = ROLES.reduce((sum, role) => sum + r.usPerRequest[role], 0);
+    const u = (role: Role) => fmt(r.usPerRequest[role], 1);
+    console.log(
+      `| ${r.load} | ${configName(r)} | ${r.round + 1} | ${fmt(r.rps)} | ${fmt(r.p50ms, 3)} | ${fmt(r.p99ms, 3)} | ${fmt(r.perCpuSecond)} | ${base ? (r.perCpuSecond / base.perCpuSecond).toFixed(3) : '–'} | ${u('front')} | ${u('shard')} | ${u('main')} | ${u('v8')} | ${u('other')} | ${fmt(total, 1)} | ${fmt(r.redisUsPerRequest, 1)} | ${pct(r.l1HitRatio)} | ${pct(r.getsCounted)} | ${r.errors} |`,
+    );
+  }
+}
+
+function printProjections(projections: Projection[], basis: Config): void {
+  console.log(`\n${MODEL_TEXT}`);
+  console.log(`\nProjection from the ${configName(basis)} costs (median over rounds):\n`);
+  console.log(`| load | c_f µs | c_s µs | c_o µs | ${PROJECTED_CORES.map((n) => `${n} cores: F/S, req/s, limit`).join(' | ')} | one Redis caps at |`);
+  console.log(`|---|---:|---:|---:|${PROJECTED_CORES.map(() => '---|').join('')}---:|`);
+  for (const p of projections.filter((q) => q.fronts === basis.fronts && q.shards === basis.shards)) {
+    const cells = PROJECTED_CORES.map((n) => {
+      const s = p.curve[n - 1] as Split;
+      return `${s.fronts}/${s.shards}, ${fmt(s.requestsPerSecond)}, ${s.limit}`;
+    });
+    const cap = Number.isFinite(p.redisCeiling) ? `${fmt(p.redisCeiling)} req/s` : '–';
+    console.log(`| ${p.load} | ${fmt(p.costUs.front, 1)} | ${fmt(p.costUs.shard, 1)} | ${fmt(p.costUs.other, 1)} | ${cells.join(' | ')} | ${cap} |`);
+  }
+  console.log("\nThe same at 64 cores from each configuration's costs (how much the basis matters):\n");
+  console.log('| load | from | c_f µs | c_s µs | c_o µs | 64 cores: F/S | req/s |');
+  console.log('|---|---|---:|---:|---:|---|---:|');
+  for (const p of projections) {
+    const s = p.curve[63] as Split;
+    console.log(
+      `| ${p.load} | ${configName(p)} | ${fmt(p.costUs.front, 1)} | ${fmt(p.costUs.shard, 1)} | ${fmt(p.costUs.other, 1)} | ${s.fronts}/${s.shards} | ${fmt(s.requestsPerSecond)} |`,
+    );
+  }
+}
+
+function printZipf(runs: ZipfRun[]): void {
+  console.log(
+    '\n| server | round | req/s | p50 ms | p99 ms | req per CPU-s | vs cluster | L1 hit ratio | GETs counted | Redis µs/req | server RSS MiB | errors |',
+  );
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of runs) {
+    const base = runs.find((b) => b.round === r.round && b.kind === 'cluster');
+    console.log(
+      `| ${r.label} | ${r.round + 1} | ${fmt(r.rps)} | ${fmt(r.p50ms, 3)} | ${fmt(r.p99ms, 3)} | ${fmt(r.perCpuSecond)} | ${base ? (r.perCpuSecond / base.perCpuSecond).toFixed(3) : '–'} | ${pct(r.l1HitRatio)} | ${pct(r.getsCounted)} | ${fmt(r.redisUsPerRequest, 1)} | ${fmt(r.rssBytes / 1048576)} | ${r.errors} |`,
+    );
+  }
+}
+
+async function main(): Promise<void> {
+  requireWrk();
+  const fronts = hasFrontsOption();
+  const wanted = args.configs.split(',').map(parseConfig);
+  const configs = wanted.filter((c) => fronts || c.fronts === 1);
+  const skipped = wanted.filter((c) => !configs.includes(c));
+  let zipfConfig = parseConfig(args['zipf-config']);
+  if (!fronts && zipfConfig.fronts > 1) zipfConfig = { fronts: 1, shards: zipfConfig.shards };
+  const clusterWorkers = Number(args['cluster-workers']);
+
+  console.log(
+    `machine: ${cpus()[0]?.model ?? '?'} x${availableParallelism()}, node ${process.version}; servers on cpu ${SERVER_CPU}, wrk and redis-server on cpu ${WRK_CPU}`,
+  );
+  console.log(
+    `${SECONDS}s per run, ${ROUNDS} round${ROUNDS === 1 ? '' : 's'}, ${CONNECTIONS} connections; configurations ${configs.map(configName).join(', ')}${QUICK ? ' (quick)' : ''}`,
+  );
+  const loadAtStart = loadavg()[0] as number;
+  console.log(`load average (1 min) at start: ${loadAtStart.toFixed(2)}: other work on this host moves every absolute figure`);
+  if (skipped.length > 0) console.log(`skipped ${skipped.map(configName).join(', ')}: this build has no --fronts option`);
+
+  const dir = mkdtempSync(join(tmpdir(), 'strata-cores-bench-'));
+  const scripts: Record<LoadName, string> = {
+    'GET hits': uniformGetScript(dir, HOT_KEYS),
+    'L2 hits': uniformGetScript(dir, L2_KEYS),
+    PUTs: uniformPutScript(dir, HOT_KEYS, VALUE_BYTES),
+  };
+  const redis = await RedisServer.start();
+  execFileSync('taskset', ['-pc', WRK_CPU, String(redis.pid)], { stdio: 'ignore' });
+  try {
+    step(`redis-server on port ${redis.port}; writing ${fmt(L2_KEYS)} values in Strata's layout`);
+    await preloadStrataLayout(redis.url, L2_KEYS, VALUE_BYTES);
+    const runs: LoadRun[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const config of configs) runs.push(...(await measureConfig(config, redis, scripts, round)));
+    }
+    const zipf = await compareWithCluster({
+      redis,
+      dir,
+      strata: zipfConfig,
+      clusterWorkers,
+      keys: L2_KEYS,
+      valueBytes: VALUE_BYTES,
+      seconds: SECONDS,
+      warmSeconds: WARM_SECONDS,
+      fillSeconds: QUICK ? 1 : 5,
+      rounds: ROUNDS,
+      connections: CONNECTIONS,
+      step,
+    });
+
+    const projections = project(runs, configs);
+    const basis = basisConfig(configs);
+    printRuns(runs);
+    printProjections(projections, basis);
+    console.log(
+      `\nZipf s = 0.99 reads over ${fmt(L2_KEYS)} keys of 1 KiB (L1 ≈ 10 % of the keyspace): node:cluster ×${clusterWorkers} against Strata ${configName(zipfConfig)}`,
+    );
+    printZipf(zipf.runs);
+
+    mkdirSync(OUT_DIR, { recursive: true });
+    const machine = {
+      cpu: cpus()[0]?.model ?? '?',
+      cores: availableParallelism(),
+      node: process.version,
+      date: new Date().toISOString(),
+      loadAverageAtStart: loadAtStart,
+      loadAverageAtEnd: loadavg()[0] as number,
+    };
+    const options = { seconds: SECONDS, rounds: ROUNDS, connections: CONNECTIONS, quick: QUICK, frontsOption: fronts, skipped: skipped.map(configName) };
+    const projectionsOut = projections.map((p) => ({ ...p, curve: p.curve.filter((s) => PROJECTED_CORES.includes(s.cores)) }));
+    writeFileSync(
+      JSON_PATH,
+      `${JSON.stringify({ machine, options, model: MODEL_TEXT, basis: configName(basis), runs, projections: projectionsOut, zipf }, null, 2)}\n`,
+    );
+    writeFileSync(SVG_PATH, drawCoresFigure({ runs, projections, basis, configs, zipf: zipf.runs, machine }));
+    step(`wrote ${JSON_PATH} and ${SVG_PATH}; load average (1 min) now ${machine.loadAverageAtEnd.toFixed(2)}`);
+  } finally {
+    await redis.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,64 @@
+/** A Strata node started by a benchmark from dist/src/cli.js, pinned to the server CPU, and what its /v1/stats tells. */
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { getJson, SERVER_CPU, type Server, startProcess } from './harness.js';
+import { type ReportedThreads, type Role, threadRoles } from './threads.js';
+
+const root = new URL('../../', import.meta.url).pathname;
+const CLI = join(root, 'dist/src/cli.js');
+
+/** What a benchmark reads from /v1/stats (fields a node may not have yet are optional). */
+export interface StrataStats {
+  config: { shards: number; fronts?: number };
+  levels: { L1: { gets: number; hits: number }; L2?: { gets: number; hits: number; sets: number } };
+  threads?: ReportedThreads;
+}
+
+export interface StrataNode extends Server {
+  fronts: number;
+  shards: number;
+  roles: Map<number, Role>;
+  /** Whether the roles came from the node's own `threads` in /v1/stats. */
+  rolesReported: boolean;
+}
+
+let frontsFlag: boolean | undefined;
+
+/** Whether this build's CLI has --fronts (several HTTP front threads). */
+export function hasFrontsOption(): boolean {
+  frontsFlag ??= execFileSync(process.execPath, [CLI, '--help'], { encoding: 'utf8' }).includes('--fronts ');
+  return frontsFlag;
+}
+
+/**
+ * Starts a node with `fronts` fronts and `shards` shards, `--redis-url`, and
+ * `extra` flags, with the main thread's young generation as `npm start` sets
+ * it; then reads which thread does what while it is idle.
+ */
+export async function startStrata(options: { fronts: number; shards: number; redisUrl: string; extra: string[] }): Promise<StrataNode> {
+  const { fronts, shards } = options;
+  if (fronts > 1 && !hasFrontsOption()) throw new Error(`this build has no --fronts; cannot start ${fronts} fronts`);
+  const frontFlags = hasFrontsOption() ? ['--fronts', String(fronts)] : [];
+  const argv = [
+    '--max-semi-space-size=2',
+    CLI,
+    '--port',
+    '$PORT',
+    ...frontFlags,
+    '--shards',
+    String(shards),
+    '--redis-url',
+    options.redisUrl,
+    ...options.extra,
+  ];
+  const server = await startProcess(argv, {}, SERVER_CPU);
+  const stats = await getJson<StrataStats>(`http://127.0.0.1:${server.port}/v1/stats`);
+  const reported = stats.threads ?? null;
+  const roles = await threadRoles(server.child.pid as number, reported, stats.config.shards);
+  return { ...server, fronts, shards, roles, rolesReported: reported !== null };
+}
+
+/** L1 lookups (GETs) and hits between two /v1/stats readings. */
+export function l1Delta(before: StrataStats, after: StrataStats): { gets: number; hits: number } {
+  return { gets: after.levels.L1.gets - before.levels.L1.gets, hits: after.levels.L1.hits - before.levels.L1.hits };
+}
