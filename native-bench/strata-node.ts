@@ -1,6 +1,7 @@
 /** A Strata node started by a benchmark from dist/src/cli.js, pinned to the server CPU, and what its /v1/stats tells. */
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { getJson, SERVER_CPU, type Server, startProcess } from './harness.js';
 import { type ReportedThreads, type Role, threadRoles } from './threads.js';
 
@@ -52,10 +53,21 @@ export async function startStrata(options: { fronts: number; shards: number; red
     ...options.extra,
   ];
   const server = await startProcess(argv, {}, SERVER_CPU);
-  const stats = await getJson<StrataStats>(`http://127.0.0.1:${server.port}/v1/stats`);
+  const stats = await reportedThreads(server.port);
   const reported = stats.threads ?? null;
   const roles = await threadRoles(server.child.pid as number, reported, stats.config.shards);
   return { ...server, fronts, shards, roles, rolesReported: reported !== null };
+}
+
+/** /v1/stats once every thread it lists has told its id (0 until a thread has started), or after ~2 s. */
+async function reportedThreads(port: number): Promise<StrataStats> {
+  for (let attempt = 0; ; attempt++) {
+    const stats = await getJson<StrataStats>(`http://127.0.0.1:${port}/v1/stats`);
+    const t = stats.threads;
+    if (t === undefined || (t.main !== 0 && ![...t.fronts, ...t.shards].includes(0))) return stats;
+    if (attempt === 100) throw new Error(`/v1/stats threads still has unknown (0) thread ids: ${JSON.stringify(t)}`);
+    await sleep(20);
+  }
 }
 
 /** L1 lookups (GETs) and hits between two /v1/stats readings. */
