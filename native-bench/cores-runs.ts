@@ -28,6 +28,8 @@ export interface LoadRun extends Config {
   usPerRequest: Record<Role, number>;
   /** CPU per request of each front thread and of each shard thread, µs (how evenly the work spread). */
   perThreadUs: { fronts: number[]; shards: number[] };
+  /** Operations per batch the shards took: how many requests one hop from a front carried. */
+  opsPerBatch: number;
   /** redis-server's CPU per request, µs. */
   redisUsPerRequest: number;
   /** L1 hits / GETs during the run (GET loads). */

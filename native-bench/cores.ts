@@ -37,7 +37,7 @@ import { cpuOf, fmt, getJson, requireWrk, runWrk, SERVER_CPU, stop, WRK_CPU } fr
 import { uniformGetScript, uniformPutScript } from './load-scripts.js';
 import { preloadStrataLayout } from './preload.js';
 import { bestSplit, MODEL_TEXT, type RequestCost, redisCeiling, type Split } from './projection.js';
-import { hasFrontsOption, l1Delta, type StrataNode, type StrataStats, startStrata } from './strata-node.js';
+import { hasFrontsOption, l1Delta, opsPerBatch, type StrataNode, type StrataStats, startStrata } from './strata-node.js';
 import { cpuByRole, describeRoles, ROLES, type Role } from './threads.js';
 
 const { values: args } = parseArgs({
@@ -127,6 +127,7 @@ async function measure(node: StrataNode, redisPid: number, load: LoadName, scrip
     perCpuSecond: wrk.requests / cpuSeconds,
     usPerRequest,
     perThreadUs: { fronts: threadUs('front'), shards: threadUs('shard') },
+    opsPerBatch: opsPerBatch(s0, s1),
     redisUsPerRequest: (redisSeconds / wrk.requests) * 1e6,
     l1HitRatio: load === 'PUTs' ? null : l1.hits / Math.max(1, l1.gets),
     getsCounted: load === 'PUTs' ? null : l1.gets / wrk.requests,
@@ -139,7 +140,7 @@ function report(run: LoadRun): void {
   const us = ROLES.map((r) => `${r} ${run.usPerRequest[r].toFixed(1)}`).join(', ');
   const each = (xs: number[]) => (xs.length > 1 ? ` (${xs.map((x) => x.toFixed(1)).join('/')})` : '');
   step(
-    `  ${run.load} on ${configName(run)}: ${fmt(run.rps)} req/s, ${fmt(run.perCpuSecond)} req per CPU-s, µs/req ${us}, Redis ${run.redisUsPerRequest.toFixed(1)}; each front${each(run.perThreadUs.fronts) || ' –'}, each shard${each(run.perThreadUs.shards) || ' –'}`,
+    `  ${run.load} on ${configName(run)}: ${fmt(run.rps)} req/s, ${fmt(run.perCpuSecond)} req per CPU-s, µs/req ${us}, Redis ${run.redisUsPerRequest.toFixed(1)}; each front${each(run.perThreadUs.fronts) || ' –'}, each shard${each(run.perThreadUs.shards) || ' –'}; ops/batch ${run.opsPerBatch.toFixed(1)}`,
   );
 }
 
@@ -201,15 +202,15 @@ function basisConfig(configs: Config[]): Config {
 
 function printRuns(runs: LoadRun[]): void {
   console.log(
-    '\n| load | F×S | round | req/s | p50 ms | p99 ms | req per CPU-s | vs 1×1 | µs/req front | shard | main | V8 helpers | other | total | Redis µs/req | L1 hit ratio | GETs counted | errors |',
+    '\n| load | F×S | round | req/s | p50 ms | p99 ms | req per CPU-s | vs 1×1 | µs/req front | shard | main | V8 helpers | other | total | ops/batch | Redis µs/req | L1 hit ratio | GETs counted | errors |',
   );
-  console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of runs) {
     const base = runs.find((b) => b.load === r.load && b.round === r.round && b.fronts === 1 && b.shards === 1);
     const total = ROLES.reduce((sum, role) => sum + r.usPerRequest[role], 0);
     const u = (role: Role) => fmt(r.usPerRequest[role], 1);
     console.log(
-      `| ${r.load} | ${configName(r)} | ${r.round + 1} | ${fmt(r.rps)} | ${fmt(r.p50ms, 3)} | ${fmt(r.p99ms, 3)} | ${fmt(r.perCpuSecond)} | ${base ? (r.perCpuSecond / base.perCpuSecond).toFixed(3) : '–'} | ${u('front')} | ${u('shard')} | ${u('main')} | ${u('v8')} | ${u('other')} | ${fmt(total, 1)} | ${fmt(r.redisUsPerRequest, 1)} | ${pct(r.l1HitRatio)} | ${pct(r.getsCounted)} | ${r.errors} |`,
+      `| ${r.load} | ${configName(r)} | ${r.round + 1} | ${fmt(r.rps)} | ${fmt(r.p50ms, 3)} | ${fmt(r.p99ms, 3)} | ${fmt(r.perCpuSecond)} | ${base ? (r.perCpuSecond / base.perCpuSecond).toFixed(3) : '–'} | ${u('front')} | ${u('shard')} | ${u('main')} | ${u('v8')} | ${u('other')} | ${fmt(total, 1)} | ${fmt(r.opsPerBatch, 1)} | ${fmt(r.redisUsPerRequest, 1)} | ${pct(r.l1HitRatio)} | ${pct(r.getsCounted)} | ${r.errors} |`,
     );
   }
 }

@@ -12,6 +12,7 @@ const CLI = join(root, 'dist/src/cli.js');
 export interface StrataStats {
   config: { shards: number; fronts?: number };
   levels: { L1: { gets: number; hits: number }; L2?: { gets: number; hits: number; sets: number } };
+  shards: { batches: number; opsPerBatch: number }[];
   threads?: ReportedThreads;
 }
 
@@ -68,6 +69,14 @@ async function reportedThreads(port: number): Promise<StrataStats> {
     if (attempt === 100) throw new Error(`/v1/stats threads still has unknown (0) thread ids: ${JSON.stringify(t)}`);
     await sleep(20);
   }
+}
+
+/** Operations per batch the shards took (one hop from a front carries one batch) between two /v1/stats readings; 0 without batches. */
+export function opsPerBatch(before: StrataStats, after: StrataStats): number {
+  const ops = (s: StrataStats) => s.shards.reduce((sum, shard) => sum + shard.batches * shard.opsPerBatch, 0);
+  const batches = (s: StrataStats) => s.shards.reduce((sum, shard) => sum + shard.batches, 0);
+  const n = batches(after) - batches(before);
+  return n === 0 ? 0 : (ops(after) - ops(before)) / n;
 }
 
 /** L1 lookups (GETs) and hits between two /v1/stats readings. */
