@@ -42,6 +42,8 @@ export interface ZipfRun {
   /** GETs the server counted / requests wrk completed: about 1 when its counters see every request. */
   getsCounted: number;
   redisUsPerRequest: number;
+  /** Values in the server's L1 (all workers or shards) after the run. */
+  l1Entries: number;
   /** RSS of the server's processes summed, after the run. */
   rssBytes: number;
   /** For the cluster: CPU per request of the primary (accepting, handing out connections) and of the workers, µs. */
@@ -90,7 +92,7 @@ async function run(
   script: string,
   round: number,
   pids: () => Promise<number[]>,
-  counters: () => Promise<{ gets: number; hits: number }>,
+  counters: () => Promise<{ gets: number; hits: number; entries: number }>,
 ): Promise<ZipfRun> {
   o.step(`  ${label}: filling the L1 (${o.fillSeconds} s), warm-up (${o.warmSeconds} s), measuring (${o.seconds} s)`);
   runWrk(server.port, script, o.fillSeconds, o.connections);
@@ -118,6 +120,7 @@ async function run(
     perCpuSecond: wrk.requests / cpuSeconds,
     l1HitRatio: gets === 0 ? 0 : (c1.hits - c0.hits) / gets,
     getsCounted: gets / wrk.requests,
+    l1Entries: c1.entries,
     redisUsPerRequest: (redisSeconds / wrk.requests) * 1e6,
     rssBytes: all.reduce((sum, pid) => sum + rssOf(pid), 0),
   };
@@ -171,7 +174,8 @@ export async function compareWithCluster(o: Options): Promise<ZipfComparison> {
       const pids = async () => [cluster.child.pid as number, ...(await clusterCounters(adminPort)).map((w) => w.pid)];
       const counters = async () => {
         const workers = await clusterCounters(adminPort);
-        return { gets: workers.reduce((s, w) => s + w.gets, 0), hits: workers.reduce((s, w) => s + w.hits, 0) };
+        const sum = (field: 'gets' | 'hits' | 'entries') => workers.reduce((s, w) => s + w[field], 0);
+        return { gets: sum('gets'), hits: sum('hits'), entries: sum('entries') };
       };
       runs.push(await run(o, clusterLabel, 'cluster', cluster, script, round, pids, counters));
     } finally {
@@ -182,7 +186,10 @@ export async function compareWithCluster(o: Options): Promise<ZipfComparison> {
       o.step(`starting ${label}`);
       const node = await startStrata({ ...o.strata, redisUrl: o.redis.url, extra: ['--l1-max-bytes', String(l1BudgetBytes), '--l1-admission', admission] });
       try {
-        const counters = async () => (await getJson<StrataStats>(`http://127.0.0.1:${node.port}/v1/stats`)).levels.L1;
+        const counters = async () => {
+          const { gets, hits, items } = (await getJson<StrataStats>(`http://127.0.0.1:${node.port}/v1/stats`)).levels.L1;
+          return { gets, hits, entries: items };
+        };
         runs.push(await run(o, label, 'strata', node, script, round, async () => [node.child.pid as number], counters));
       } finally {
         await stop(node);

@@ -241,13 +241,13 @@ function printProjections(projections: Projection[], basis: Config): void {
 
 function printZipf(runs: ZipfRun[]): void {
   console.log(
-    '\n| server | round | req/s | p50 ms | p99 ms | req per CPU-s | vs cluster | L1 hit ratio | GETs counted | Redis µs/req | server RSS MiB | errors |',
+    '\n| server | round | req/s | p50 ms | p99 ms | req per CPU-s | vs cluster | L1 hit ratio | L1 entries | GETs counted | Redis µs/req | server RSS MiB | errors |',
   );
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of runs) {
     const base = runs.find((b) => b.round === r.round && b.kind === 'cluster');
     console.log(
-      `| ${r.label} | ${r.round + 1} | ${fmt(r.rps)} | ${fmt(r.p50ms, 3)} | ${fmt(r.p99ms, 3)} | ${fmt(r.perCpuSecond)} | ${base ? (r.perCpuSecond / base.perCpuSecond).toFixed(3) : '–'} | ${pct(r.l1HitRatio)} | ${pct(r.getsCounted)} | ${fmt(r.redisUsPerRequest, 1)} | ${fmt(r.rssBytes / 1048576)} | ${r.errors} |`,
+      `| ${r.label} | ${r.round + 1} | ${fmt(r.rps)} | ${fmt(r.p50ms, 3)} | ${fmt(r.p99ms, 3)} | ${fmt(r.perCpuSecond)} | ${base ? (r.perCpuSecond / base.perCpuSecond).toFixed(3) : '–'} | ${pct(r.l1HitRatio)} | ${fmt(r.l1Entries)} | ${pct(r.getsCounted)} | ${fmt(r.redisUsPerRequest, 1)} | ${fmt(r.rssBytes / 1048576)} | ${r.errors} |`,
     );
   }
 }

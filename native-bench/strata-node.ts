@@ -11,7 +11,7 @@ const CLI = join(root, 'dist/src/cli.js');
 /** What a benchmark reads from /v1/stats (fields a node may not have yet are optional). */
 export interface StrataStats {
   config: { shards: number; fronts?: number };
-  levels: { L1: { gets: number; hits: number }; L2?: { gets: number; hits: number; sets: number } };
+  levels: { L1: { gets: number; hits: number; items: number }; L2?: { gets: number; hits: number; sets: number } };
   shards: { batches: number; opsPerBatch: number }[];
   threads?: ReportedThreads;
 }
