@@ -36,7 +36,7 @@ import { type Config, configName, LOADS, type LoadName, type LoadRun, type Proje
 import { cpuOf, fmt, getJson, requireWrk, runWrk, SERVER_CPU, stop, WRK_CPU } from './harness.js';
 import { uniformGetScript, uniformPutScript } from './load-scripts.js';
 import { preloadStrataLayout } from './preload.js';
-import { bestSplit, MODEL_TEXT, type RequestCost, redisCeiling, type Split } from './projection.js';
+import { bestSplit, defaultSplit, MODEL_TEXT, type RequestCost, redisCeiling, type Split } from './projection.js';
 import { hasFrontsOption, l1Delta, opsPerBatch, type StrataNode, type StrataStats, startStrata } from './strata-node.js';
 import { cpuByRole, describeRoles, ROLES, type Role } from './threads.js';
 
@@ -187,9 +187,10 @@ function project(runs: LoadRun[], configs: Config[]): Projection[] {
       const costUs: RequestCost = { front: us('front'), shard: us('shard'), other: us('main') + us('v8') + us('other') };
       const cost: RequestCost = { front: costUs.front / 1e6, shard: costUs.shard / 1e6, other: costUs.other / 1e6 };
       const curve = Array.from({ length: 64 }, (_, i) => bestSplit(cost, i + 1));
+      const defaults = Array.from({ length: 64 }, (_, i) => defaultSplit(cost, i + 1));
       // GET hits never reach Redis: what it spends meanwhile (its own timers, the bus) is no ceiling.
       const redisUs = load === 'GET hits' ? 0 : median(mine.map((r) => r.redisUsPerRequest));
-      projections.push({ load, ...config, costUs, curve, redisCeiling: redisCeiling(redisUs / 1e6) });
+      projections.push({ load, ...config, costUs, curve, defaults, redisCeiling: redisCeiling(redisUs / 1e6) });
     }
   }
   return projections;
@@ -227,6 +228,16 @@ function printProjections(projections: Projection[], basis: Config): void {
     });
     const cap = Number.isFinite(p.redisCeiling) ? `${fmt(p.redisCeiling)} req/s` : '–';
     console.log(`| ${p.load} | ${fmt(p.costUs.front, 1)} | ${fmt(p.costUs.shard, 1)} | ${fmt(p.costUs.other, 1)} | ${cells.join(' | ')} | ${cap} |`);
+  }
+  console.log(`\nThe node's default split (--fronts floor(N/2), --shards N − 1) in the same model, ${configName(basis)} costs:\n`);
+  console.log(`| load | ${PROJECTED_CORES.map((n) => `${n} cores: req/s, limit, of best`).join(' | ')} |`);
+  console.log(`|---|${PROJECTED_CORES.map(() => '---|').join('')}`);
+  for (const p of projections.filter((q) => q.fronts === basis.fronts && q.shards === basis.shards)) {
+    const cells = PROJECTED_CORES.map((n) => {
+      const d = p.defaults[n - 1] as Split;
+      return `${fmt(d.requestsPerSecond)}, ${d.limit}, ${(d.requestsPerSecond / (p.curve[n - 1] as Split).requestsPerSecond).toFixed(2)}`;
+    });
+    console.log(`| ${p.load} | ${cells.join(' | ')} |`);
   }
   console.log("\nThe same at 64 cores from each configuration's costs (how much the basis matters):\n");
   console.log('| load | from | c_f µs | c_s µs | c_o µs | 64 cores: F/S | req/s |');
@@ -321,7 +332,8 @@ async function main(): Promise<void> {
       loadAverageAtEnd: loadavg()[0] as number,
     };
     const options = { seconds: SECONDS, rounds: ROUNDS, connections: CONNECTIONS, quick: QUICK, frontsOption: fronts, skipped: skipped.map(configName) };
-    const projectionsOut = projections.map((p) => ({ ...p, curve: p.curve.filter((s) => PROJECTED_CORES.includes(s.cores)) }));
+    const atProjected = (splits: Split[]) => splits.filter((s) => PROJECTED_CORES.includes(s.cores));
+    const projectionsOut = projections.map((p) => ({ ...p, curve: atProjected(p.curve), defaults: atProjected(p.defaults) }));
     writeFileSync(
       JSON_PATH,
       `${JSON.stringify({ machine, options, model: MODEL_TEXT, basis: configName(basis), runs, projections: projectionsOut, zipf }, null, 2)}\n`,

@@ -62,6 +62,16 @@ export function bestSplit(cost: RequestCost, cores: number): Split {
   return best;
 }
 
+/**
+ * The node's default split on `cores` cores (src/config/schema.ts: fronts
+ * max(1, floor(cores / 2)), shards max(1, cores − 1)). It oversubscribes
+ * (F + S > N): idle threads sleep, so the same min() applies, with each
+ * thread still at most one core.
+ */
+export function defaultSplit(cost: RequestCost, cores: number): Split {
+  return throughput(cost, cores, Math.max(1, Math.floor(cores / 2)), Math.max(1, cores - 1));
+}
+
 /** What one single-threaded redis-server can serve, from its CPU-seconds per request; Infinity when the load does not reach it. */
 export function redisCeiling(redisSecondsPerRequest: number): number {
   return redisSecondsPerRequest > 1e-9 ? 1 / redisSecondsPerRequest : Number.POSITIVE_INFINITY;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bestSplit, type RequestCost, redisCeiling, throughput } from '../../native-bench/projection.js';
+import { bestSplit, defaultSplit, type RequestCost, redisCeiling, throughput } from '../../native-bench/projection.js';
 
 const us = (front: number, shard: number, other: number): RequestCost => ({ front: front / 1e6, shard: shard / 1e6, other: other / 1e6 });
 
@@ -42,6 +42,14 @@ describe('bench:cores projection (native-bench/projection.ts)', () => {
     expect(throughput(us(10, 1, 0), 64, 2, 2).limit).toBe('fronts');
     expect(throughput(us(1, 10, 0), 64, 2, 2).limit).toBe('shards');
     expect(throughput(us(10, 10, 10), 4, 2, 2).limit).toBe('cores');
+  });
+
+  it("the node's default split (floor(N/2) fronts, N − 1 shards) serves hits with half the cores", () => {
+    const hits = us(7, 0, 0.5);
+    const split = defaultSplit(hits, 16);
+    expect(split).toMatchObject({ fronts: 8, shards: 15, limit: 'fronts' });
+    expect(split.requestsPerSecond).toBeCloseTo(8 / 7e-6, 0);
+    expect(split.requestsPerSecond / bestSplit(hits, 16).requestsPerSecond).toBeCloseTo(0.536, 3);
   });
 
   it('a load that does not reach Redis has no Redis ceiling', () => {
