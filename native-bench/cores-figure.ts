@@ -22,7 +22,7 @@ export function drawCoresFigure(input: {
     groups: LOADS.map((load) => ({
       label: load,
       bars: configs
-        .map((c) => ({ c, mine: runs.filter((r) => r.load === load && r.fronts === c.fronts && r.shards === c.shards) }))
+        .map((c) => ({ c, mine: runs.filter((r) => r.invalid === null && r.load === load && r.fronts === c.fronts && r.shards === c.shards) }))
         .filter(({ mine }) => mine.length > 0)
         .map(({ c, mine }) => ({ label: `${configName(c)} (fronts×shards)`, value: median(mine.map((r) => r.perCpuSecond)) })),
     })),

@@ -41,6 +41,10 @@ export interface LoadRun extends Config {
   getsCounted: number | null;
   threadRoles: string;
   rolesReported: boolean;
+  /** Shard workers replaced during the run (after a shard missed its deadline); the new threads had no role. */
+  workersReplaced: number;
+  /** Why the run does not count (no request completed, errors, a worker replaced), or null. */
+  invalid: string | null;
 }
 
 /** The projection of one load from one configuration's median costs. */

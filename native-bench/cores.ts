@@ -38,7 +38,7 @@ import { cpuOf, fmt, getJson, requireWrk, runWrk, SERVER_CPU, stop, WRK_CPU } fr
 import { uniformGetScript, uniformPutScript } from './load-scripts.js';
 import { preloadStrataLayout } from './preload.js';
 import { bestSplit, defaultSplit, MODEL_TEXT, type RequestCost, redisCeiling, type Split } from './projection.js';
-import { hasFrontsOption, l1Delta, opsPerBatch, type StrataNode, type StrataStats, startStrata } from './strata-node.js';
+import { hasFrontsOption, l1Delta, opsPerBatch, readRoles, type StrataNode, type StrataStats, startStrata, workersReplaced } from './strata-node.js';
 import { cpuByRole, describeRoles, ROLES, type Role } from './threads.js';
 
 const { values: args } = parseArgs({
@@ -147,7 +147,38 @@ async function measure(node: StrataNode, redisPid: number, load: LoadName, scrip
     getsCounted: load === 'PUTs' ? null : l1.gets / wrk.requests,
     threadRoles: describeRoles(node.roles),
     rolesReported: node.rolesReported,
+    workersReplaced: workersReplaced(s0, s1),
+    invalid: null,
   };
+}
+
+/** Why a run does not count, or null: nothing completed, more than 1 % errors, or a shard worker replaced meanwhile. */
+function invalidity(run: LoadRun): string | null {
+  if (run.requests === 0) return 'no request completed';
+  if (run.errors > run.requests / 100) return `${fmt(run.errors)} errors in ${fmt(run.requests)} requests`;
+  if (run.workersReplaced > 0) return `${run.workersReplaced} shard worker(s) replaced`;
+  return null;
+}
+
+const ATTEMPTS = 3;
+
+/**
+ * measure(), tried again (after a pause and a new warm-up) while the run does
+ * not count: on a shared host a stall can time a shard out (the node replaces
+ * it) or open the L2 breaker (503s). After ATTEMPTS the last run is kept,
+ * marked invalid, and left out of medians and the projection.
+ */
+async function measureValid(node: StrataNode, redisPid: number, load: LoadName, script: string, round: number): Promise<LoadRun> {
+  for (let attempt = 1; ; attempt++) {
+    const run = await measure(node, redisPid, load, script, round);
+    run.invalid = invalidity(run);
+    report(run);
+    if (run.invalid === null || attempt === ATTEMPTS) return run;
+    step(`  ${load} on ${configName(node)}: discarded (${run.invalid}); measuring again`);
+    await sleep(1000);
+    if (run.workersReplaced > 0) await readRoles(node);
+    runWrk(node.port, script, WARM_SECONDS, CONNECTIONS);
+  }
 }
 
 function report(run: LoadRun): void {
@@ -169,11 +200,9 @@ async function measureConfig(config: Config, redis: RedisServer, scripts: Record
     await preloadByPut(hot.port, HOT_KEYS);
     // Not measured: JIT, and each key's first read, which goes through its shard and publishes it to the hot-read index.
     runWrk(hot.port, scripts['GET hits'], WARM_SECONDS, CONNECTIONS);
-    runs.push(await measure(hot, redisPid, 'GET hits', scripts['GET hits'], round));
-    report(runs[runs.length - 1] as LoadRun);
+    runs.push(await measureValid(hot, redisPid, 'GET hits', scripts['GET hits'], round));
     runWrk(hot.port, scripts.PUTs, WARM_SECONDS, CONNECTIONS);
-    runs.push(await measure(hot, redisPid, 'PUTs', scripts.PUTs, round));
-    report(runs[runs.length - 1] as LoadRun);
+    runs.push(await measureValid(hot, redisPid, 'PUTs', scripts.PUTs, round));
   } finally {
     await stop(hot);
   }
@@ -182,8 +211,7 @@ async function measureConfig(config: Config, redis: RedisServer, scripts: Record
   const cold = await startStrata({ ...config, redisUrl: redis.url, extra: ['--l1-max-bytes', '1m', '--l1-admission', 'lru', '--max-value-bytes', '4k'] });
   try {
     runWrk(cold.port, scripts['L2 hits'], WARM_SECONDS, CONNECTIONS);
-    runs.push(await measure(cold, redisPid, 'L2 hits', scripts['L2 hits'], round));
-    report(runs[runs.length - 1] as LoadRun);
+    runs.push(await measureValid(cold, redisPid, 'L2 hits', scripts['L2 hits'], round));
   } finally {
     await stop(cold);
   }
@@ -195,7 +223,7 @@ function project(runs: LoadRun[], configs: Config[]): Projection[] {
   const projections: Projection[] = [];
   for (const load of LOADS) {
     for (const config of configs) {
-      const mine = runs.filter((r) => r.load === load && r.fronts === config.fronts && r.shards === config.shards);
+      const mine = runs.filter((r) => r.invalid === null && r.load === load && r.fronts === config.fronts && r.shards === config.shards);
       if (mine.length === 0) continue;
       const us = (role: Role) => median(mine.map((r) => r.usPerRequest[role]));
       const costUs: RequestCost = { front: us('front'), shard: us('shard'), other: us('main') + us('v8') + us('other') };
@@ -221,12 +249,30 @@ function printRuns(runs: LoadRun[]): void {
   );
   console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of runs) {
-    const base = runs.find((b) => b.load === r.load && b.round === r.round && b.fronts === 1 && b.shards === 1);
+    const base = runs.find((b) => b.invalid === null && b.load === r.load && b.round === r.round && b.fronts === 1 && b.shards === 1);
     const total = ROLES.reduce((sum, role) => sum + r.usPerRequest[role], 0);
     const u = (role: Role) => fmt(r.usPerRequest[role], 1);
     console.log(
-      `| ${r.load} | ${configName(r)} | ${r.round + 1} | ${fmt(r.rps)} | ${fmt(r.p50ms, 3)} | ${fmt(r.p99ms, 3)} | ${fmt(r.perCpuSecond)} | ${base ? (r.perCpuSecond / base.perCpuSecond).toFixed(3) : '–'} | ${u('front')} | ${u('shard')} | ${u('main')} | ${u('v8')} | ${u('other')} | ${fmt(total, 1)} | ${fmt(r.opsPerBatch, 1)} | ${fmt(r.redisUsPerRequest, 1)} | ${pct(r.l1HitRatio)} | ${pct(r.getsCounted)} | ${r.errors} |`,
+      `| ${r.load} | ${configName(r)} | ${r.round + 1} | ${fmt(r.rps)} | ${fmt(r.p50ms, 3)} | ${fmt(r.p99ms, 3)} | ${fmt(r.perCpuSecond)} | ${base ? (r.perCpuSecond / base.perCpuSecond).toFixed(3) : '–'} | ${u('front')} | ${u('shard')} | ${u('main')} | ${u('v8')} | ${u('other')} | ${fmt(total, 1)} | ${fmt(r.opsPerBatch, 1)} | ${fmt(r.redisUsPerRequest, 1)} | ${pct(r.l1HitRatio)} | ${pct(r.getsCounted)} | ${r.errors}${r.invalid === null ? '' : ` (not counted: ${r.invalid})`} |`,
     );
+  }
+}
+
+/** Median over rounds of requests per CPU-second, each configuration against 1×1. */
+function printMedians(runs: LoadRun[], configs: Config[]): void {
+  const valid = runs.filter((r) => r.invalid === null);
+  console.log(`\nMedian over rounds, requests per server CPU-second (ratio to 1×1):\n`);
+  console.log(`| load | ${configs.map(configName).join(' | ')} |`);
+  console.log(`|---|${configs.map(() => '---:|').join('')}`);
+  for (const load of LOADS) {
+    const of = (c: Config) => valid.filter((r) => r.load === load && r.fronts === c.fronts && r.shards === c.shards).map((r) => r.perCpuSecond);
+    const base = of({ fronts: 1, shards: 1 });
+    const cells = configs.map((c) => {
+      const mine = of(c);
+      if (mine.length === 0) return '–';
+      return `${fmt(median(mine))}${base.length === 0 ? '' : ` (${(median(mine) / median(base)).toFixed(2)})`}`;
+    });
+    console.log(`| ${load} | ${cells.join(' | ')} |`);
   }
 }
 
@@ -273,6 +319,21 @@ function printZipf(runs: ZipfRun[]): void {
     const base = runs.find((b) => b.round === r.round && b.kind === 'cluster');
     console.log(
       `| ${r.label} | ${r.round + 1} | ${fmt(r.rps)} | ${fmt(r.p50ms, 3)} | ${fmt(r.p99ms, 3)} | ${fmt(r.perCpuSecond)} | ${base ? (r.perCpuSecond / base.perCpuSecond).toFixed(3) : '–'} | ${pct(r.l1HitRatio)} | ${fmt(r.l1Entries)} | ${pct(r.getsCounted)} | ${fmt(r.redisUsPerRequest, 1)} | ${fmt(r.rssBytes / 1048576)} | ${r.errors} |`,
+    );
+  }
+}
+
+function printZipfMedians(runs: ZipfRun[]): void {
+  const labels = [...new Set(runs.map((r) => r.label))];
+  const cluster = runs.filter((r) => r.kind === 'cluster').map((r) => r.perCpuSecond);
+  console.log('\nMedian over rounds:\n');
+  console.log('| server | req per CPU-s | vs cluster | L1 hit ratio | Redis µs/req |');
+  console.log('|---|---:|---:|---:|---:|');
+  for (const label of labels) {
+    const mine = runs.filter((r) => r.label === label);
+    const perCpu = median(mine.map((r) => r.perCpuSecond));
+    console.log(
+      `| ${label} | ${fmt(perCpu)} | ${cluster.length === 0 ? '–' : (perCpu / median(cluster)).toFixed(2)} | ${pct(median(mine.map((r) => r.l1HitRatio)))} | ${fmt(median(mine.map((r) => r.redisUsPerRequest)), 1)} |`,
     );
   }
 }
@@ -330,11 +391,13 @@ async function main(): Promise<void> {
     const projections = project(runs, configs);
     const basis = basisConfig(configs);
     printRuns(runs);
+    printMedians(runs, configs);
     printProjections(projections, basis);
     console.log(
       `\nZipf s = 0.99 reads over ${fmt(L2_KEYS)} keys of 1 KiB (L1 ≈ 10 % of the keyspace): node:cluster ×${clusterWorkers} against Strata ${configName(zipfConfig)}`,
     );
     printZipf(zipf.runs);
+    printZipfMedians(zipf.runs);
 
     mkdirSync(OUT_DIR, { recursive: true });
     const machine = {

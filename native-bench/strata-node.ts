@@ -12,7 +12,7 @@ const CLI = join(root, 'dist/src/cli.js');
 export interface StrataStats {
   config: { shards: number; fronts?: number };
   levels: { L1: { gets: number; hits: number; items: number }; L2?: { gets: number; hits: number; sets: number } };
-  shards: { batches: number; opsPerBatch: number }[];
+  shards: { batches: number; opsPerBatch: number; workerStarts: number }[];
   threads?: ReportedThreads;
 }
 
@@ -54,10 +54,23 @@ export async function startStrata(options: { fronts: number; shards: number; red
     ...options.extra,
   ];
   const server = await startProcess(argv, {}, SERVER_CPU);
-  const stats = await reportedThreads(server.port);
+  const node: StrataNode = { ...server, fronts, shards, roles: new Map(), rolesReported: false };
+  await readRoles(node);
+  return node;
+}
+
+/** (Re)reads which thread does what, while the node is idle: again after a shard worker was replaced (its thread is new). */
+export async function readRoles(node: StrataNode): Promise<void> {
+  const stats = await reportedThreads(node.port);
   const reported = stats.threads ?? null;
-  const roles = await threadRoles(server.child.pid as number, reported, stats.config.shards);
-  return { ...server, fronts, shards, roles, rolesReported: reported !== null };
+  node.roles = await threadRoles(node.child.pid as number, reported, stats.config.shards);
+  node.rolesReported = reported !== null;
+}
+
+/** Shard workers started between two /v1/stats readings beyond the first of each (a worker that timed out is replaced). */
+export function workersReplaced(before: StrataStats, after: StrataStats): number {
+  const starts = (s: StrataStats) => s.shards.reduce((sum, shard) => sum + shard.workerStarts, 0);
+  return starts(after) - starts(before);
 }
 
 /** /v1/stats once every thread it lists has told its id (0 until a thread has started), or after ~2 s. */
