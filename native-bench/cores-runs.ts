@@ -43,6 +43,8 @@ export interface LoadRun extends Config {
   rolesReported: boolean;
   /** Shard workers replaced during the run (after a shard missed its deadline); the new threads had no role. */
   workersReplaced: number;
+  /** L2 errors by kind during the run (/v1/stats levels.L2.errors). */
+  l2Errors: Record<string, number>;
   /** Why the run does not count (no request completed, errors, a worker replaced), or null. */
   invalid: string | null;
 }

@@ -38,7 +38,7 @@ import { cpuOf, fmt, getJson, requireWrk, runWrk, SERVER_CPU, stop, WRK_CPU } fr
 import { uniformGetScript, uniformPutScript } from './load-scripts.js';
 import { preloadStrataLayout } from './preload.js';
 import { bestSplit, defaultSplit, MODEL_TEXT, type RequestCost, redisCeiling, type Split } from './projection.js';
-import { hasFrontsOption, l1Delta, opsPerBatch, readRoles, type StrataNode, type StrataStats, startStrata, workersReplaced } from './strata-node.js';
+import { hasFrontsOption, l1Delta, l2Errors, opsPerBatch, readRoles, type StrataNode, type StrataStats, startStrata, workersReplaced } from './strata-node.js';
 import { cpuByRole, describeRoles, ROLES, type Role } from './threads.js';
 
 const { values: args } = parseArgs({
@@ -84,8 +84,9 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 /**
  * PUTs keys k0 … through the node. A 503 (the L2 or a shard late: on this
- * shared host Redis can be starved of CPU for longer than l2TimeoutMs) is
- * tried again, up to 5 times a key; how many were is printed.
+ * shared host Redis can be starved of CPU for longer than l2TimeoutMs, and
+ * the L2 breaker opens) is tried again, up to 8 times a key with a growing
+ * pause; how many were is printed.
  */
 async function preloadByPut(port: number, keys: number): Promise<void> {
   const value = new Uint8Array(VALUE_BYTES).fill(120);
@@ -98,9 +99,10 @@ async function preloadByPut(port: number, keys: number): Promise<void> {
         const res = await fetch(`http://127.0.0.1:${port}/v1/keys/k${k}?ttl=3600`, { method: 'PUT', body: value });
         if (res.status === 204) break;
         const body = await res.text();
-        if (res.status !== 503 || attempt === 5) throw new Error(`preload PUT k${k}: ${res.status} ${body}`);
+        if (res.status !== 503 || attempt === 8) throw new Error(`preload PUT k${k}: ${res.status} ${body}`);
         retried++;
-        await sleep(50);
+        // An open L2 breaker probes Redis before it closes again: back off up to 2 s.
+        await sleep(Math.min(2000, 50 * 2 ** attempt));
       }
     }
   };
@@ -148,6 +150,7 @@ async function measure(node: StrataNode, redisPid: number, load: LoadName, scrip
     threadRoles: describeRoles(node.roles),
     rolesReported: node.rolesReported,
     workersReplaced: workersReplaced(s0, s1),
+    l2Errors: l2Errors(s0, s1),
     invalid: null,
   };
 }
@@ -155,7 +158,13 @@ async function measure(node: StrataNode, redisPid: number, load: LoadName, scrip
 /** Why a run does not count, or null: nothing completed, more than 1 % errors, or a shard worker replaced meanwhile. */
 function invalidity(run: LoadRun): string | null {
   if (run.requests === 0) return 'no request completed';
-  if (run.errors > run.requests / 100) return `${fmt(run.errors)} errors in ${fmt(run.requests)} requests`;
+  if (run.errors > run.requests / 100) {
+    const l2 = Object.entries(run.l2Errors)
+      .filter(([, n]) => n > 0)
+      .map(([kind, n]) => `${kind} ${n}`)
+      .join(', ');
+    return `${fmt(run.errors)} errors in ${fmt(run.requests)} requests${l2 === '' ? '' : `; L2 errors: ${l2}`}`;
+  }
   if (run.workersReplaced > 0) return `${run.workersReplaced} shard worker(s) replaced`;
   return null;
 }

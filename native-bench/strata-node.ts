@@ -11,7 +11,7 @@ const CLI = join(root, 'dist/src/cli.js');
 /** What a benchmark reads from /v1/stats (fields a node may not have yet are optional). */
 export interface StrataStats {
   config: { shards: number; fronts?: number };
-  levels: { L1: { gets: number; hits: number; items: number }; L2?: { gets: number; hits: number; sets: number } };
+  levels: { L1: { gets: number; hits: number; items: number }; L2?: { gets: number; hits: number; sets: number; errors: Record<string, number> } };
   shards: { batches: number; opsPerBatch: number; workerStarts: number }[];
   threads?: ReportedThreads;
 }
@@ -65,6 +65,12 @@ export async function readRoles(node: StrataNode): Promise<void> {
   const reported = stats.threads ?? null;
   node.roles = await threadRoles(node.child.pid as number, reported, stats.config.shards);
   node.rolesReported = reported !== null;
+}
+
+/** L2 errors by kind (timeout, connection, breaker, …) between two /v1/stats readings. */
+export function l2Errors(before: StrataStats, after: StrataStats): Record<string, number> {
+  const was = before.levels.L2?.errors ?? {};
+  return Object.fromEntries(Object.entries(after.levels.L2?.errors ?? {}).map(([kind, n]) => [kind, n - (was[kind] ?? 0)]));
 }
 
 /** Shard workers started between two /v1/stats readings beyond the first of each (a worker that timed out is replaced). */
