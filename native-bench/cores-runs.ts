@@ -55,7 +55,7 @@ export interface Projection extends Config {
   costUs: RequestCost;
   /** Best split and throughput for every core count 1…64. */
   curve: Split[];
-  /** The node's default split (floor(N/2) fronts, N − 1 shards) at the same core counts. */
+  /** The node's default split (round(0.6 N) fronts, N − 1 shards) at the same core counts. */
   defaults: Split[];
   redisCeiling: number;
 }

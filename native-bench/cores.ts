@@ -298,7 +298,7 @@ function printProjections(projections: Projection[], basis: Config): void {
     const cap = Number.isFinite(p.redisCeiling) ? `${fmt(p.redisCeiling)} req/s` : '–';
     console.log(`| ${p.load} | ${fmt(p.costUs.front, 1)} | ${fmt(p.costUs.shard, 1)} | ${fmt(p.costUs.other, 1)} | ${cells.join(' | ')} | ${cap} |`);
   }
-  console.log(`\nThe node's default split (--fronts floor(N/2), --shards N − 1) in the same model, ${configName(basis)} costs:\n`);
+  console.log(`\nThe node's default split (--fronts round(0.6 N), --shards N − 1) in the same model, ${configName(basis)} costs:\n`);
   console.log(`| load | ${PROJECTED_CORES.map((n) => `${n} cores: req/s, limit, of best`).join(' | ')} |`);
   console.log(`|---|${PROJECTED_CORES.map(() => '---|').join('')}`);
   for (const p of projections.filter((q) => q.fronts === basis.fronts && q.shards === basis.shards)) {

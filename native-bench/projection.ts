@@ -21,6 +21,7 @@
  */
 
 /** CPU-seconds one request costs, by where it is spent. */
+import { defaultFrontsFor, defaultShardsFor } from '../src/config/schema.js';
 export interface RequestCost {
   front: number;
   shard: number;
@@ -64,12 +65,12 @@ export function bestSplit(cost: RequestCost, cores: number): Split {
 
 /**
  * The node's default split on `cores` cores (src/config/schema.ts: fronts
- * max(1, floor(cores / 2)), shards max(1, cores − 1)). It oversubscribes
+ * max(1, round(0.6 × cores)), shards max(1, cores − 1)). It oversubscribes
  * (F + S > N): idle threads sleep, so the same min() applies, with each
  * thread still at most one core.
  */
 export function defaultSplit(cost: RequestCost, cores: number): Split {
-  return throughput(cost, cores, Math.max(1, Math.floor(cores / 2)), Math.max(1, cores - 1));
+  return throughput(cost, cores, defaultFrontsFor(cores), defaultShardsFor(cores));
 }
 
 /** What one single-threaded redis-server can serve, from its CPU-seconds per request; Infinity when the load does not reach it. */
