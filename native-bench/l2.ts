@@ -10,10 +10,17 @@
  *    the L1 hit ratio and the share of requests that reached Redis.
  * 3. Invalidation window: node A acknowledges a PUT; how long until node B,
  *    which held the old value in L1, answers the new one.
+ * 4. Zipf mix against the bare proxy: the workload of 2 (TinyLFU) against
+ *    bare-redis-server.ts (GET → one GET, PUT → one SET) on the same keys,
+ *    alternating, Redis preloaded before each run: requests per server
+ *    CPU-second and their ratio, CPU per request by thread role (threads.ts),
+ *    the share of Strata's GETs its front answered from the hot-read index,
+ *    ops per batch and L2 reads per request.
  *
  * Servers are pinned to CPU 0, wrk and Redis to CPU 1.
  *
- *   npm run bench:l2 [-- --seconds 10 --rounds 3]
+ *   npm run bench:l2 [-- --seconds 10 --rounds 3 --sections hits,zipf,window,mix --put-share 0.05]
+ *   (--strata-node-args '--cpu-prof --cpu-prof-dir=/tmp/prof' profiles every thread of section 4's Strata runs)
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -25,6 +32,8 @@ import { RedisServer } from '../test/helpers/redis.js';
 import { cpuOf, fmt, getJson, requireWrk, runWrk, SERVER_CPU, type Server, startProcess, stop, WRK_CPU } from './harness.js';
 import { uniformGetScript, zipfScript, zipfStaticOptimum } from './load-scripts.js';
 import { preloadStrataLayout } from './preload.js';
+import { hotHitsDelta, l1Delta, opsPerBatch, type StrataStats, startStrata as startStrataNode } from './strata-node.js';
+import { cpuByRole, ROLES, type Role, threadRoles } from './threads.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -32,28 +41,38 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '50' },
     'window-samples': { type: 'string', default: '300' },
+    /** Which sections to run, comma-separated. */
+    sections: { type: 'string', default: 'hits,zipf,window,mix' },
+    /** Share of the Zipf workload's requests that are PUTs (sections 2 and 4). */
+    'put-share': { type: 'string', default: '0.05' },
+    /** Flags for node itself in section 4's Strata runs, space-separated (e.g. --cpu-prof). */
+    'strata-node-args': { type: 'string', default: '' },
   },
 });
+const SECTIONS = new Set(args.sections.split(','));
+const PUT_SHARE = Number(args['put-share']);
+const STRATA_NODE_ARGS = args['strata-node-args'] === '' ? [] : args['strata-node-args'].split(' ');
 const SECONDS = Number(args.seconds);
 const ROUNDS = Number(args.rounds);
 const CONNECTIONS = Number(args.connections);
 const WINDOW_SAMPLES = Number(args['window-samples']);
 const KEYS = 100_000;
 const VALUE_BYTES = 1024;
+const ZIPF_S = 0.99;
 const root = new URL('../../', import.meta.url).pathname;
 
 function startStrata(redisUrl: string, extra: string[], cpu: string | null = SERVER_CPU): Promise<Server> {
   return startProcess([join(root, 'dist/src/cli.js'), '--port', '$PORT', '--shards', '1', '--max-value-bytes', '4k', ...extra], { REDIS_URL: redisUrl }, cpu);
 }
 
+/** bare-redis-server.ts, the baseline: one Redis GET per GET, one SET per PUT. */
+function startBareProxy(redisUrl: string): Promise<Server> {
+  return startProcess([join(root, 'dist/native-bench/bare-redis-server.js'), '$PORT', redisUrl], {}, SERVER_CPU);
+}
+
 /** Writes every key's envelope straight into Redis (what a PUT through Strata would leave there). */
 function preloadRedis(url: string): Promise<void> {
   return preloadStrataLayout(url, KEYS, VALUE_BYTES);
-}
-
-interface Stats {
-  levels: { L1: { gets: number; hits: number }; L2: { gets: number; hits: number; sets: number; coalesced: number } };
-  frontUtilization: number;
 }
 
 interface Run {
@@ -68,37 +87,55 @@ interface Run {
   redisShare?: number;
   l2Reads?: number;
   requests: number;
+  /** Server CPU per request by thread role, µs (servers measured with roles). */
+  usPerRequest?: Record<Role, number>;
+  /** Of Strata's GETs: the share its fronts answered from the hot-read index. */
+  hotShare?: number;
+  /** Ops the shards took per batch. */
+  opsPerBatch?: number;
 }
 
+/** A server under measure(), with the role of each of its threads when they are known. */
+type Measured = Server & { roles?: Map<number, Role> };
+
 /** Runs wrk against a server, with server CPU from /proc and, for Strata, the L1/L2 counters. */
-async function measure(label: string, server: Server, redisPid: number, script: string, strata: boolean): Promise<Run> {
+async function measure(label: string, server: Measured, redisPid: number, script: string, strata: boolean): Promise<Run> {
   runWrk(server.port, script, 2, CONNECTIONS); // warm-up, not measured
-  const before = cpuOf(server.child.pid as number).total;
+  const pid = server.child.pid as number;
+  const s0 = strata ? await getJson<StrataStats>(`http://127.0.0.1:${server.port}/v1/stats`) : null;
+  const before = cpuOf(pid);
   const redisBefore = cpuOf(redisPid).total;
-  const s0 = strata ? await getJson<Stats>(`http://127.0.0.1:${server.port}/v1/stats`) : null;
   const wrk = runWrk(server.port, script, SECONDS, CONNECTIONS);
-  const cpu = cpuOf(server.child.pid as number).total - before;
+  const after = cpuOf(pid);
+  const cpu = after.total - before.total;
   const redisCpu = cpuOf(redisPid).total - redisBefore;
   const run: Run = { label, ...wrk, perCpuSecond: wrk.requests / cpu, redisCpuShare: redisCpu / SECONDS };
+  if (server.roles !== undefined) {
+    const byRole = cpuByRole(before, after, server.roles);
+    run.usPerRequest = Object.fromEntries(ROLES.map((r) => [r, (byRole[r] / wrk.requests) * 1e6])) as Record<Role, number>;
+  }
   if (s0 !== null) {
-    const s1 = await getJson<Stats>(`http://127.0.0.1:${server.port}/v1/stats`);
-    const gets = s1.levels.L1.gets - s0.levels.L1.gets;
-    const hits = s1.levels.L1.hits - s0.levels.L1.hits;
-    const l2Reads = s1.levels.L2.gets - s0.levels.L2.gets;
-    const l2Writes = s1.levels.L2.sets - s0.levels.L2.sets;
-    run.l1HitRatio = hits / gets;
+    const s1 = await getJson<StrataStats>(`http://127.0.0.1:${server.port}/v1/stats`);
+    const l1 = l1Delta(s0, s1);
+    const l2Reads = (s1.levels.L2?.gets ?? 0) - (s0.levels.L2?.gets ?? 0);
+    const l2Writes = (s1.levels.L2?.sets ?? 0) - (s0.levels.L2?.sets ?? 0);
+    run.l1HitRatio = l1.hits / l1.gets;
     run.l2Reads = l2Reads;
     // Requests that made Strata call Redis: L2 reads (coalesced misses count once) and writes.
     run.redisShare = (l2Reads + l2Writes) / wrk.requests;
+    // A hot-index hit counts as an L1 get and hit too.
+    run.hotShare = hotHitsDelta(s0, s1) / l1.gets;
+    run.opsPerBatch = opsPerBatch(s0, s1);
   }
   return run;
 }
+
+const pct = (x: number | undefined) => (x === undefined ? '–' : `${(x * 100).toFixed(1)}%`);
 
 function table(runs: Run[]): void {
   console.log('| run | req/s | p50 ms | p99 ms | req per server CPU-s | Redis CPU | L1 hit ratio | requests reaching Redis | errors |');
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of runs) {
-    const pct = (x: number | undefined) => (x === undefined ? '–' : `${(x * 100).toFixed(1)}%`);
     console.log(
       `| ${r.label} | ${fmt(r.rps)} | ${fmt(r.p50ms, 3)} | ${fmt(r.p99ms, 3)} | ${fmt(r.perCpuSecond)} | ${pct(r.redisCpuShare)} | ${pct(r.l1HitRatio)} | ${pct(r.redisShare)} | ${r.errors} |`,
     );
@@ -107,13 +144,18 @@ function table(runs: Run[]): void {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
+/** One line: strata/bare by round, and the median. */
+function printRatios(what: string, ratios: number[]): void {
+  console.log(`\n${what}, req per server CPU-second, strata/bare by round: ${ratios.map((r) => r.toFixed(3)).join(', ')}; median ${median(ratios).toFixed(3)}`);
+}
+
 async function l2Hits(redis: RedisServer, dir: string): Promise<void> {
   console.log('\n## 1. L2 hits, L1 cold (1 MiB L1, 100,000 keys read uniformly)\n');
   const script = uniformGetScript(dir, KEYS);
   const runs: Run[] = [];
   const ratios: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
-    const bare = await startProcess([join(root, 'dist/native-bench/bare-redis-server.js'), '$PORT', redis.url], {}, SERVER_CPU);
+    const bare = await startBareProxy(redis.url);
     const b = await measure('bare uWS + ioredis GET', bare, redis.pid as number, script, false);
     await stop(bare);
     // lru admission: every L2 value is taken in (and soon evicted), the worst case for an L1 this small.
@@ -124,24 +166,28 @@ async function l2Hits(redis: RedisServer, dir: string): Promise<void> {
     ratios.push(s.perCpuSecond / b.perCpuSecond);
   }
   table(runs);
-  console.log(`\nL2 hits, req per server CPU-second, strata/bare by round: ${ratios.map((r) => r.toFixed(3)).join(', ')}; median ${median(ratios).toFixed(3)}`);
+  printRatios('L2 hits', ratios);
 }
 
-async function zipf(redis: RedisServer, dir: string): Promise<void> {
-  const s = 0.99;
-  const key = 'k50000';
-  const perEntry = entrySize(key, {
+/** The L1 budget of the Zipf sections: 10 % of the keyspace's entries as the L1 charges them, and how many entries that is. */
+function zipfL1(): { l1Bytes: number; capacity: number } {
+  const perEntry = entrySize('k50000', {
     ...plainMeta(0, 0),
     value: new Uint8Array(VALUE_BYTES),
     head: new Uint8Array(`application/octet-stream\r\netag: "0123456789abcdef0123456789abcdef"`.length),
   });
   const l1Bytes = Math.round((KEYS * perEntry) / 10);
-  const capacity = Math.floor(l1Bytes / perEntry);
+  return { l1Bytes, capacity: Math.floor(l1Bytes / perEntry) };
+}
+
+async function zipf(redis: RedisServer, dir: string): Promise<void> {
+  const s = ZIPF_S;
+  const { l1Bytes, capacity } = zipfL1();
   console.log(
-    `\n## 2. Zipf s=${s}, ${fmt(KEYS)} keys x ${VALUE_BYTES} B, L1 ${fmt(l1Bytes / 1048576, 1)} MiB (~${fmt(capacity)} entries, 10% of the keyspace), 95% GET / 5% PUT\n`,
+    `\n## 2. Zipf s=${s}, ${fmt(KEYS)} keys x ${VALUE_BYTES} B, L1 ${fmt(l1Bytes / 1048576, 1)} MiB (~${fmt(capacity)} entries, 10% of the keyspace), ${mixName()}\n`,
   );
   console.log(`best static choice of ${fmt(capacity)} keys would serve ${(zipfStaticOptimum(KEYS, capacity, s) * 100).toFixed(1)}% of reads\n`);
-  const script = zipfScript(dir, { keys: KEYS, s, putShare: 0.05, valueBytes: VALUE_BYTES });
+  const script = zipfScript(dir, { keys: KEYS, s, putShare: PUT_SHARE, valueBytes: VALUE_BYTES });
   const runs: Run[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     for (const admission of ['lru', 'tinylfu']) {
@@ -160,6 +206,66 @@ async function zipf(redis: RedisServer, dir: string): Promise<void> {
       `${admission}: L1 hit ratio median ${(median(mine.map((r) => r.l1HitRatio ?? 0)) * 100).toFixed(1)}%, requests reaching Redis median ${(median(mine.map((r) => r.redisShare ?? 0)) * 100).toFixed(1)}%`,
     );
   }
+}
+
+/** "95% GET / 5% PUT" for --put-share. */
+function mixName(): string {
+  const puts = Math.round(PUT_SHARE * 1000) / 10;
+  return `${Math.round((100 - puts) * 10) / 10}% GET / ${puts}% PUT`;
+}
+
+/**
+ * Section 4: the Zipf mix of section 2 (TinyLFU) against the bare proxy on
+ * the same keys, GETs and PUTs, alternating, Redis preloaded before each run
+ * (the PUTs of the run before changed it). Requests per server CPU-second is
+ * what compares; both servers are one process on CPU 0.
+ */
+async function zipfMix(redis: RedisServer, dir: string): Promise<void> {
+  const { l1Bytes, capacity } = zipfL1();
+  console.log(
+    `\n## 4. Zipf mix (s=${ZIPF_S}, ${mixName()}, L1 ${fmt(l1Bytes / 1048576, 1)} MiB ~${fmt(capacity)} entries, tinylfu) vs the bare uWS + ioredis proxy\n`,
+  );
+  const script = zipfScript(dir, { keys: KEYS, s: ZIPF_S, putShare: PUT_SHARE, valueBytes: VALUE_BYTES });
+  const redisPid = redis.pid as number;
+  const runs: Run[] = [];
+  const ratios: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    await preloadRedis(redis.url);
+    const bare = await startBareProxy(redis.url);
+    // The proxy has no shards: its main thread is its one front, the rest V8's threads and libuv's.
+    const bareRoles = await threadRoles(bare.child.pid as number, null, 0);
+    const b = await measure('bare uWS + ioredis', { ...bare, roles: bareRoles }, redisPid, script, false);
+    await stop(bare);
+    await preloadRedis(redis.url);
+    const strata = await startStrataNode({
+      fronts: 1,
+      shards: 1,
+      redisUrl: redis.url,
+      extra: ['--max-value-bytes', '4k', '--l1-max-bytes', String(l1Bytes), '--l1-admission', 'tinylfu'],
+      nodeArgs: STRATA_NODE_ARGS,
+    });
+    runWrk(strata.port, script, 5, CONNECTIONS); // fill L1, not measured
+    const s = await measure('strata zipf mix', strata, redisPid, script, true);
+    await stop(strata);
+    runs.push(b, s);
+    ratios.push(s.perCpuSecond / b.perCpuSecond);
+  }
+  table(runs);
+  console.log('\n| round | bare req per CPU-s | strata req per CPU-s | strata/bare |');
+  console.log('|---:|---:|---:|---:|');
+  for (const [i, ratio] of ratios.entries()) {
+    console.log(`| ${i + 1} | ${fmt(runs[2 * i]?.perCpuSecond ?? 0)} | ${fmt(runs[2 * i + 1]?.perCpuSecond ?? 0)} | ${ratio.toFixed(3)} |`);
+  }
+  console.log(`\n| run | ${ROLES.map((r) => `${r} µs/req`).join(' | ')} | GETs from the hot-read index | ops/batch | L2 reads/req |`);
+  console.log(`|---|${ROLES.map(() => '---:|').join('')}---:|---:|---:|`);
+  const num = (x: number | undefined, d: number) => (x === undefined ? '–' : fmt(x, d));
+  for (const r of runs) {
+    const us = ROLES.map((role) => num(r.usPerRequest?.[role], 1)).join(' | ');
+    console.log(
+      `| ${r.label} | ${us} | ${pct(r.hotShare)} | ${num(r.opsPerBatch, 1)} | ${num(r.l2Reads === undefined ? undefined : r.l2Reads / r.requests, 3)} |`,
+    );
+  }
+  printRatios('Zipf mix', ratios);
 }
 
 /** A keep-alive GET that returns the body as text. */
@@ -234,9 +340,10 @@ async function main(): Promise<void> {
   console.log(`${CONNECTIONS} connections, ${SECONDS}s per run, ${ROUNDS} rounds`);
   try {
     await preloadRedis(redis.url);
-    await l2Hits(redis, dir);
-    await zipf(redis, dir);
-    await invalidationWindow(redis);
+    if (SECTIONS.has('hits')) await l2Hits(redis, dir);
+    if (SECTIONS.has('zipf')) await zipf(redis, dir);
+    if (SECTIONS.has('window')) await invalidationWindow(redis);
+    if (SECTIONS.has('mix')) await zipfMix(redis, dir);
   } finally {
     await redis.stop();
   }

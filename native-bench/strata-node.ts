@@ -13,6 +13,8 @@ export interface StrataStats {
   config: { shards: number; fronts?: number };
   levels: { L1: { gets: number; hits: number; items: number }; L2?: { gets: number; hits: number; sets: number; errors: Record<string, number> } };
   shards: { batches: number; opsPerBatch: number; workerStarts: number }[];
+  /** Each front; `hotHits`: GETs it answered from the hot-read index (nodes from before several fronts lack it). */
+  fronts?: { hotHits: number }[];
   threads?: ReportedThreads;
 }
 
@@ -35,14 +37,16 @@ export function hasFrontsOption(): boolean {
 /**
  * Starts a node with `fronts` fronts and `shards` shards, `--redis-url`, and
  * `extra` flags, with the main thread's young generation as `npm start` sets
- * it; then reads which thread does what while it is idle.
+ * it and `nodeArgs` (e.g. --cpu-prof) for node itself; then reads which
+ * thread does what while it is idle.
  */
-export async function startStrata(options: { fronts: number; shards: number; redisUrl: string; extra: string[] }): Promise<StrataNode> {
+export async function startStrata(options: { fronts: number; shards: number; redisUrl: string; extra: string[]; nodeArgs?: string[] }): Promise<StrataNode> {
   const { fronts, shards } = options;
   if (fronts > 1 && !hasFrontsOption()) throw new Error(`this build has no --fronts; cannot start ${fronts} fronts`);
   const frontFlags = hasFrontsOption() ? ['--fronts', String(fronts)] : [];
   const argv = [
     '--max-semi-space-size=2',
+    ...(options.nodeArgs ?? []),
     CLI,
     '--port',
     '$PORT',
@@ -101,4 +105,10 @@ export function opsPerBatch(before: StrataStats, after: StrataStats): number {
 /** L1 lookups (GETs) and hits between two /v1/stats readings. */
 export function l1Delta(before: StrataStats, after: StrataStats): { gets: number; hits: number } {
   return { gets: after.levels.L1.gets - before.levels.L1.gets, hits: after.levels.L1.hits - before.levels.L1.hits };
+}
+
+/** GETs the fronts answered from their hot-read indexes between two /v1/stats readings (0 for a node that does not say). */
+export function hotHitsDelta(before: StrataStats, after: StrataStats): number {
+  const hot = (s: StrataStats) => (s.fronts ?? []).reduce((sum, front) => sum + front.hotHits, 0);
+  return hot(after) - hot(before);
 }
