@@ -4,6 +4,7 @@
 import { helpText, loadConfig } from './config/load.js';
 import type { StrataConfig } from './config/schema.js';
 import { ConfigError, EXIT, PortInUseError, StrataError } from './errors.js';
+import { CLOSE_WAIT_MS } from './front/supervisor.js';
 import { startNode } from './node.js';
 
 /** Entry point: `strata [options]`. Exit 2 on bad configuration, 1 on other startup failures. */
@@ -40,10 +41,14 @@ async function main(argv: readonly string[]): Promise<void> {
     if (signalled) return;
     signalled = true;
     process.stdout.write(`strata: ${signal}: draining\n`);
-    const force = setTimeout(() => {
-      process.stderr.write('strata: drain took too long; exiting\n');
-      process.exit(EXIT.FAILURE);
-    }, config.drainTimeoutMs + 1500);
+    // The drain (a hung front is waited for CLOSE_WAIT_MS past it), the fronts' stop (CLOSE_WAIT_MS), then the workers, PostgreSQL and the L2.
+    const force = setTimeout(
+      () => {
+        process.stderr.write('strata: drain took too long; exiting\n');
+        process.exit(EXIT.FAILURE);
+      },
+      config.drainTimeoutMs + 2 * CLOSE_WAIT_MS + 1500,
+    );
     force.unref();
     node.close().then(
       () => {

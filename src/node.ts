@@ -2,6 +2,7 @@ import { answerWithinMs } from './config/load.js';
 import type { StrataConfig } from './config/schema.js';
 import { COORDINATION_DEFAULTS } from './coordination/settings.js';
 import { allocateFrontCounters, Counters, FrontTotals } from './counters/counters.js';
+import { PortInUseError } from './errors.js';
 import type { Question, SupervisorAnswer } from './front/messages.js';
 import { FrontSupervisor } from './front/supervisor.js';
 import { claimPort, pickPort } from './http/port-claim.js';
@@ -60,8 +61,22 @@ export interface StartOptions {
 export async function startNode(config: StrataConfig, options: StartOptions = {}): Promise<StrataNode> {
   // Refuses a fallback JS server before anything starts (each front loads it again in its thread).
   loadNativeUws();
+  // Port 0: the port picked may be taken before the fronts bind it (by another process, or an outgoing
+  // connection of this one); another pick is as good, so a few are tried.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOn(config.port === 0 ? await pickPort(config.host) : config.port, config, options);
+    } catch (err) {
+      if (config.port !== 0 || !(err instanceof PortInUseError) || attempt >= PORT_ZERO_ATTEMPTS) throw err;
+    }
+  }
+}
+
+/** How many free ports a node started on port 0 tries before it gives up. */
+const PORT_ZERO_ATTEMPTS = 3;
+
+async function startOn(port: number, config: StrataConfig, options: StartOptions): Promise<StrataNode> {
   // First: a node whose port is taken must not start workers or touch the L2.
-  const port = config.port === 0 ? await pickPort(config.host) : config.port;
   const claim = await claimPort(config.host, port);
   let node: StrataNode;
   try {

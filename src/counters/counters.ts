@@ -172,6 +172,13 @@ export class FrontCounters {
     slots[FRONT_SLOT.STARTS] = (slots[FRONT_SLOT.STARTS] as number) + 1;
   }
 
+  /** The front's thread has ended: nothing is in flight there any more (the supervisor calls this; the thread is gone). */
+  exited(): void {
+    const slots = this.#slots;
+    slots[FRONT_SLOT.ACTIVE] = 0;
+    slots[FRONT_SLOT.UTILIZATION] = 0;
+  }
+
   /** Requests begun and not yet answered or aborted. */
   get active(): number {
     return this.#slots[FRONT_SLOT.ACTIVE] as number;

@@ -13,6 +13,8 @@ export type ToFront =
   /** The shard's worker is gone: what it owed fails with `code`. */
   | { readonly type: 'shardDown'; readonly shard: number; readonly threadId: number; readonly code: ErrorCode; readonly message: string }
   | { readonly type: 'answer'; readonly id: number; readonly answer: SupervisorAnswer }
+  /** Every shard's port has been sent: listen now. */
+  | { readonly type: 'listen' }
   /** Shutdown, step 1: stop accepting, refuse new work, report 'drained' when nothing is in flight (or at the deadline). */
   | { readonly type: 'drain'; readonly deadlineMs: number }
   /** Shutdown, step 2: close every connection and end the thread. */

@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { StrataConfig } from '../config/schema.js';
+import { FrontCounters } from '../counters/counters.js';
 import { PortInUseError } from '../errors.js';
 import type { HotIndexShape } from '../l1/hot-index.js';
 import type { ShardSupervisor } from '../shards/supervisor.js';
@@ -16,8 +17,8 @@ export const FRONT_YOUNG_GENERATION_MB = 6;
 /** A front that dies is replaced after this long, doubling while replacements keep dying (up to 5 s). */
 const RESTART_DELAY_MS = 50;
 const MAX_RESTART_DELAY_MS = 5000;
-/** How long shutdown waits for each front to end after asking it to. */
-const CLOSE_WAIT_MS = 5000;
+/** How long shutdown waits for each front to end after asking it to, and past the drain deadline for its 'drained'. */
+export const CLOSE_WAIT_MS = 1000;
 /** A replacement that runs this long resets the delay. */
 const STABLE_AFTER_MS = 10_000;
 
@@ -78,8 +79,8 @@ export class FrontSupervisor {
     return this.#port;
   }
 
-  /** Starts a thread for a seat; resolves with its port once it listens. */
-  #spawn(seat: FrontSeat, port: number): Promise<number> {
+  /** Starts a thread for a seat (a replacement of a front that died, or the first); resolves with its port once it listens. */
+  #spawn(seat: FrontSeat, port: number, replacement = false): Promise<number> {
     const { config, frontCounters, hotIndexShape, shards } = this.#options;
     const data: FrontWorkerData = { front: seat.index, config, port, frontCounters, hotIndexShape };
     const worker = new Worker(FRONT_FILE, {
@@ -96,6 +97,8 @@ export class FrontSupervisor {
       connect: (shard, threadId, shardPort, hotIndex) => post({ type: 'shard', shard, threadId, port: shardPort, hotIndex }, [shardPort]),
       disconnect: (shard, threadId, code, message) => post({ type: 'shardDown', shard, threadId, code, message }),
     });
+    // After every shard's port (messages keep their order): a front takes no request before it can reach the shards.
+    post({ type: 'listen' });
     let exit: () => void = () => {};
     seat.exited = new Promise<void>((resolve) => {
       exit = resolve;
@@ -140,12 +143,12 @@ export class FrontSupervisor {
         seat.forget = null;
         seat.worker = null;
         seat.drained?.();
+        // Its requests in flight are gone with it (its region has no writer until a replacement starts).
+        new FrontCounters(frontCounters, seat.index, config.shards).exited();
         exit();
-        if (!listening) {
-          reject(new Error(`front ${seat.index} exited with code ${code} before it listened`));
-          return;
-        }
-        if (this.#closing) return;
+        if (!listening) reject(new Error(`front ${seat.index} exited with code ${code} before it listened`));
+        // A front that ran, or a replacement that failed to start: try again (the delay grows); the first start's failure fails the node.
+        if (this.#closing || (!listening && !replacement)) return;
         this.#replace(seat, code);
       });
     });
@@ -159,7 +162,7 @@ export class FrontSupervisor {
     this.#options.say(`strata: front ${seat.index} exited with code ${code}; replacing it in ${delay} ms`);
     setTimeout(() => {
       if (this.#closing) return;
-      this.#spawn(seat, this.#port).catch((err: unknown) => {
+      this.#spawn(seat, this.#port, true).catch((err: unknown) => {
         this.#options.say(`strata: front ${seat.index} could not be replaced: ${(err as Error).message}`);
       });
     }, delay).unref();
@@ -183,7 +186,7 @@ export class FrontSupervisor {
   /** Shutdown, step 1: every front stops accepting and finishes its requests in flight (until deadlineMs, epoch ms). */
   async drain(deadlineMs: number): Promise<void> {
     this.#closing = true;
-    await Promise.all(
+    const drained = Promise.all(
       this.#seats.map(
         (seat) =>
           new Promise<void>((resolve) => {
@@ -193,23 +196,31 @@ export class FrontSupervisor {
           }),
       ),
     );
+    // A hung front never says 'drained': shutdown goes on without it.
+    await this.#within(drained, Math.max(0, deadlineMs - Date.now()) + CLOSE_WAIT_MS, 'drain');
+  }
+
+  /** Waits for `work` at most `ms`; says so when it gave up. */
+  async #within(work: Promise<unknown>, ms: number, what: string): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), ms);
+    });
+    const ended = await Promise.race([work, late]);
+    clearTimeout(timer);
+    if (ended === 'late') this.#options.say(`strata: a front did not ${what} within ${ms} ms (hung); shutdown goes on without it`);
   }
 
   /**
    * Shutdown, step 2: every front closes its connections and ends. A front
    * that does not end within CLOSE_WAIT_MS (a hung handler) is left behind:
-   * it cannot be terminated safely (see the class comment); the process
-   * exiting ends it.
+   * it cannot be terminated safely (see the class comment), so the process
+   * ends with it still running, and Node may then abort instead of exiting
+   * cleanly.
    */
   async close(): Promise<void> {
     this.#closing = true;
     for (const seat of this.#seats) seat.worker?.postMessage({ type: 'close' } satisfies ToFront);
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), CLOSE_WAIT_MS);
-    });
-    const ended = await Promise.race([Promise.all(this.#seats.map((seat) => seat.exited)), late]);
-    clearTimeout(timer);
-    if (ended === 'late') this.#options.say(`strata: a front did not stop within ${CLOSE_WAIT_MS} ms; leaving it to the process exit`);
+    await this.#within(Promise.all(this.#seats.map((seat) => seat.exited)), CLOSE_WAIT_MS, 'stop');
   }
 }

@@ -66,14 +66,17 @@ function closeApp(): void {
 process.on('exit', closeApp);
 
 let listenSocket: us_listen_socket | null = null;
-app.listen(config.host, data.port, (socket) => {
-  if (socket === false) {
-    post({ type: 'listenFailed', message: `cannot listen on ${config.host}:${data.port} (in use or not permitted)` });
-    return;
-  }
-  listenSocket = socket;
-  post({ type: 'listening', port: uws.us_socket_local_port(socket) });
-});
+/** Listens on the node's port; the supervisor says when (after it has sent every shard's port). */
+function listen(): void {
+  app.listen(config.host, data.port, (socket) => {
+    if (socket === false) {
+      post({ type: 'listenFailed', message: `cannot listen on ${config.host}:${data.port} (in use or not permitted)` });
+      return;
+    }
+    listenSocket = socket;
+    post({ type: 'listening', port: uws.us_socket_local_port(socket) });
+  });
+}
 
 let lastElu = performance.eventLoopUtilization();
 const utilization = setInterval(() => {
@@ -120,6 +123,9 @@ port.on('message', (message: ToFront) => {
       return;
     case 'answer':
       asks.get(message.id)?.(message.answer);
+      return;
+    case 'listen':
+      listen();
       return;
     case 'drain':
       void drain(message.deadlineMs);

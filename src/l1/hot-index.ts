@@ -39,6 +39,8 @@ const READER = {
   TOUCH_READ: 1,
   /** The front's read state: odd while a read is open (see the file comment). */
   STATE: 2,
+  /** Non-zero once the supervisor revoked the index (its worker is gone): nothing in it may be served. */
+  REVOKED: 3,
 } as const;
 /** Byte offsets in an arena record. */
 const RECORD = {
@@ -119,6 +121,17 @@ export function allocatedBytes(shape: HotIndexShape): number {
   return (headerWords(shape) + shape.slots * SLOT_WORDS) * 4 + shape.arenaBytes;
 }
 
+/**
+ * Revokes an index whose worker is gone: every front's lookups miss from now
+ * on, even in a front that has not yet been told (the supervisor calls this
+ * before it tells them). A write the replacement acknowledges is then never
+ * followed by a read of the old worker's copy through another front.
+ */
+export function revokeHotIndex(buffer: SharedArrayBuffer, shape: HotIndexShape): void {
+  const ints = new Int32Array(buffer, 0, shape.readers * READER_WORDS);
+  for (let r = 0; r < shape.readers; r++) Atomics.store(ints, r * READER_WORDS + READER.REVOKED, 1);
+}
+
 /** Allocates the shared buffer for a shape. */
 export function allocateHotIndex(shape: HotIndexShape): SharedArrayBuffer {
   return new SharedArrayBuffer(allocatedBytes(shape));
@@ -163,6 +176,7 @@ export class HotIndexReader {
   readonly #state: number;
   readonly #touchWrite: number;
   readonly #touchRead: number;
+  readonly #revoked: number;
   readonly #reader: number;
   readonly #scratch = new Uint8Array(4 * 512);
   readonly #encoder = new TextEncoder();
@@ -186,6 +200,7 @@ export class HotIndexReader {
     this.#state = v.control(reader, READER.STATE);
     this.#touchWrite = v.control(reader, READER.TOUCH_WRITE);
     this.#touchRead = v.control(reader, READER.TOUCH_READ);
+    this.#revoked = v.control(reader, READER.REVOKED);
     this.bytes = v.bytes;
     // A front that died inside a read left its state odd; its replacement (started once it is gone) closes it.
     Atomics.store(v.ints, this.#state, 0);
@@ -200,6 +215,11 @@ export class HotIndexReader {
     const v = this.#v;
     this.#epoch = (this.#epoch + 1) & 0x3fffffff;
     Atomics.store(v.ints, this.#state, this.#epoch * 2 + 1);
+    // Revoked (its worker replaced): a front that has not yet heard so must not serve what the old worker published.
+    if (Atomics.load(v.ints, this.#revoked) !== 0) {
+      this.done();
+      return false;
+    }
     // ASCII keys (the common case) are compared by char code; others through UTF-8 bytes.
     const ascii = isAscii(key);
     const keyLength = ascii ? key.length : this.#encoder.encodeInto(key, this.#scratch).written;

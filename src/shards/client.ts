@@ -83,6 +83,9 @@ export class ShardClient implements ShardSink {
   readonly #onTimeout: (shard: number, threadId: number) => void;
   readonly #links: ShardLink[];
   readonly #watchdog: NodeJS.Timeout;
+  readonly #tickMs: number;
+  /** When the watchdog last ran (performance.now()). */
+  #lastTick: number;
   #flushScheduled = false;
   #closed = false;
 
@@ -91,7 +94,9 @@ export class ShardClient implements ShardSink {
     this.#timeoutMs = options.requestTimeoutMs;
     this.#onTimeout = options.onTimeout;
     this.#links = Array.from({ length: options.shards }, (_, i) => new ShardLink(i));
-    this.#watchdog = setInterval(() => this.#checkDeadlines(), Math.max(5, Math.min(250, this.#timeoutMs / 4)));
+    this.#tickMs = Math.max(5, Math.min(250, this.#timeoutMs / 4));
+    this.#lastTick = performance.now();
+    this.#watchdog = setInterval(() => this.#checkDeadlines(), this.#tickMs);
     this.#watchdog.unref();
   }
 
@@ -212,6 +217,10 @@ export class ShardClient implements ShardSink {
   /** Fails a shard's batches past their deadline and asks for the worker that sat on them to be replaced. */
   #checkDeadlines(): void {
     const now = performance.now();
+    const late = now - this.#lastTick > 2 * this.#tickMs;
+    this.#lastTick = now;
+    // This thread itself was stalled (GC, starved of CPU): answers may be waiting on the ports unread. Judge next tick.
+    if (late) return;
     for (const link of this.#links) {
       const oldest = link.inFlight.values().next().value;
       if (oldest === undefined || now - oldest.sentAt < this.#timeoutMs) continue;

@@ -1,7 +1,7 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { ErrorCode } from '../errors.js';
-import { allocateHotIndex, type HotIndexShape } from '../l1/hot-index.js';
+import { allocateHotIndex, type HotIndexShape, revokeHotIndex } from '../l1/hot-index.js';
 import { OriginSlots } from '../origin/slots.js';
 import { ShardClient } from './client.js';
 import type { AttachTask, ConnectMessage } from './protocol.js';
@@ -149,6 +149,8 @@ export class ShardSupervisor {
     seat.control?.close();
     seat.control = null;
     seat.attached = false;
+    // Before any client hears of it: no front serves the old worker's copies from here on.
+    if (seat.hotIndex !== null && this.#hotShape !== null) revokeHotIndex(seat.hotIndex, this.#hotShape);
     seat.hotIndex = null;
     // Origin requests the old worker had in flight will never give their slots back: give them back now.
     if (seat.originRow !== null) this.#originSlots?.retire(seat.originRow);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { hashKey } from '../../src/hash.js';
-import { allocateHotIndex, HotIndexReader, HotIndexWriter, hotIndexShape } from '../../src/l1/hot-index.js';
+import { allocateHotIndex, HotIndexReader, HotIndexWriter, hotIndexShape, revokeHotIndex } from '../../src/l1/hot-index.js';
 
 const text = new TextEncoder();
 const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
@@ -174,5 +174,16 @@ describe('hot-read index', () => {
     publish(writer, 'after', big);
     expect(read(replacement, 'after')?.value).toBe(big);
     expect(() => new HotIndexReader(buffer, shape, 2)).toThrow(RangeError);
+  });
+
+  it('a revoked index (its worker gone) serves nothing to any front, even one not told yet', () => {
+    const shape = hotIndexShape(64 * 1024, 2);
+    const buffer = allocateHotIndex(shape);
+    const writer = new HotIndexWriter(buffer, shape);
+    const fronts = [new HotIndexReader(buffer, shape, 0), new HotIndexReader(buffer, shape, 1)];
+    publish(writer, 'k', 'old');
+    for (const front of fronts) expect(read(front, 'k')?.value).toBe('old');
+    revokeHotIndex(buffer, shape);
+    for (const front of fronts) expect(read(front, 'k')).toBeNull();
   });
 });
