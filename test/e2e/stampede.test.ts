@@ -41,10 +41,10 @@ describe.each(targets)('stampede protection on three nodes (%s)', (_mode, start)
     origin = await TestOrigin.start();
     env = await start();
     const rules: OriginRuleInput[] = [
-      { prefix: 'item:', url: `${origin.url}/items/{id}`, ttl: 60, timeoutMs: 10_000 },
+      { prefix: 'item:', url: `${origin.url}/items/{id}`, ttl: 60, timeoutMs: 2000 },
       { prefix: 'early:', url: `${origin.url}/early/{id}`, ttl: 2, timeoutMs: 2000 },
     ];
-    nodes = await Promise.all([1, 2, 3].map(() => startTestNode({ ...env.config, shards: 2, origins: rules, requestTimeoutMs: 20_000 })));
+    nodes = await Promise.all([1, 2, 3].map(() => startTestNode({ ...env.config, shards: 2, origins: rules })));
   }, 90_000);
   afterAll(async () => {
     await Promise.all((nodes ?? []).map((n) => n.close()));

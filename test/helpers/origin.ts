@@ -72,14 +72,21 @@ export class TestOrigin {
     return this.#held.length;
   }
 
-  /** Sends the oldest held answer (all of them with `all`); later ones are no longer held after `all`. */
+  /**
+   * Sends the oldest held answer (all of them with `all`); later ones are no
+   * longer held after `all`. When none has arrived yet, the next one to
+   * arrive is not held.
+   */
   release(all = false): void {
     if (all) {
       this.#holdAll = false;
       this.#holding = 0;
       for (const send of this.#held.splice(0)) send();
     } else {
-      this.#held.shift()?.();
+      const send = this.#held.shift();
+      // The held request has not arrived yet (it is still on its way from a node): it is no longer held when it does.
+      if (send === undefined) this.#holding = Math.max(0, this.#holding - 1);
+      else send();
     }
   }
 
