@@ -16,7 +16,7 @@ import { entryBytes } from '../src/l1/partition.js';
 import { freePort, type RedisServer } from '../test/helpers/redis.js';
 import type { WorkerCounters } from './cluster-alternative.js';
 import { type Config, configName } from './cores-runs.js';
-import { cpuOf, getJson, rssOf, runWrk, SERVER_CPU, type Server, startProcess, stop } from './harness.js';
+import { cpuOf, getJson, type Measured, measured, rssOf, runWrk, SERVER_CPU, type Server, startProcess, stop } from './harness.js';
 import { zipfScript, zipfStaticOptimum } from './load-scripts.js';
 import { preloadPlain } from './preload.js';
 import { type StrataStats, startStrata } from './strata-node.js';
@@ -27,17 +27,10 @@ const ZIPF_S = 0.99;
 // The head Strata keeps with a value from Redis: content type and etag (as l2.ts sizes its budget).
 const HEAD_BYTES = 'application/octet-stream\r\netag: "0123456789abcdef0123456789abcdef"'.length;
 
-export interface ZipfRun {
+export interface ZipfRun extends Measured {
   kind: 'cluster' | 'strata';
   label: string;
   round: number;
-  requests: number;
-  rps: number;
-  p50ms: number;
-  p99ms: number;
-  errors: number;
-  cpuSeconds: number;
-  perCpuSecond: number;
   l1HitRatio: number;
   /** GETs the server counted / requests wrk completed: about 1 when its counters see every request. */
   getsCounted: number;
@@ -84,21 +77,24 @@ async function clusterCounters(adminPort: number): Promise<WorkerCounters[]> {
 }
 
 /** Fills the L1, warms, and measures one run; `counters` reads the server's GETs and hits. */
-async function run(
-  o: Options,
-  label: string,
-  kind: ZipfRun['kind'],
-  server: Server,
-  script: string,
-  round: number,
-  pids: () => Promise<number[]>,
-  counters: () => Promise<{ gets: number; hits: number; entries: number }>,
-): Promise<ZipfRun> {
+/** One server's run: what it is, where, and how to read its threads and counters. */
+interface RunTarget {
+  label: string;
+  kind: ZipfRun['kind'];
+  server: Server;
+  script: string;
+  round: number;
+  pids: () => Promise<number[]>;
+  counters: () => Promise<{ gets: number; hits: number; entries: number }>;
+}
+
+async function run(o: Options, target: RunTarget): Promise<ZipfRun> {
+  const { label, server, script } = target;
   o.step(`  ${label}: filling the L1 (${o.fillSeconds} s), warm-up (${o.warmSeconds} s), measuring (${o.seconds} s)`);
   runWrk(server.port, script, o.fillSeconds, o.connections);
   for (let attempt = 1; ; attempt++) {
     runWrk(server.port, script, o.warmSeconds, o.connections);
-    const result = await measureOnce(o, label, kind, server, script, round, pids, counters);
+    const result = await measureOnce(o, target);
     // On a shared host a stall can make a run fail (errors, nothing completed): measure again, as cores.ts does.
     const bad = result.requests === 0 || result.errors > result.requests / 100;
     if (!bad || attempt === 3) return result;
@@ -106,16 +102,8 @@ async function run(
   }
 }
 
-async function measureOnce(
-  o: Options,
-  label: string,
-  kind: ZipfRun['kind'],
-  server: Server,
-  script: string,
-  round: number,
-  pids: () => Promise<number[]>,
-  counters: () => Promise<{ gets: number; hits: number; entries: number }>,
-): Promise<ZipfRun> {
+async function measureOnce(o: Options, target: RunTarget): Promise<ZipfRun> {
+  const { label, kind, server, script, round, pids, counters } = target;
   const all = await pids();
   const c0 = await counters();
   const before = all.map((pid) => cpuOf(pid).total);
@@ -130,13 +118,7 @@ async function measureOnce(
     kind,
     label,
     round,
-    requests: wrk.requests,
-    rps: wrk.rps,
-    p50ms: wrk.p50ms,
-    p99ms: wrk.p99ms,
-    errors: wrk.errors,
-    cpuSeconds,
-    perCpuSecond: wrk.requests / cpuSeconds,
+    ...measured(wrk, cpuSeconds),
     l1HitRatio: gets === 0 ? 0 : (c1.hits - c0.hits) / gets,
     getsCounted: gets / wrk.requests,
     l1Entries: c1.entries,
@@ -196,7 +178,7 @@ export async function compareWithCluster(o: Options): Promise<ZipfComparison> {
         const sum = (field: 'gets' | 'hits' | 'entries') => workers.reduce((s, w) => s + w[field], 0);
         return { gets: sum('gets'), hits: sum('hits'), entries: sum('entries') };
       };
-      runs.push(await run(o, clusterLabel, 'cluster', cluster, script, round, pids, counters));
+      runs.push(await run(o, { label: clusterLabel, kind: 'cluster', server: cluster, script, round, pids, counters }));
     } finally {
       await stop(cluster);
     }
@@ -209,7 +191,7 @@ export async function compareWithCluster(o: Options): Promise<ZipfComparison> {
           const { gets, hits, items } = (await getJson<StrataStats>(`http://127.0.0.1:${node.port}/v1/stats`)).levels.L1;
           return { gets, hits, entries: items };
         };
-        runs.push(await run(o, label, 'strata', node, script, round, async () => [node.child.pid as number], counters));
+        runs.push(await run(o, { label, kind: 'strata', server: node, script, round, pids: async () => [node.child.pid as number], counters }));
       } finally {
         await stop(node);
       }

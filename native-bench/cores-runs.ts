@@ -1,4 +1,5 @@
 /** What bench:cores measures and projects, shared by the benchmark (cores.ts) and its figure (cores-figure.ts). */
+import type { Measured } from './harness.js';
 import type { RequestCost, Split } from './projection.js';
 import type { Role } from './threads.js';
 
@@ -14,16 +15,9 @@ export interface Config {
 export const configName = (c: Config) => `${c.fronts}×${c.shards}`;
 
 /** One load measured on one configuration. */
-export interface LoadRun extends Config {
+export interface LoadRun extends Config, Measured {
   load: LoadName;
   round: number;
-  requests: number;
-  rps: number;
-  p50ms: number;
-  p99ms: number;
-  errors: number;
-  cpuSeconds: number;
-  perCpuSecond: number;
   /** Server CPU per request by thread role, µs. */
   usPerRequest: Record<Role, number>;
   /** CPU per request of each front thread and of each shard thread, µs (how evenly the work spread). */

@@ -34,7 +34,7 @@ import { RedisServer } from '../test/helpers/redis.js';
 import { compareWithCluster, type ZipfRun } from './cluster-comparison.js';
 import { drawCoresFigure } from './cores-figure.js';
 import { type Config, configName, LOADS, type LoadName, type LoadRun, type Projection } from './cores-runs.js';
-import { cpuOf, fmt, getJson, requireWrk, runWrk, SERVER_CPU, stop, WRK_CPU } from './harness.js';
+import { cpuOf, fmt, getJson, measured, requireWrk, runWrk, SERVER_CPU, stop, WRK_CPU } from './harness.js';
 import { uniformGetScript, uniformPutScript } from './load-scripts.js';
 import { preloadStrataLayout } from './preload.js';
 import { bestSplit, defaultSplit, MODEL_TEXT, type RequestCost, redisCeiling, type Split } from './projection.js';
@@ -134,13 +134,7 @@ async function measure(node: StrataNode, redisPid: number, load: LoadName, scrip
     round,
     fronts: node.fronts,
     shards: node.shards,
-    requests: wrk.requests,
-    rps: wrk.rps,
-    p50ms: wrk.p50ms,
-    p99ms: wrk.p99ms,
-    errors: wrk.errors,
-    cpuSeconds,
-    perCpuSecond: wrk.requests / cpuSeconds,
+    ...measured(wrk, cpuSeconds),
     usPerRequest,
     perThreadUs: { fronts: threadUs('front'), shards: threadUs('shard') },
     opsPerBatch: opsPerBatch(s0, s1),

@@ -114,6 +114,22 @@ export function parseLatency(text: string, pct: string): number {
   return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
 }
 
+/** What every measured wrk run reports: its wrk figures and the server CPU they cost. */
+export interface Measured {
+  requests: number;
+  rps: number;
+  p50ms: number;
+  p99ms: number;
+  errors: number;
+  cpuSeconds: number;
+  perCpuSecond: number;
+}
+
+/** The shared fields of a measured run from wrk's result and the server's CPU-seconds. */
+export function measured(wrk: WrkResult, cpuSeconds: number): Measured {
+  return { requests: wrk.requests, rps: wrk.rps, p50ms: wrk.p50ms, p99ms: wrk.p99ms, errors: wrk.errors, cpuSeconds, perCpuSecond: wrk.requests / cpuSeconds };
+}
+
 export function runWrk(port: number, script: string, seconds: number, connections: number): WrkResult {
   const out = execFileSync(
     'taskset',
