@@ -30,7 +30,6 @@ export interface StrataNode {
   readonly internals: {
     readonly pool: ShardSupervisor;
     readonly fronts: FrontSupervisor;
-    readonly frontTotals: FrontTotals;
     readonly stats: StatsReporter;
     readonly l2: NodeL2Link | null;
     readonly postgres: PostgresInvalidation | null;
@@ -204,7 +203,7 @@ async function startClaimed(config: StrataConfig, listenPort: number, options: S
     })();
     return closing;
   };
-  return { config, port, counters, l2Status, close, internals: { pool, fronts, frontTotals, stats, l2, postgres } };
+  return { config, port, counters, l2Status, close, internals: { pool, fronts, stats, l2, postgres } };
 }
 
 /** /readyz: 200 when every shard has a worker and a configured L2 is up; 503 while draining or degraded. */

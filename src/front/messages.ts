@@ -2,6 +2,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { StrataConfig } from '../config/schema.js';
 import type { ErrorCode } from '../errors.js';
 import type { Question, SupervisorAnswer } from '../http/app.js';
+import { errorBody } from '../http/respond.js';
 import type { HotIndexShape } from '../l1/hot-index.js';
 
 export type { Question, SupervisorAnswer } from '../http/app.js';
@@ -40,4 +41,9 @@ export interface FrontWorkerData {
   /** The fronts' counters (counters/layout.ts); this front writes region `front`. */
   readonly frontCounters: SharedArrayBuffer;
   readonly hotIndexShape: HotIndexShape | null;
+}
+
+/** The 500 a front answers in place of what the supervisor could not give. */
+export function internalAnswer(message: string): SupervisorAnswer {
+  return { status: 500, contentType: 'application/json', body: errorBody('E_INTERNAL', message) };
 }

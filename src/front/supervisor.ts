@@ -4,7 +4,7 @@ import { FrontCounters } from '../counters/counters.js';
 import { PortInUseError } from '../errors.js';
 import type { HotIndexShape } from '../l1/hot-index.js';
 import type { ShardSupervisor } from '../shards/supervisor.js';
-import type { FromFront, FrontWorkerData, Question, SupervisorAnswer, ToFront } from './messages.js';
+import { type FromFront, type FrontWorkerData, internalAnswer, type Question, type SupervisorAnswer, type ToFront } from './messages.js';
 
 const FRONT_FILE = new URL('./thread.js', import.meta.url);
 /**
@@ -59,7 +59,6 @@ class FrontSeat {
 export class FrontSupervisor {
   readonly #options: FrontSupervisorOptions;
   readonly #seats: FrontSeat[];
-  #port = 0;
   #closing = false;
 
   constructor(options: FrontSupervisorOptions) {
@@ -69,19 +68,18 @@ export class FrontSupervisor {
 
   /** Starts every front; resolves with the port they listen on. */
   async start(): Promise<number> {
-    this.#port = this.#options.port;
     try {
-      await Promise.all(this.#seats.map((seat) => this.#spawn(seat, this.#port)));
+      await Promise.all(this.#seats.map((seat) => this.#spawn(seat)));
     } catch (err) {
       await this.close();
       throw err;
     }
-    return this.#port;
+    return this.#options.port;
   }
 
   /** Starts a thread for a seat (a replacement of a front that died, or the first); resolves with its port once it listens. */
-  #spawn(seat: FrontSeat, port: number, replacement = false): Promise<number> {
-    const { config, frontCounters, hotIndexShape, shards } = this.#options;
+  #spawn(seat: FrontSeat, replacement = false): Promise<number> {
+    const { config, port, frontCounters, hotIndexShape, shards } = this.#options;
     const data: FrontWorkerData = { front: seat.index, config, port, frontCounters, hotIndexShape };
     const worker = new Worker(FRONT_FILE, {
       workerData: data,
@@ -119,12 +117,7 @@ export class FrontSupervisor {
           case 'ask':
             void this.#options.answer(message.question).then(
               (answer) => post({ type: 'answer', id: message.id, answer }),
-              (err: unknown) =>
-                post({
-                  type: 'answer',
-                  id: message.id,
-                  answer: { status: 500, contentType: 'application/json', body: JSON.stringify({ error: { code: 'E_INTERNAL', message: String(err) } }) },
-                }),
+              (err: unknown) => post({ type: 'answer', id: message.id, answer: internalAnswer(String(err)) }),
             );
             return;
           case 'timeout':
@@ -162,15 +155,10 @@ export class FrontSupervisor {
     this.#options.say(`strata: front ${seat.index} exited with code ${code}; replacing it in ${delay} ms`);
     setTimeout(() => {
       if (this.#closing) return;
-      this.#spawn(seat, this.#port, true).catch((err: unknown) => {
+      this.#spawn(seat, true).catch((err: unknown) => {
         this.#options.say(`strata: front ${seat.index} could not be replaced: ${(err as Error).message}`);
       });
     }, delay).unref();
-  }
-
-  /** Fronts running now. */
-  get running(): number {
-    return this.#seats.filter((s) => s.worker !== null).length;
   }
 
   /** Each front's thread (null while it is being replaced). Test-only. */

@@ -13,7 +13,7 @@ import { loadNativeUws, type us_listen_socket } from '../http/uws.js';
 import { HotIndexReader } from '../l1/hot-index.js';
 import { ShardClient } from '../shards/client.js';
 import { linuxThreadId } from '../thread-id.js';
-import type { FromFront, FrontWorkerData, Question, SupervisorAnswer, ToFront } from './messages.js';
+import { type FromFront, type FrontWorkerData, internalAnswer, type Question, type SupervisorAnswer, type ToFront } from './messages.js';
 
 /** How often the front publishes its event-loop utilization and heap, ms. */
 const UTILIZATION_INTERVAL_MS = 1000;
@@ -41,8 +41,7 @@ function ask(question: Question): Promise<SupervisorAnswer> {
   return new Promise<SupervisorAnswer>((resolve) => {
     const timer = setTimeout(() => {
       asks.delete(id);
-      const message = `the node's supervisor did not answer within ${config.requestTimeoutMs} ms`;
-      resolve({ status: 500, contentType: 'application/json', body: JSON.stringify({ error: { code: 'E_INTERNAL', message } }) });
+      resolve(internalAnswer(`the node's supervisor did not answer within ${config.requestTimeoutMs} ms`));
     }, config.requestTimeoutMs);
     asks.set(id, (answer) => {
       clearTimeout(timer);
