@@ -258,6 +258,13 @@ export class RedisL2Store implements L2Store {
       // The key's lock goes first, in the same round trip (same slot): a lease taken before this write, or a
       // load under way, may no longer fill an older value over it (docs/leases.md).
       const client = this.#client;
+      if (tags.length === 0 && announce !== null && !(client instanceof Cluster)) {
+        // One connection executes what it is sent in order: the bus message queued right behind the
+        // write reaches no subscriber before the write is in Redis, and costs no second round trip.
+        // (A Cluster publishes through another connection than the key's: there it must wait.)
+        await Promise.all([client.del(lockKey(key)), client.set(valueKey(key), encodeEnvelope(entry), 'PX', ttlMs), client.publish(BUS_CHANNEL, announce())]);
+        return;
+      }
       await Promise.all([client.del(lockKey(key)), client.set(valueKey(key), encodeEnvelope(entry), 'PX', ttlMs)]);
       if (tags.length > 0) await this.#joinTags(key, tags, ttlMs);
       if (announce !== null) await this.#announce(announce);

@@ -1,7 +1,11 @@
 import type { L2UnavailableError } from '../errors.js';
 import type { L2Entry } from './envelope.js';
 
-/** Makes the bus message that announces a change, called once the change is in Redis (so numbers go out in order). */
+/**
+ * Makes the bus message that announces a change, called once the change is in
+ * Redis or queued ahead of the message on the connection that publishes it
+ * (so numbers go out in order, and no subscriber hears of a change before it is there).
+ */
 export type Announce = () => Buffer;
 
 /** One key of a multi-key read: a hit, absent, or a value that could not be read (kind `reply`). */
@@ -61,7 +65,8 @@ export interface L2Store {
   mget(keys: readonly string[]): Promise<L2Read[]>;
   /**
    * Stores a value for ttlMs and records it under each of its tags; then, if
-   * given, publishes `announce()` on the bus. Both within one deadline; if the
+   * given, publishes `announce()` on the bus (on a standalone Redis in the same
+   * round trip, behind the write). Both within one deadline; if the
    * deadline passes and Redis still completes the write later, `late` is called then.
    */
   set(key: string, entry: L2Entry, ttlMs: number, announce?: Announce | null, late?: () => void): Promise<void>;

@@ -11,6 +11,8 @@ import {
   type GapReason,
   newNodeId,
 } from '../../src/l2/bus.js';
+import { type L2Entry, PLAIN } from '../../src/l2/envelope.js';
+import { valueKey } from '../../src/l2/keys.js';
 import { type L2Target, RedisL2Store } from '../../src/l2/redis.js';
 import { until } from '../helpers/node.js';
 import { RedisCluster, RedisServer } from '../helpers/redis.js';
@@ -95,6 +97,65 @@ describe.each(targets)('invalidation bus (%s)', (_name, start) => {
       expect(self.gaps).toEqual([{ kind: 'subscribed' }]);
     } finally {
       await Promise.all([subA.close(), subB.close(), store.close()]);
+    }
+  });
+
+  it('a write’s message reaches another node only once the write can be read there (one round trip on a standalone Redis, two on a Cluster)', async () => {
+    // On a standalone Redis, MONITOR lists the commands in the order Redis ran them: each key's SET must come before its PUBLISH.
+    const monitor = _name === 'standalone' ? await new Redis({ port: env.rawPort, lazyConnect: true }).monitor() : null;
+    const ran: string[][] = [];
+    monitor?.on('monitor', (_time: string, args: string[]) => ran.push(args));
+    const node = newNodeId();
+    const writer = await RedisL2Store.connect({ ...env.target, commandTimeoutMs: 2000, connectTimeoutMs: 5000 });
+    const reader = await RedisL2Store.connect({ ...env.target, commandTimeoutMs: 2000, connectTimeoutMs: 5000 });
+    const publisher = new BusPublisher(node);
+    const entry = (text: string): L2Entry => {
+      const now = Date.now();
+      return {
+        ...PLAIN,
+        value: new TextEncoder().encode(text),
+        contentType: 'text/plain',
+        etag: '"e"',
+        createdMs: now,
+        expiresMs: now + 60_000,
+        swrUntilMs: now + 60_000,
+        staleUntilMs: now + 60_000,
+        tags: null,
+      };
+    };
+    const seen: Promise<[string, string | undefined]>[] = [];
+    const other = recorder();
+    const sub = BusSubscriber.start(
+      env.target,
+      newNodeId(),
+      {
+        ...other.handlers,
+        onKeys: (items) => {
+          // What the other node would do on hearing of it: read the key again at once.
+          for (const key of items) seen.push(reader.get(key).then((hit) => [key, hit === null ? undefined : new TextDecoder().decode(hit.entry.value)]));
+        },
+      },
+      1000,
+    );
+    const keys = Array.from({ length: 200 }, (_, i) => `o${i}x`);
+    try {
+      await until(() => sub.ready);
+      await Promise.all(keys.map((key) => writer.set(key, entry('old'), 60_000)));
+      // All at once: many writes in flight together, as under load.
+      await Promise.all(keys.map((key) => writer.set(key, entry(`new ${key}`), 60_000, () => publisher.next(BUS_KIND.KEYS, [key]))));
+      await until(() => seen.length === keys.length);
+      const read = await Promise.all(seen);
+      expect(read.filter(([key, value]) => value !== `new ${key}`)).toEqual([]);
+      expect(other.gaps).toEqual([{ kind: 'subscribed' }]);
+      if (monitor !== null) {
+        const set = (key: string) => ran.findLastIndex((args) => args[0]?.toLowerCase() === 'set' && args[1] === valueKey(key));
+        const published = (key: string) => ran.findIndex((args) => args[0]?.toLowerCase() === 'publish' && (args[2] ?? '').includes(key));
+        await until(() => keys.every((key) => published(key) !== -1));
+        expect(keys.filter((key) => !(set(key) !== -1 && set(key) < published(key)))).toEqual([]);
+      }
+    } finally {
+      monitor?.disconnect();
+      await Promise.all([sub.close(), writer.close(), reader.close()]);
     }
   });
 
