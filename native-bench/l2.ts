@@ -15,12 +15,13 @@
  *    alternating, Redis preloaded before each run: requests per server
  *    CPU-second and their ratio, CPU per request by thread role (threads.ts),
  *    the share of Strata's GETs its front answered from the hot-read index,
- *    ops per batch and L2 reads per request.
+ *    ops per batch and L2 reads per request; and both servers again on the
+ *    same keys without the PUTs, which gives what one PUT costs each.
  *
  * Servers are pinned to CPU 0, wrk and Redis to CPU 1.
  *
  *   npm run bench:l2 [-- --seconds 10 --rounds 3 --sections hits,zipf,window,mix --put-share 0.05]
- *   (--strata-node-args '--cpu-prof --cpu-prof-dir=/tmp/prof' profiles every thread of section 4's Strata runs)
+ *   ('--strata-node-args=--cpu-prof --cpu-prof-dir=/tmp/prof' profiles every thread of section 4's Strata runs)
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -218,43 +219,51 @@ function mixName(): string {
  * Section 4: the Zipf mix of section 2 (TinyLFU) against the bare proxy on
  * the same keys, GETs and PUTs, alternating, Redis preloaded before each run
  * (the PUTs of the run before changed it). Requests per server CPU-second is
- * what compares; both servers are one process on CPU 0.
+ * what compares; both servers are one process on CPU 0. Each round also runs
+ * both servers on the same key sequence without its PUTs, so that what the
+ * PUTs cost each of them shows beside the mix.
  */
 async function zipfMix(redis: RedisServer, dir: string): Promise<void> {
   const { l1Bytes, capacity } = zipfL1();
   console.log(
     `\n## 4. Zipf mix (s=${ZIPF_S}, ${mixName()}, L1 ${fmt(l1Bytes / 1048576, 1)} MiB ~${fmt(capacity)} entries, tinylfu) vs the bare uWS + ioredis proxy\n`,
   );
-  const script = zipfScript(dir, { keys: KEYS, s: ZIPF_S, putShare: PUT_SHARE, valueBytes: VALUE_BYTES });
+  const loads = [
+    { name: 'mix', script: zipfScript(dir, { keys: KEYS, s: ZIPF_S, putShare: PUT_SHARE, valueBytes: VALUE_BYTES }) },
+    { name: 'GETs only', script: zipfScript(dir, { keys: KEYS, s: ZIPF_S, putShare: 0, valueBytes: VALUE_BYTES }) },
+  ];
   const redisPid = redis.pid as number;
   const runs: Run[] = [];
-  const ratios: number[] = [];
+  /** strata/bare per round, by load. */
+  const ratios = new Map<string, number[]>(loads.map((l) => [l.name, []]));
   for (let round = 0; round < ROUNDS; round++) {
-    await preloadRedis(redis.url);
-    const bare = await startBareProxy(redis.url);
-    // The proxy has no shards: its main thread is its one front, the rest V8's threads and libuv's.
-    const bareRoles = await threadRoles(bare.child.pid as number, null, 0);
-    const b = await measure('bare uWS + ioredis', { ...bare, roles: bareRoles }, redisPid, script, false);
-    await stop(bare);
-    await preloadRedis(redis.url);
-    const strata = await startStrataNode({
-      fronts: 1,
-      shards: 1,
-      redisUrl: redis.url,
-      extra: ['--max-value-bytes', '4k', '--l1-max-bytes', String(l1Bytes), '--l1-admission', 'tinylfu'],
-      nodeArgs: STRATA_NODE_ARGS,
-    });
-    runWrk(strata.port, script, 5, CONNECTIONS); // fill L1, not measured
-    const s = await measure('strata zipf mix', strata, redisPid, script, true);
-    await stop(strata);
-    runs.push(b, s);
-    ratios.push(s.perCpuSecond / b.perCpuSecond);
+    for (const load of loads) {
+      await preloadRedis(redis.url);
+      const bare = await startBareProxy(redis.url);
+      // The proxy has no shards: its main thread is its one front, the rest V8's threads and libuv's.
+      const bareRoles = await threadRoles(bare.child.pid as number, null, 0);
+      const b = await measure(`bare uWS + ioredis, ${load.name}`, { ...bare, roles: bareRoles }, redisPid, load.script, false);
+      await stop(bare);
+      await preloadRedis(redis.url);
+      const strata = await startStrataNode({
+        fronts: 1,
+        shards: 1,
+        redisUrl: redis.url,
+        extra: ['--max-value-bytes', '4k', '--l1-max-bytes', String(l1Bytes), '--l1-admission', 'tinylfu'],
+        nodeArgs: STRATA_NODE_ARGS,
+      });
+      runWrk(strata.port, load.script, 5, CONNECTIONS); // fill L1, not measured
+      const s = await measure(`strata, ${load.name}`, strata, redisPid, load.script, true);
+      await stop(strata);
+      runs.push(b, s);
+      ratios.get(load.name)?.push(s.perCpuSecond / b.perCpuSecond);
+    }
   }
   table(runs);
-  console.log('\n| round | bare req per CPU-s | strata req per CPU-s | strata/bare |');
-  console.log('|---:|---:|---:|---:|');
-  for (const [i, ratio] of ratios.entries()) {
-    console.log(`| ${i + 1} | ${fmt(runs[2 * i]?.perCpuSecond ?? 0)} | ${fmt(runs[2 * i + 1]?.perCpuSecond ?? 0)} | ${ratio.toFixed(3)} |`);
+  console.log(`\n| round | ${loads.map((l) => `strata/bare, ${l.name}`).join(' | ')} |`);
+  console.log(`|---:|${loads.map(() => '---:|').join('')}`);
+  for (let round = 0; round < ROUNDS; round++) {
+    console.log(`| ${round + 1} | ${loads.map((l) => (ratios.get(l.name)?.[round] ?? 0).toFixed(3)).join(' | ')} |`);
   }
   console.log(`\n| run | ${ROLES.map((r) => `${r} µs/req`).join(' | ')} | GETs from the hot-read index | ops/batch | L2 reads/req |`);
   console.log(`|---|${ROLES.map(() => '---:|').join('')}---:|---:|---:|`);
@@ -265,7 +274,19 @@ async function zipfMix(redis: RedisServer, dir: string): Promise<void> {
       `| ${r.label} | ${us} | ${pct(r.hotShare)} | ${num(r.opsPerBatch, 1)} | ${num(r.l2Reads === undefined ? undefined : r.l2Reads / r.requests, 3)} |`,
     );
   }
-  printRatios('Zipf mix', ratios);
+  // What one PUT costs each server, from the same round's two loads: (µs/req of the mix − (1 − p) · µs/req without PUTs) / p.
+  const putCost = (mix: Run, getsOnly: Run) => (1e6 / mix.perCpuSecond - (1 - PUT_SHARE) * (1e6 / getsOnly.perCpuSecond)) / PUT_SHARE;
+  if (PUT_SHARE > 0) {
+    const perRound = (offset: number) => Array.from({ length: ROUNDS }, (_, i) => putCost(runs[4 * i + offset] as Run, runs[4 * i + 2 + offset] as Run));
+    console.log(
+      `\nserver CPU per PUT in the mix (from each round's two loads), µs: bare ${perRound(0)
+        .map((x) => fmt(x))
+        .join(', ')}; strata ${perRound(1)
+        .map((x) => fmt(x))
+        .join(', ')}`,
+    );
+  }
+  for (const load of loads) printRatios(`Zipf ${load.name}`, ratios.get(load.name) ?? []);
 }
 
 /** A keep-alive GET that returns the body as text. */
