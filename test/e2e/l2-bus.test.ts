@@ -11,9 +11,9 @@ import {
   type GapReason,
   newNodeId,
 } from '../../src/l2/bus.js';
-import { type L2Entry, PLAIN } from '../../src/l2/envelope.js';
 import { valueKey } from '../../src/l2/keys.js';
 import { type L2Target, RedisL2Store } from '../../src/l2/redis.js';
+import { textEntry } from '../helpers/entries.js';
 import { until } from '../helpers/node.js';
 import { RedisCluster, RedisServer } from '../helpers/redis.js';
 
@@ -109,20 +109,6 @@ describe.each(targets)('invalidation bus (%s)', (_name, start) => {
     const writer = await RedisL2Store.connect({ ...env.target, commandTimeoutMs: 2000, connectTimeoutMs: 5000 });
     const reader = await RedisL2Store.connect({ ...env.target, commandTimeoutMs: 2000, connectTimeoutMs: 5000 });
     const publisher = new BusPublisher(node);
-    const entry = (text: string): L2Entry => {
-      const now = Date.now();
-      return {
-        ...PLAIN,
-        value: new TextEncoder().encode(text),
-        contentType: 'text/plain',
-        etag: '"e"',
-        createdMs: now,
-        expiresMs: now + 60_000,
-        swrUntilMs: now + 60_000,
-        staleUntilMs: now + 60_000,
-        tags: null,
-      };
-    };
     const seen: Promise<[string, string | undefined]>[] = [];
     const other = recorder();
     const sub = BusSubscriber.start(
@@ -140,9 +126,9 @@ describe.each(targets)('invalidation bus (%s)', (_name, start) => {
     const keys = Array.from({ length: 200 }, (_, i) => `o${i}x`);
     try {
       await until(() => sub.ready);
-      await Promise.all(keys.map((key) => writer.set(key, entry('old'), 60_000)));
+      await Promise.all(keys.map((key) => writer.set(key, textEntry('old'), 60_000)));
       // All at once: many writes in flight together, as under load.
-      await Promise.all(keys.map((key) => writer.set(key, entry(`new ${key}`), 60_000, () => publisher.next(BUS_KIND.KEYS, [key]))));
+      await Promise.all(keys.map((key) => writer.set(key, textEntry(`new ${key}`), 60_000, () => publisher.next(BUS_KIND.KEYS, [key]))));
       await until(() => seen.length === keys.length);
       const read = await Promise.all(seen);
       expect(read.filter(([key, value]) => value !== `new ${key}`)).toEqual([]);

@@ -5,8 +5,9 @@ import { LocalLocks } from '../../src/coordination/local-locks.js';
 import { SingleFlight } from '../../src/coordination/single-flight.js';
 import { type LockEvent, type LockedLoad, leaseOrWait, loadUnderLock, type StampedeDeps } from '../../src/coordination/stampede.js';
 import { earlyWindowMs, refreshEarly } from '../../src/coordination/xfetch.js';
-import { type L2Entry, PLAIN } from '../../src/l2/envelope.js';
+import type { L2Entry } from '../../src/l2/envelope.js';
 import type { L2Hit } from '../../src/l2/store.js';
+import { textEntry } from '../helpers/entries.js';
 
 /** One turn of the event loop: every microtask queued before it (a woken waiter's peek of LocalLocks, say) has run. */
 const turn = () => new Promise<'pending'>((r) => setImmediate(() => r('pending')));
@@ -20,20 +21,7 @@ function deferred<T>() {
   return { promise, resolve };
 }
 
-const entry = (text: string, freshMs = 60_000): L2Entry => {
-  const now = Date.now();
-  return {
-    ...PLAIN,
-    value: new TextEncoder().encode(text),
-    contentType: 'text/plain',
-    etag: '"e"',
-    createdMs: now,
-    expiresMs: now + freshMs,
-    swrUntilMs: now + freshMs,
-    staleUntilMs: now + freshMs,
-    tags: null,
-  };
-};
+const entry = textEntry;
 
 /**
  * Two "nodes" sharing one lock store (as two nodes share Redis), each with its own waiters;
