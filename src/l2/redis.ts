@@ -251,24 +251,34 @@ export class RedisL2Store implements L2Store {
 
   set(key: string, entry: L2Entry, ttlMs: number, announce: Announce | null = null, late?: () => void): Promise<void> {
     const tags = entry.tags ?? [];
+    const client = this.#client;
+    const steps: (() => Promise<unknown>)[] = [];
+    // Before the value, so that no value exists that a sweep cannot find; after it again, in case a
+    // sweep running meanwhile removed the membership (deleteTags removes only what it saw).
+    if (tags.length > 0) steps.push(() => this.#joinTags(key, tags, ttlMs));
+    // The key's lock goes first, in the same round trip (same slot): a lease taken before this write, or a
+    // load under way, may no longer fill an older value over it (docs/leases.md).
+    steps.push(() => Promise.all([client.del(lockKey(key)), client.set(valueKey(key), encodeEnvelope(entry), 'PX', ttlMs)]));
+    if (tags.length > 0) steps.push(() => this.#joinTags(key, tags, ttlMs));
+    if (announce !== null) steps.push(() => this.#announce(announce));
     return this.#run(async () => {
-      // Before the value, so that no value exists that a sweep cannot find; after it again, in case a
-      // sweep running meanwhile removed the membership (deleteTags removes only what it saw).
-      if (tags.length > 0) await this.#joinTags(key, tags, ttlMs);
-      // The key's lock goes first, in the same round trip (same slot): a lease taken before this write, or a
-      // load under way, may no longer fill an older value over it (docs/leases.md).
-      const client = this.#client;
-      if (tags.length === 0 && announce !== null && !(client instanceof Cluster)) {
-        // One connection executes what it is sent in order: the bus message queued right behind the
-        // write reaches no subscriber before the write is in Redis, and costs no second round trip.
-        // (A Cluster publishes through another connection than the key's: there it must wait.)
-        await Promise.all([client.del(lockKey(key)), client.set(valueKey(key), encodeEnvelope(entry), 'PX', ttlMs), client.publish(BUS_CHANNEL, announce())]);
-        return;
-      }
-      await Promise.all([client.del(lockKey(key)), client.set(valueKey(key), encodeEnvelope(entry), 'PX', ttlMs)]);
-      if (tags.length > 0) await this.#joinTags(key, tags, ttlMs);
-      if (announce !== null) await this.#announce(announce);
+      await this.#inOrder(steps);
     }, late);
+  }
+
+  /**
+   * Runs steps that must take effect in Redis in this order, and resolves
+   * with their results. A standalone Redis runs what one connection sends in
+   * the order sent: every step goes at once, in one round trip, and a bus
+   * message sent last still reaches no subscriber before the steps ahead of
+   * it are done. A Cluster spreads them over connections (the key's node,
+   * the tags' nodes, the bus's publisher): there each waits for the one before.
+   */
+  async #inOrder(steps: readonly (() => Promise<unknown>)[]): Promise<unknown[]> {
+    if (!(this.#client instanceof Cluster)) return Promise.all(steps.map((step) => step()));
+    const results: unknown[] = [];
+    for (const step of steps) results.push(await step());
+    return results;
   }
 
   tryLock(key: string, token: string, ttlMs: number): Promise<boolean> {
@@ -405,8 +415,8 @@ export class RedisL2Store implements L2Store {
   delete(keys: readonly string[], announce: Announce | null = null, late?: () => void): Promise<number> {
     // One DEL per key: in a cluster the keys live on different slots.
     return this.#run(async () => {
-      const counts = await Promise.all(keys.map((key) => this.#deleteWithLock(key)));
-      if (announce !== null) await this.#announce(announce);
+      const deletes = () => Promise.all(keys.map((key) => this.#deleteWithLock(key)));
+      const [counts] = (await this.#inOrder(announce === null ? [deletes] : [deletes, () => this.#announce(announce)])) as [number[]];
       return counts.reduce((a, b) => a + b, 0);
     }, late);
   }

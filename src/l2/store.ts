@@ -65,8 +65,8 @@ export interface L2Store {
   mget(keys: readonly string[]): Promise<L2Read[]>;
   /**
    * Stores a value for ttlMs and records it under each of its tags; then, if
-   * given, publishes `announce()` on the bus (on a standalone Redis in the same
-   * round trip, behind the write). Both within one deadline; if the
+   * given, publishes `announce()` on the bus (on a standalone Redis all in one
+   * round trip, in this order). Both within one deadline; if the
    * deadline passes and Redis still completes the write later, `late` is called then.
    */
   set(key: string, entry: L2Entry, ttlMs: number, announce?: Announce | null, late?: () => void): Promise<void>;
