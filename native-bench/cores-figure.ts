@@ -1,9 +1,8 @@
 /** The figure of bench:cores (native-bench/cores.svg): measured efficiency, the projection, and the Zipf comparison. */
 import type { ZipfRun } from './cluster-comparison.js';
 import { type Config, configName, LOADS, type LoadRun, type Projection } from './cores-runs.js';
+import { median } from './harness.js';
 import { barChart, figure, lineChart, type Series } from './plot.js';
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 export function drawCoresFigure(input: {
   runs: LoadRun[];

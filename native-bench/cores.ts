@@ -34,7 +34,7 @@ import { RedisServer } from '../test/helpers/redis.js';
 import { compareWithCluster, type ZipfRun } from './cluster-comparison.js';
 import { drawCoresFigure } from './cores-figure.js';
 import { type Config, configName, LOADS, type LoadName, type LoadRun, type Projection } from './cores-runs.js';
-import { cpuOf, fmt, getJson, measured, requireWrk, runWrk, SERVER_CPU, stop, WRK_CPU } from './harness.js';
+import { cpuOf, fmt, getJson, measured, median, pct, requireWrk, runWrk, SERVER_CPU, stop, WRK_CPU } from './harness.js';
 import { uniformGetScript, uniformPutScript } from './load-scripts.js';
 import { preloadStrataLayout } from './preload.js';
 import { bestSplit, defaultSplit, MODEL_TEXT, type RequestCost, redisCeiling, type Split } from './projection.js';
@@ -78,9 +78,6 @@ function parseConfig(text: string): Config {
   if (m === null) throw new Error(`a configuration is FxS (fronts x shards), got '${text}'`);
   return { fronts: Number(m[1]), shards: Number(m[2]) };
 }
-
-const pct = (x: number | null) => (x === null ? '–' : `${(x * 100).toFixed(1)}%`);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 /**
  * PUTs keys k0 … through the node. A 503 (the L2 or a shard late: on this

@@ -30,7 +30,22 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { entrySize, plainMeta } from '../src/l1/partition.js';
 import { RedisServer } from '../test/helpers/redis.js';
-import { cpuOf, fmt, getJson, requireWrk, runWrk, SERVER_CPU, type Server, startProcess, stop, WRK_CPU } from './harness.js';
+import {
+  cpuOf,
+  fmt,
+  getJson,
+  type Measured,
+  measured,
+  median,
+  pct,
+  requireWrk,
+  runWrk,
+  SERVER_CPU,
+  type Server,
+  startProcess,
+  stop,
+  WRK_CPU,
+} from './harness.js';
 import { uniformGetScript, zipfScript, zipfStaticOptimum } from './load-scripts.js';
 import { preloadStrataLayout } from './preload.js';
 import { hotHitsDelta, l1Delta, opsPerBatch, type StrataStats, startStrata as startStrataNode } from './strata-node.js';
@@ -76,18 +91,12 @@ function preloadRedis(url: string): Promise<void> {
   return preloadStrataLayout(url, KEYS, VALUE_BYTES);
 }
 
-interface Run {
+interface Run extends Measured {
   label: string;
-  rps: number;
-  p50ms: number;
-  p99ms: number;
-  errors: number;
-  perCpuSecond: number;
   redisCpuShare: number;
   l1HitRatio?: number;
   redisShare?: number;
   l2Reads?: number;
-  requests: number;
   /** Server CPU per request by thread role, µs (servers measured with roles). */
   usPerRequest?: Record<Role, number>;
   /** Of Strata's GETs: the share its fronts answered from the hot-read index. */
@@ -97,10 +106,10 @@ interface Run {
 }
 
 /** A server under measure(), with the role of each of its threads when they are known. */
-type Measured = Server & { roles?: Map<number, Role> };
+type MeasuredServer = Server & { roles?: Map<number, Role> };
 
 /** Runs wrk against a server, with server CPU from /proc and, for Strata, the L1/L2 counters. */
-async function measure(label: string, server: Measured, redisPid: number, script: string, strata: boolean): Promise<Run> {
+async function measure(label: string, server: MeasuredServer, redisPid: number, script: string, strata: boolean): Promise<Run> {
   runWrk(server.port, script, 2, CONNECTIONS); // warm-up, not measured
   const pid = server.child.pid as number;
   const s0 = strata ? await getJson<StrataStats>(`http://127.0.0.1:${server.port}/v1/stats`) : null;
@@ -110,7 +119,7 @@ async function measure(label: string, server: Measured, redisPid: number, script
   const after = cpuOf(pid);
   const cpu = after.total - before.total;
   const redisCpu = cpuOf(redisPid).total - redisBefore;
-  const run: Run = { label, ...wrk, perCpuSecond: wrk.requests / cpu, redisCpuShare: redisCpu / SECONDS };
+  const run: Run = { label, ...measured(wrk, cpu), redisCpuShare: redisCpu / SECONDS };
   if (server.roles !== undefined) {
     const byRole = cpuByRole(before, after, server.roles);
     run.usPerRequest = Object.fromEntries(ROLES.map((r) => [r, (byRole[r] / wrk.requests) * 1e6])) as Record<Role, number>;
@@ -131,8 +140,6 @@ async function measure(label: string, server: Measured, redisPid: number, script
   return run;
 }
 
-const pct = (x: number | undefined) => (x === undefined ? '–' : `${(x * 100).toFixed(1)}%`);
-
 function table(runs: Run[]): void {
   console.log('| run | req/s | p50 ms | p99 ms | req per server CPU-s | Redis CPU | L1 hit ratio | requests reaching Redis | errors |');
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
@@ -142,8 +149,6 @@ function table(runs: Run[]): void {
     );
   }
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 /** One line: strata/bare by round, and the median. */
 function printRatios(what: string, ratios: number[]): void {
@@ -228,42 +233,42 @@ async function zipfMix(redis: RedisServer, dir: string): Promise<void> {
   console.log(
     `\n## 4. Zipf mix (s=${ZIPF_S}, ${mixName()}, L1 ${fmt(l1Bytes / 1048576, 1)} MiB ~${fmt(capacity)} entries, tinylfu) vs the bare uWS + ioredis proxy\n`,
   );
+  /** Each load's runs, a bare and a Strata run per round. */
   const loads = [
-    { name: 'mix', script: zipfScript(dir, { keys: KEYS, s: ZIPF_S, putShare: PUT_SHARE, valueBytes: VALUE_BYTES }) },
-    { name: 'GETs only', script: zipfScript(dir, { keys: KEYS, s: ZIPF_S, putShare: 0, valueBytes: VALUE_BYTES }) },
+    { name: 'mix', putShare: PUT_SHARE, rounds: [] as { bare: Run; strata: Run }[] },
+    { name: 'GETs only', putShare: 0, rounds: [] as { bare: Run; strata: Run }[] },
   ];
   const redisPid = redis.pid as number;
-  const runs: Run[] = [];
-  /** strata/bare per round, by load. */
-  const ratios = new Map<string, number[]>(loads.map((l) => [l.name, []]));
   for (let round = 0; round < ROUNDS; round++) {
     for (const load of loads) {
+      const script = zipfScript(dir, { keys: KEYS, s: ZIPF_S, putShare: load.putShare, valueBytes: VALUE_BYTES });
       await preloadRedis(redis.url);
-      const bare = await startBareProxy(redis.url);
+      const bareServer = await startBareProxy(redis.url);
       // The proxy has no shards: its main thread is its one front, the rest V8's threads and libuv's.
-      const bareRoles = await threadRoles(bare.child.pid as number, null, 0);
-      const b = await measure(`bare uWS + ioredis, ${load.name}`, { ...bare, roles: bareRoles }, redisPid, load.script, false);
-      await stop(bare);
+      const bareRoles = await threadRoles(bareServer.child.pid as number, null, 0);
+      const bare = await measure(`bare uWS + ioredis, ${load.name}`, { ...bareServer, roles: bareRoles }, redisPid, script, false);
+      await stop(bareServer);
       await preloadRedis(redis.url);
-      const strata = await startStrataNode({
+      const node = await startStrataNode({
         fronts: 1,
         shards: 1,
         redisUrl: redis.url,
         extra: ['--max-value-bytes', '4k', '--l1-max-bytes', String(l1Bytes), '--l1-admission', 'tinylfu'],
         nodeArgs: STRATA_NODE_ARGS,
       });
-      runWrk(strata.port, load.script, 5, CONNECTIONS); // fill L1, not measured
-      const s = await measure(`strata, ${load.name}`, strata, redisPid, load.script, true);
-      await stop(strata);
-      runs.push(b, s);
-      ratios.get(load.name)?.push(s.perCpuSecond / b.perCpuSecond);
+      runWrk(node.port, script, 5, CONNECTIONS); // fill L1, not measured
+      const strata = await measure(`strata, ${load.name}`, node, redisPid, script, true);
+      await stop(node);
+      load.rounds.push({ bare, strata });
     }
   }
+  const ratiosOf = (load: (typeof loads)[number]) => load.rounds.map(({ bare, strata }) => strata.perCpuSecond / bare.perCpuSecond);
+  const runs = Array.from({ length: ROUNDS }, (_, i) => loads.flatMap((l) => [l.rounds[i]?.bare, l.rounds[i]?.strata] as Run[])).flat();
   table(runs);
   console.log(`\n| round | ${loads.map((l) => `strata/bare, ${l.name}`).join(' | ')} |`);
   console.log(`|---:|${loads.map(() => '---:|').join('')}`);
   for (let round = 0; round < ROUNDS; round++) {
-    console.log(`| ${round + 1} | ${loads.map((l) => (ratios.get(l.name)?.[round] ?? 0).toFixed(3)).join(' | ')} |`);
+    console.log(`| ${round + 1} | ${loads.map((l) => (ratiosOf(l)[round] ?? 0).toFixed(3)).join(' | ')} |`);
   }
   console.log(`\n| run | ${ROLES.map((r) => `${r} µs/req`).join(' | ')} | GETs from the hot-read index | ops/batch | L2 reads/req |`);
   console.log(`|---|${ROLES.map(() => '---:|').join('')}---:|---:|---:|`);
@@ -274,19 +279,16 @@ async function zipfMix(redis: RedisServer, dir: string): Promise<void> {
       `| ${r.label} | ${us} | ${pct(r.hotShare)} | ${num(r.opsPerBatch, 1)} | ${num(r.l2Reads === undefined ? undefined : r.l2Reads / r.requests, 3)} |`,
     );
   }
-  // What one PUT costs each server, from the same round's two loads: (µs/req of the mix − (1 − p) · µs/req without PUTs) / p.
-  const putCost = (mix: Run, getsOnly: Run) => (1e6 / mix.perCpuSecond - (1 - PUT_SHARE) * (1e6 / getsOnly.perCpuSecond)) / PUT_SHARE;
+  const [mix, getsOnly] = loads as [(typeof loads)[number], (typeof loads)[number]];
   if (PUT_SHARE > 0) {
-    const perRound = (offset: number) => Array.from({ length: ROUNDS }, (_, i) => putCost(runs[4 * i + offset] as Run, runs[4 * i + 2 + offset] as Run));
+    // What one PUT costs a server, from the same round's two loads: (µs/req of the mix − (1 − p) · µs/req without PUTs) / p.
+    const putCost = (side: 'bare' | 'strata') =>
+      mix.rounds.map((m, i) => fmt((1e6 / m[side].perCpuSecond - (1 - PUT_SHARE) * (1e6 / (getsOnly.rounds[i] as typeof m)[side].perCpuSecond)) / PUT_SHARE));
     console.log(
-      `\nserver CPU per PUT in the mix (from each round's two loads), µs: bare ${perRound(0)
-        .map((x) => fmt(x))
-        .join(', ')}; strata ${perRound(1)
-        .map((x) => fmt(x))
-        .join(', ')}`,
+      `\nserver CPU per PUT in the mix (from each round's two loads), µs: bare ${putCost('bare').join(', ')}; strata ${putCost('strata').join(', ')}`,
     );
   }
-  for (const load of loads) printRatios(`Zipf ${load.name}`, ratios.get(load.name) ?? []);
+  for (const load of loads) printRatios(`Zipf ${load.name}`, ratiosOf(load));
 }
 
 /** A keep-alive GET that returns the body as text. */

@@ -16,7 +16,7 @@
  *   npm run bench:memory [-- --budgets 64m,256m,1g --shards 1]
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,7 +25,7 @@ import { defaultShards } from '../src/config/schema.js';
 import { entrySize, L1_ENTRY_OVERHEAD_BYTES, L1Partition, ownedEntry, plainMeta } from '../src/l1/partition.js';
 import type { MemoryStats } from '../src/metrics/stats.js';
 import { freePort } from '../test/helpers/redis.js';
-import { fmt, getJson, requireWrk, SERVER_CPU, WRK_CPU } from './harness.js';
+import { fmt, getJson, requireWrk, rssOf, SERVER_CPU, WRK_CPU } from './harness.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -46,10 +46,6 @@ function bytesOf(text: string): number {
   const m = /^(\d+)([kmg])$/i.exec(text);
   if (m === null) throw new Error(`bad budget ${text}`);
   return Number(m[1]) * { k: 1024, m: MiB, g: 1024 * MiB }[(m[2] as string).toLowerCase() as 'k' | 'm' | 'g'];
-}
-
-function rssOf(pid: number): number {
-  return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) * 1024;
 }
 
 /** Step 1: RSS per entry beyond what entrySize() counts as key, header and value. */
