@@ -46,7 +46,7 @@ export const RETENTION_S = 600;
 const PRUNE_INTERVAL_MS = 60_000;
 /** Most rows read in one go. */
 const BATCH_ROWS = 500;
-/** Most gaps waited for at once; past it the lowest is given up (reported), so memory and the read stay bounded. */
+/** Most gaps waited for at once; past it the lowest ones are given up (reported), so memory and the read stay bounded. */
 export const MAX_GAPS = 10_000;
 
 /** Ids above the cursor that no row held when read: a transaction still running may have taken them. */
@@ -295,10 +295,12 @@ export class PostgresInvalidation {
       const horizon = BigInt((await client.query('SELECT pg_current_xact_id()::text AS xid')).rows[0].xid);
       for (const gap of this.#gaps) gap.horizon ??= horizon;
     }
-    const dropped = this.#gaps.length > MAX_GAPS ? this.#gaps.shift() : undefined;
-    if (dropped !== undefined) {
+    // One batch may open hundreds of gaps: every one past the bound goes, the lowest first.
+    const excess = this.#gaps.length - MAX_GAPS;
+    if (excess > 0) {
+      const dropped = this.#gaps.splice(0, excess);
       this.#options.say?.(
-        `strata: PostgreSQL invalidation stopped waiting for outbox ids ${dropped.from}-${dropped.to} (more than ${MAX_GAPS} gaps open behind a long transaction); an entry committed there later is not applied`,
+        `strata: PostgreSQL invalidation stopped waiting for ${excess} gaps of outbox ids between ${dropped[0]?.from} and ${dropped.at(-1)?.to} (more than ${MAX_GAPS} gaps open behind a long transaction); an entry committed there later is not applied`,
       );
     }
     const lowest = this.#gaps[0];
