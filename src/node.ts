@@ -178,11 +178,12 @@ async function startClaimed(config: StrataConfig, listenPort: number, options: S
     }
   };
   const fronts = new FrontSupervisor({ config, port: listenPort, frontCounters, hotIndexShape: shape, shards: pool, answer, say });
-  const stopBackground = async () => {
+  /** Stops what runs behind the fronts; the supervisor's own ops may finish until shardsTimeoutMs. */
+  const stopBackground = async (shardsTimeoutMs = 0) => {
     stats.close();
+    await shards.close(shardsTimeoutMs);
     await postgres?.close();
     await l2?.close();
-    await shards.close(0);
     await pool.close();
   };
   const port = await fronts.start().catch(async (err: unknown) => {
@@ -198,8 +199,7 @@ async function startClaimed(config: StrataConfig, listenPort: number, options: S
       const deadline = Date.now() + config.drainTimeoutMs;
       await fronts.drain(deadline);
       await fronts.close();
-      await shards.close(Math.max(0, deadline - Date.now()));
-      await stopBackground();
+      await stopBackground(Math.max(0, deadline - Date.now()));
     })();
     return closing;
   };

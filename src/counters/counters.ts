@@ -149,8 +149,9 @@ export function allocateFrontCounters(fronts: number, shards: number): SharedArr
 }
 
 /**
- * One front's counters: its region of the fronts' buffer (layout.ts). Only
- * that front writes them, with plain stores: one request costs no Atomics.
+ * One front's counters: its region of the fronts' buffer (layout.ts). While
+ * the front runs only it writes them, with plain stores: one request costs no
+ * Atomics. Once its thread has ended the supervisor clears its gauges (exited()).
  */
 export class FrontCounters {
   readonly #slots: Float64Array;

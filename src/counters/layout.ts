@@ -8,7 +8,8 @@
  * The fronts' buffer: one region per front (FRONT_SLOT gauges, then per
  * route the answers by status and a duration histogram, then the L1 hits the
  * front answered from each shard's hot-read index). Each region has one
- * writer, its front, which adds with plain Float64 stores (exact to 2^53; an
+ * writer at a time, its front (the supervisor clears the gauges of a front
+ * whose thread has ended), which adds with plain Float64 stores (exact to 2^53; an
  * aligned 8-byte store is not torn on the platforms Node runs on), one per
  * request without Atomics. Readers on the main thread (metrics, stats) sum
  * the regions at scrape.
@@ -205,11 +206,15 @@ const FRONT_GAUGES = 8;
 /** Slots per shard in a front's region: the GETs it answered from that shard's hot-read index (each an L1 get and hit). */
 export const FRONT_HOT_SLOTS = 1;
 
+/** 64-byte cache lines of 8-byte slots. */
+const SLOTS_PER_CACHE_LINE = 8;
+
 /** Where each part of a front's region starts, in slots, for a node with `shards` shards. */
 export function frontLayoutFor(shards: number) {
   const routeBase = FRONT_GAUGES;
   const hotBase = routeBase + ROUTES.length * ROUTE_SLOTS;
-  const perFront = hotBase + shards * FRONT_HOT_SLOTS;
+  // Each region starts on a cache line of its own: no front's per-request stores share a line with another's.
+  const perFront = Math.ceil((hotBase + shards * FRONT_HOT_SLOTS) / SLOTS_PER_CACHE_LINE) * SLOTS_PER_CACHE_LINE;
   return { shards, routeBase, hotBase, perFront } as const;
 }
 export type FrontLayout = ReturnType<typeof frontLayoutFor>;

@@ -29,11 +29,8 @@ export interface PortClaim {
   release(): void;
 }
 
-const NO_CLAIM: PortClaim = { release() {} };
-
-/** Claims host:port (see the file comment); rejects with PortInUseError when another process holds it. */
+/** Claims host:port, a port number other than 0 (see the file comment); rejects with PortInUseError when another process holds it. */
 export async function claimPort(host: string, port: number): Promise<PortClaim> {
-  if (port === 0) return NO_CLAIM;
   const lock = await lockOf(host, port);
   if (lock instanceof Error) throw new PortInUseError(host, port, 'another Strata node listens there', lock);
   if (await answers(host, port)) {
