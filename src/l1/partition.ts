@@ -44,27 +44,27 @@ const KEEP_OWN_BUFFER_BYTES = 4096;
  * A value that is already a buffer of its own (a PUT's body, transferred to
  * the shard) is kept as it is when large: copying it would double the
  * garbage a write leaves for V8 to collect, for a saving that no longer
- * matters at that size.
+ * matters at that size. `shiftMs` moves meta's expiry times to the L1's clock.
  */
-export function ownedEntry(head: Uint8Array, value: Uint8Array, meta: L1EntryMeta): L1Entry {
+export function ownedEntry(head: Uint8Array, value: Uint8Array, meta: L1EntryMeta, shiftMs = 0): L1Entry {
   if (value.byteLength >= KEEP_OWN_BUFFER_BYTES && value.byteOffset === 0 && value.byteLength === value.buffer.byteLength) {
-    return entryOf(head, value, meta);
+    return entryOf(head, value, meta, shiftMs);
   }
   const block = new Uint8Array(head.byteLength + value.byteLength);
   block.set(head, 0);
   block.set(value, head.byteLength);
-  return entryOf(block.subarray(0, head.byteLength), block.subarray(head.byteLength), meta);
+  return entryOf(block.subarray(0, head.byteLength), block.subarray(head.byteLength), meta, shiftMs);
 }
 
 /** An entry as one object literal: every entry has the same shape (a spread would not promise that, and costs more). */
-function entryOf(head: Uint8Array, value: Uint8Array, meta: L1EntryMeta): L1Entry {
+function entryOf(head: Uint8Array, value: Uint8Array, meta: L1EntryMeta, shiftMs: number): L1Entry {
   return {
     value,
     head,
     createdMs: meta.createdMs,
-    expiresMs: meta.expiresMs,
-    swrUntilMs: meta.swrUntilMs,
-    staleUntilMs: meta.staleUntilMs,
+    expiresMs: meta.expiresMs + shiftMs,
+    swrUntilMs: meta.swrUntilMs + shiftMs,
+    staleUntilMs: meta.staleUntilMs + shiftMs,
     deltaMs: meta.deltaMs,
     negative: meta.negative,
     validators: meta.validators,
@@ -110,7 +110,6 @@ const NOTE_TOLERANCE_MS = 2;
 /** Sketch counters per byte of budget: about one per typical small entry. */
 const SKETCH_BYTES_PER_COUNTER = 512;
 
-/** Bytes an entry charges against the budget: key, value, metadata and fixed overhead. */
 /**
  * Fixed per-entry cost the L1 charges on top of key, value and header
  * bytes: what an entry really costs the process beyond them (its objects in
@@ -122,6 +121,7 @@ const SKETCH_BYTES_PER_COUNTER = 512;
  */
 export const L1_ENTRY_OVERHEAD_BYTES = 880;
 
+/** Bytes an entry charges against the budget: key, value, metadata and fixed overhead. */
 export function entrySize(key: string, entry: L1Entry): number {
   return entryBytes(key, entry.value.byteLength, entry.head.byteLength);
 }

@@ -11,7 +11,7 @@ import { L2_ERROR_KINDS, ORIGIN_SLOT, SHARD_SLOT } from '../counters/layout.js';
 import type { L2UnavailableError } from '../errors.js';
 import { hashKey } from '../hash.js';
 import type { HotIndexWriter } from '../l1/hot-index.js';
-import { entryBytes, type L1Entry, type L1EntryMeta, L1Partition, ownedEntry } from '../l1/partition.js';
+import { entryBytes, type L1Entry, L1Partition, ownedEntry } from '../l1/partition.js';
 import { BUS_KIND, type BusKind, type BusPublisher } from '../l2/bus-format.js';
 import type { L2Entry } from '../l2/envelope.js';
 import type { Announce, L2Hit, L2Store } from '../l2/store.js';
@@ -126,6 +126,8 @@ function monoNow(): number {
 interface Load {
   readonly promise: Promise<L2Hit | null>;
   stale: boolean;
+  /** The hit's L1 entry once L1 took it in: an answer as it is, so its readers do not build the head again. */
+  found: Found | null;
 }
 
 /** A read this batch starts, with the means to settle it when the batch's multi-key read returns. */
@@ -371,20 +373,12 @@ export class Shard {
    * #defer for a read: answers op i from the L2 read (see #resolved). The
    * common case (an L2 hit or miss) costs one reaction, not a promise of a reply.
    */
-  #deferRead(
-    later: Later,
-    i: number,
-    key: string,
-    read: Promise<L2Hit | null>,
-    rule: OriginRule | null,
-    lease: GetArgs | null,
-    fallback: L1Entry | null,
-  ): void {
+  #deferRead(later: Later, i: number, key: string, load: Load | null, rule: OriginRule | null, lease: GetArgs | null, fallback: L1Entry | null): void {
     later.deferred++;
     later.now.set(i, STATUS.PENDING);
-    read.then(
+    (load === null ? Promise.resolve(null) : load.promise).then(
       (hit) => {
-        const reply = this.#resolved(key, hit, rule, lease, fallback);
+        const reply = this.#resolved(key, hit, rule, lease, fallback, load?.found ?? null);
         if (typeof reply === 'function') this.#ready(later, i, reply);
         else reply.then((r) => this.#ready(later, i, r), crash);
       },
@@ -484,24 +478,32 @@ export class Shard {
     const loadRule = cacheOnly ? null : rule;
     const leases = !cacheOnly && rule === null && args !== null && args.leaseMs > 0;
     if (this.l2 === null && loadRule === null && !leases) return; // STATUS.MISS is 0
-    const read = this.l2 === null ? Promise.resolve(null) : this.#loadFor(key, batchMisses).promise;
-    this.#deferRead(later, i, key, read, loadRule, leases ? args : null, fallback);
+    const load = this.l2 === null ? null : this.#loadFor(key, batchMisses);
+    this.#deferRead(later, i, key, load, loadRule, leases ? args : null, fallback);
   }
 
   /**
    * After the L2 read: answer what it found, or load from the origin (with
    * `rule`), or hand out a lease (with `lease`), or say it is absent.
+   * `found`: the hit as L1 keeps it, if L1 took it in.
    */
-  #resolved(key: string, hit: L2Hit | null, rule: OriginRule | null, lease: GetArgs | null, fallback: L1Entry | null): Reply | Promise<Reply> {
+  #resolved(
+    key: string,
+    hit: L2Hit | null,
+    rule: OriginRule | null,
+    lease: GetArgs | null,
+    fallback: L1Entry | null,
+    found: Found | null,
+  ): Reply | Promise<Reply> {
     let stale: L2Entry | null = null;
     if (hit !== null) {
       const entry = hit.entry;
       const t = Date.now();
-      if (t < entry.expiresMs) return this.#entryReply(entry, 'L2');
+      if (t < entry.expiresMs) return this.#entryReply(entry, 'L2', found);
       if (t < entry.swrUntilMs && !entry.negative) {
-        if (lease !== null) return this.#lease(key, lease, foundOf(entry));
+        if (lease !== null) return this.#lease(key, lease, found ?? foundOf(entry));
         if (rule !== null) this.#refresh(key, rule, entry, 'stale');
-        return this.#staleReply(foundOf(entry));
+        return this.#staleReply(found ?? foundOf(entry));
       }
       if (!entry.negative) stale = entry;
     }
@@ -511,9 +513,10 @@ export class Shard {
     return MISS_REPLY;
   }
 
-  #entryReply(entry: L2Entry, level: Level): Reply {
+  /** The answer of a found entry; `found` when it is at hand already (its L1 entry). */
+  #entryReply(entry: L2Entry, level: Level, known: Found | null = null): Reply {
     if (entry.negative) return (a, i) => a.set(i, STATUS.NEGATIVE, LEVELS.indexOf(level));
-    const found = foundOf(entry);
+    const found = known ?? foundOf(entry);
     const suffix = LEVEL_SUFFIX[level];
     return (a, i) => a.hit(i, found, suffix);
   }
@@ -797,17 +800,18 @@ export class Shard {
   #settle(key: string, entry: L2Entry, ttlMs: number, overtaken: boolean): void {
     this.#forget(key);
     if (overtaken) this.#drop(key);
-    else if (this.#admit(key, entry, ttlMs)) this.counters.incShard(this.index, SHARD_SLOT.L1_SETS);
+    else if (this.#admit(key, entry, ttlMs) !== null) this.counters.incShard(this.index, SHARD_SLOT.L1_SETS);
   }
 
-  /** Keeps an entry from the L2 (or just written there) in L1, for at most l1MaxTtl; whether it was stored. */
-  #admit(key: string, entry: L2Entry, ttlMs: number): boolean {
+  /** Keeps an entry from the L2 (or just written there) in L1, for at most l1MaxTtl; the L1 entry, or null when not stored. */
+  #admit(key: string, entry: L2Entry, ttlMs: number): L1Entry | null {
     const l2 = this.l2;
     const l1TtlMs = l2 === null ? ttlMs : Math.min(ttlMs, l2.l1MaxTtlMs);
-    if (l1TtlMs < 1) return false;
+    if (l1TtlMs < 1) return null;
     // Asked first: a value TinyLFU turns away is not copied into an entry of its own.
-    if (!this.l1.admits(key, entryBytes(key, entry.value.byteLength, baseHeadLength(entry.contentType, entry.etag)))) return false;
-    return this.l1.set(key, this.#l1EntryOf(entry), l1TtlMs);
+    if (!this.l1.admits(key, entryBytes(key, entry.value.byteLength, baseHeadLength(entry.contentType, entry.etag)))) return null;
+    const l1Entry = this.#l1EntryOf(entry);
+    return this.l1.set(key, l1Entry, l1TtlMs) ? l1Entry : null;
   }
 
   // ---- leases ----
@@ -1073,7 +1077,7 @@ export class Shard {
     });
     // Joined reads may never look at a failure; this one is answered through them.
     promise.catch(() => {});
-    const load: Load = { promise, stale: false };
+    const load: Load = { promise, stale: false, found: null };
     this.#loads.set(key, load);
     batchMisses.push({ key, load, settle, fail });
     return load;
@@ -1101,7 +1105,7 @@ export class Shard {
             settle(null);
           } else {
             counters.incShard(s, SHARD_SLOT.L2_HITS);
-            if (!load.stale) this.#admit(key, hit.entry, hit.ttlMs);
+            if (!load.stale) load.found = this.#admit(key, hit.entry, hit.ttlMs);
             settle(hit);
           }
         }
@@ -1159,34 +1163,29 @@ export class Shard {
   /** An L2 entry (epoch-ms times) as an L1 entry (times on the L1 clock), in a buffer of its own. */
   #l1EntryOf(entry: L2Entry): L1Entry {
     // The times move from epoch ms to the L1 clock.
-    return ownedEntry(baseHeadOf(entry.contentType, entry.etag), entry.value, metaAt(entry, monoNow() - Date.now()));
+    return ownedEntry(baseHeadOf(entry.contentType, entry.etag), entry.value, entry, monoNow() - Date.now());
   }
 
   /** An L1 entry back as an L2 entry (for a fill, or a stale fallback). */
   #l2EntryOf(entry: L1Entry): L2Entry {
     const text = LATIN1.decode(entry.head);
     const cut = text.indexOf('\r\netag: ');
-    // The times move from the L1 clock back to epoch ms. (Not on the hit path: a spread is fine here.)
-    return { value: entry.value, contentType: text.slice(0, cut), etag: text.slice(cut + 8), ...metaAt(entry, Date.now() - monoNow()) };
+    // The times move from the L1 clock back to epoch ms.
+    const shift = Date.now() - monoNow();
+    return {
+      value: entry.value,
+      contentType: text.slice(0, cut),
+      etag: text.slice(cut + 8),
+      createdMs: entry.createdMs,
+      expiresMs: entry.expiresMs + shift,
+      swrUntilMs: entry.swrUntilMs + shift,
+      staleUntilMs: entry.staleUntilMs + shift,
+      deltaMs: entry.deltaMs,
+      negative: entry.negative,
+      validators: entry.validators,
+      tags: entry.tags,
+    };
   }
-}
-
-/**
- * An entry's fields other than its bytes, its times moved by offset ms (epoch
- * ms ↔ the L1 clock). One object literal: every L1 entry built from it has the
- * same shape, and spreads cost more than the copy of a 1 KiB value.
- */
-function metaAt(entry: L1EntryMeta, offset: number): L1EntryMeta {
-  return {
-    createdMs: entry.createdMs,
-    expiresMs: entry.expiresMs + offset,
-    swrUntilMs: entry.swrUntilMs + offset,
-    staleUntilMs: entry.staleUntilMs + offset,
-    deltaMs: entry.deltaMs,
-    negative: entry.negative,
-    validators: entry.validators,
-    tags: entry.tags,
-  };
 }
 
 /** A failed load as the note its lock keeps for a moment (L2Store.failed): `timeout <why>` or `<status> <why>`. */
