@@ -5,7 +5,7 @@ export interface CoordinationSettings {
   readonly maxPollMs: number;
   /** XFetch's β: how early hot keys are refreshed; 0 turns early refresh off. */
   readonly earlyRefreshBeta: number;
-  /** Every answer comes within this long of its batch, ms (below the pool's requestTimeoutMs). */
+  /** Every answer comes within this long of its batch, ms (below requestTimeoutMs, past which a shard client fails the batch). */
   readonly answerWithinMs: number;
 }
 

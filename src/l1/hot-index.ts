@@ -271,11 +271,6 @@ export class HotIndexReader {
     Atomics.store(this.#v.ints, this.#state, this.#epoch * 2);
   }
 
-  /** This front's index among the readers. */
-  get reader(): number {
-    return this.#reader;
-  }
-
   /** Records that the front served the record at ref; dropped when the worker is behind. */
   #touch(ref: number): void {
     const v = this.#v;

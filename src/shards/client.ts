@@ -128,15 +128,9 @@ export class ShardClient implements ShardSink {
     for (const batch of owed) batch.fail(code, message);
   }
 
-  /** True while the shard has a worker to take ops. */
-  isUp(shard: number): boolean {
-    return this.#links[shard]?.port != null;
-  }
-
-  /** The shard's hot-read index, or null while the shard has no worker (or the index is off). */
+  /** The shard's hot-read index, or null while the shard has no worker (disconnect() drops it with the port) or the index is off. */
   hotReader(shard: number): HotIndexReader | null {
-    const link = this.#links[shard] as ShardLink;
-    return link.port === null ? null : link.hot;
+    return (this.#links[shard] as ShardLink).hot;
   }
 
   submit(shard: number, op: number, key: string, args: OpArgs | null, waiter: OpWaiter, slot: number): void {
