@@ -2,7 +2,7 @@
  * The baseline for L2 hits: a bare uWebSockets.js server that answers
  * GET /v1/keys/:key with one auto-pipelined ioredis GET of the key as Strata
  * lays it out, returning the stored bytes as they are, and PUT with one SET
- * of the body (PX 1 h; l2.ts section 4 writes 5 %). No validation, no
+ * of the body (PX 1 h; l2.ts section 4 writes `--put-share`, 5 % by default). No validation, no
  * threads, no L1: what a request that must go to Redis costs at least.
  *
  *   node dist/native-bench/bare-redis-server.js PORT REDIS_URL

@@ -17,15 +17,13 @@ import { freePort, type RedisServer } from '../test/helpers/redis.js';
 import type { WorkerCounters } from './cluster-alternative.js';
 import { type Config, configName } from './cores-runs.js';
 import { cpuOf, getJson, type Measured, measured, rssOf, runWrk, SERVER_CPU, type Server, startProcess, stop } from './harness.js';
-import { zipfScript, zipfStaticOptimum } from './load-scripts.js';
+import { L2_VALUE_HEAD_BYTES, zipfL1Budget, zipfScript, zipfStaticOptimum } from './load-scripts.js';
 import { preloadPlain } from './preload.js';
 import { type StrataStats, startStrata } from './strata-node.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 const CLUSTER_PREFIX = 'ca:';
 const ZIPF_S = 0.99;
-// The head Strata keeps with a value from Redis: content type and etag (as l2.ts sizes its budget).
-const HEAD_BYTES = 'application/octet-stream\r\netag: "0123456789abcdef0123456789abcdef"'.length;
 
 export interface ZipfRun extends Measured {
   kind: 'cluster' | 'strata';
@@ -67,16 +65,10 @@ interface Options {
   step: (message: string) => void;
 }
 
-/** The server's total CPU seconds, over every process it has now. */
-function cpuOfAll(pids: number[]): number {
-  return pids.reduce((sum, pid) => sum + cpuOf(pid).total, 0);
-}
-
 async function clusterCounters(adminPort: number): Promise<WorkerCounters[]> {
   return (await getJson<{ workers: WorkerCounters[] }>(`http://127.0.0.1:${adminPort}/stats`)).workers;
 }
 
-/** Fills the L1, warms, and measures one run; `counters` reads the server's GETs and hits. */
 /** One server's run: what it is, where, and how to read its threads and counters. */
 interface RunTarget {
   label: string;
@@ -88,6 +80,7 @@ interface RunTarget {
   counters: () => Promise<{ gets: number; hits: number; entries: number }>;
 }
 
+/** Fills the L1, warms, and measures one run; `target.counters` reads the server's GETs and hits. */
 async function run(o: Options, target: RunTarget): Promise<ZipfRun> {
   const { label, server, script } = target;
   o.step(`  ${label}: filling the L1 (${o.fillSeconds} s), warm-up (${o.warmSeconds} s), measuring (${o.seconds} s)`);
@@ -112,7 +105,8 @@ async function measureOnce(o: Options, target: RunTarget): Promise<ZipfRun> {
   const after = all.map((pid) => cpuOf(pid).total);
   const redisSeconds = cpuOf(o.redis.pid as number).total - redisBefore;
   const c1 = await counters();
-  const cpuSeconds = cpuOfAll(all) - before.reduce((a, b) => a + b, 0);
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  const cpuSeconds = sum(after) - sum(before);
   const gets = c1.gets - c0.gets;
   const result: ZipfRun = {
     kind,
@@ -135,9 +129,7 @@ async function measureOnce(o: Options, target: RunTarget): Promise<ZipfRun> {
 
 /** Zipf reads: node:cluster ×N, Strata (default tinylfu admission) and Strata with lru admission, alternating per round. */
 export async function compareWithCluster(o: Options): Promise<ZipfComparison> {
-  const perEntry = entryBytes('k50000', o.valueBytes, HEAD_BYTES);
-  const l1BudgetBytes = Math.round((o.keys * perEntry) / 10);
-  const entriesInBudget = Math.floor(l1BudgetBytes / perEntry);
+  const { l1Bytes: l1BudgetBytes, capacity: entriesInBudget } = zipfL1Budget(o.keys, o.valueBytes);
   const staticOptimum = zipfStaticOptimum(o.keys, entriesInBudget, ZIPF_S);
   o.step(
     `Zipf s=${ZIPF_S}: ${o.keys} keys, L1 budget ${(l1BudgetBytes / 1048576).toFixed(1)} MiB (~${entriesInBudget} entries); the best static choice serves ${(staticOptimum * 100).toFixed(1)}% of reads`,
@@ -164,7 +156,7 @@ export async function compareWithCluster(o: Options): Promise<ZipfComparison> {
         '--l1-max-bytes',
         String(l1BudgetBytes),
         '--entry-overhead-bytes',
-        String(entryBytes('', 0, HEAD_BYTES)),
+        String(entryBytes('', 0, L2_VALUE_HEAD_BYTES)),
         '--key-prefix',
         CLUSTER_PREFIX,
       ],

@@ -38,7 +38,7 @@ import { cpuOf, fmt, getJson, measured, median, pct, requireWrk, runWrk, SERVER_
 import { uniformGetScript, uniformPutScript } from './load-scripts.js';
 import { preloadStrataLayout } from './preload.js';
 import { bestSplit, defaultSplit, MODEL_TEXT, type RequestCost, redisCeiling, type Split } from './projection.js';
-import { hasFrontsOption, l1Delta, l2Errors, opsPerBatch, readRoles, type StrataNode, type StrataStats, startStrata, workersReplaced } from './strata-node.js';
+import { l1Delta, l2Errors, opsPerBatch, readRoles, type StrataNode, type StrataStats, startStrata, workersReplaced } from './strata-node.js';
 import { cpuByRole, describeRoles, ROLES, type Role } from './threads.js';
 
 const { values: args } = parseArgs({
@@ -340,12 +340,8 @@ function printZipfMedians(runs: ZipfRun[]): void {
 
 async function main(): Promise<void> {
   requireWrk();
-  const fronts = hasFrontsOption();
-  const wanted = args.configs.split(',').map(parseConfig);
-  const configs = wanted.filter((c) => fronts || c.fronts === 1);
-  const skipped = wanted.filter((c) => !configs.includes(c));
-  let zipfConfig = parseConfig(args['zipf-config']);
-  if (!fronts && zipfConfig.fronts > 1) zipfConfig = { fronts: 1, shards: zipfConfig.shards };
+  const configs = args.configs.split(',').map(parseConfig);
+  const zipfConfig = parseConfig(args['zipf-config']);
   const clusterWorkers = Number(args['cluster-workers']);
 
   console.log(
@@ -356,7 +352,6 @@ async function main(): Promise<void> {
   );
   const loadAtStart = loadavg()[0] as number;
   console.log(`load average (1 min) at start: ${loadAtStart.toFixed(2)}: other work on this host moves every absolute figure`);
-  if (skipped.length > 0) console.log(`skipped ${skipped.map(configName).join(', ')}: this build has no --fronts option`);
 
   const dir = mkdtempSync(join(tmpdir(), 'strata-cores-bench-'));
   const scripts: Record<LoadName, string> = {
@@ -408,7 +403,7 @@ async function main(): Promise<void> {
       loadAverageAtStart: loadAtStart,
       loadAverageAtEnd: loadavg()[0] as number,
     };
-    const options = { seconds: SECONDS, rounds: ROUNDS, connections: CONNECTIONS, quick: QUICK, frontsOption: fronts, skipped: skipped.map(configName) };
+    const options = { seconds: SECONDS, rounds: ROUNDS, connections: CONNECTIONS, quick: QUICK };
     const atProjected = (splits: Split[]) => splits.filter((s) => PROJECTED_CORES.includes(s.cores));
     const projectionsOut = projections.map((p) => ({ ...p, curve: atProjected(p.curve), defaults: atProjected(p.defaults) }));
     writeFileSync(

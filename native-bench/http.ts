@@ -9,13 +9,12 @@
  *
  *   npm run bench:http [-- --seconds 10 --rounds 2 --fronts 1 --shards 1]
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { freePort } from '../test/helpers/redis.js';
-import { cpuOf, fmt, getJson, requireWrk, runWrk, SERVER_CPU, WRK_CPU, type WrkResult } from './harness.js';
+import { cpuOf, fmt, getJson, type Measured, measured, median, requireWrk, runWrk, SERVER_CPU, type Server, startProcess, stop, WRK_CPU } from './harness.js';
+import { uniformGetScript, uniformPutScript } from './load-scripts.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -36,22 +35,12 @@ const CONNECTIONS = Number(args.connections);
 const wrk = (port: number, script: string, seconds = SECONDS) => runWrk(port, script, seconds, CONNECTIONS);
 const root = new URL('../../', import.meta.url).pathname;
 
-async function startServer(kind: 'bare' | 'strata', port: number): Promise<ChildProcess> {
-  const script = kind === 'bare' ? join(root, 'dist/native-bench/bare-server.js') : join(root, 'dist/src/cli.js');
+function startServer(kind: 'bare' | 'strata'): Promise<Server> {
   const argv =
     kind === 'bare'
-      ? [script, String(port)]
-      : [script, '--port', String(port), '--fronts', String(args.fronts), '--shards', String(args.shards), '--l1-max-bytes', '1g'];
-  const child = spawn('taskset', ['-c', SERVER_CPU, process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'inherit'], cwd: tmpdir() });
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('listening')) resolve();
-    });
-    child.on('exit', (code) => reject(new Error(`${kind} exited with ${code}`)));
-  });
-  return child;
+      ? [join(root, 'dist/native-bench/bare-server.js'), '$PORT']
+      : [join(root, 'dist/src/cli.js'), '--port', '$PORT', '--fronts', String(args.fronts), '--shards', String(args.shards), '--l1-max-bytes', '1g'];
+  return startProcess(argv, {}, SERVER_CPU);
 }
 
 async function preload(port: number): Promise<void> {
@@ -67,18 +56,16 @@ async function preload(port: number): Promise<void> {
   await Promise.all(Array.from({ length: 32 }, worker));
 }
 
-interface Measured extends WrkResult {
+interface Run extends Measured {
   kind: string;
   workload: string;
-  cpuSeconds: number;
-  perCpuSecond: number;
   threads: string;
   elu?: string;
 }
 
-async function measure(kind: 'bare' | 'strata', workload: 'GET' | 'PUT', script: string): Promise<Measured> {
-  const port = await freePort();
-  const child = await startServer(kind, port);
+async function measure(kind: 'bare' | 'strata', workload: 'GET' | 'PUT', script: string): Promise<Run> {
+  const server = await startServer(kind);
+  const { child, port } = server;
   try {
     await preload(port);
     // Warm-up, not measured: JIT, and for Strata the first read of each key (through its shard).
@@ -100,30 +87,21 @@ async function measure(kind: 'bare' | 'strata', workload: 'GET' | 'PUT', script:
       const stats = await getJson<{ frontUtilization: number; shards: { utilization: number; opsPerBatch: number }[] }>(`http://127.0.0.1:${port}/v1/stats`);
       elu = `front ${(stats.frontUtilization * 100).toFixed(0)}%, shards ${stats.shards.map((s) => `${(s.utilization * 100).toFixed(0)}%`).join('/')}; ops/batch ${stats.shards.map((s) => s.opsPerBatch.toFixed(1)).join('/')}`;
     }
-    return { kind, workload, ...result, cpuSeconds, perCpuSecond: result.requests / cpuSeconds, threads: busy, ...(elu === undefined ? {} : { elu }) };
+    return { kind, workload, ...measured(result, cpuSeconds), threads: busy, ...(elu === undefined ? {} : { elu }) };
   } finally {
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
+    await stop(server);
   }
-}
-
-function luaScripts(dir: string): { get: string; put: string } {
-  const get = join(dir, 'get.lua');
-  const put = join(dir, 'put.lua');
-  writeFileSync(get, `math.randomseed(42)\nrequest = function()\n  return wrk.format("GET", "/v1/keys/k" .. math.random(0, ${KEYS - 1}))\nend\n`);
-  writeFileSync(
-    put,
-    `math.randomseed(7)\nlocal body = string.rep("y", ${VALUE_BYTES})\nrequest = function()\n  return wrk.format("PUT", "/v1/keys/k" .. math.random(0, ${KEYS - 1}) .. "?ttl=3600", nil, body)\nend\n`,
-  );
-  return { get, put };
 }
 
 async function main(): Promise<void> {
   requireWrk();
-  const scripts = luaScripts(mkdtempSync(join(tmpdir(), 'strata-bench-')));
+  const dir = mkdtempSync(join(tmpdir(), 'strata-bench-'));
+  const scripts = { get: uniformGetScript(dir, KEYS), put: uniformPutScript(dir, KEYS, VALUE_BYTES) };
   console.log(`machine: ${cpus()[0]?.model ?? '?'} x${availableParallelism()}, node ${process.version}; server on cpu ${SERVER_CPU}, wrk on cpu ${WRK_CPU}`);
-  console.log(`workload: ${KEYS} keys x ${VALUE_BYTES} B, ${CONNECTIONS} connections, ${SECONDS}s per run, ${ROUNDS} rounds, strata shards=${args.shards}\n`);
-  const results: Measured[] = [];
+  console.log(
+    `workload: ${KEYS} keys x ${VALUE_BYTES} B, ${CONNECTIONS} connections, ${SECONDS}s per run, ${ROUNDS} rounds, strata fronts=${args.fronts} shards=${args.shards}\n`,
+  );
+  const results: Run[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     for (const kind of ['bare', 'strata'] as const) results.push(await measure(kind, 'GET', scripts.get));
   }
@@ -140,12 +118,10 @@ async function main(): Promise<void> {
   const ratios = (workload: string) => {
     const bare = results.filter((r) => r.kind === 'bare' && r.workload === workload);
     const strata = results.filter((r) => r.kind === 'strata' && r.workload === workload);
-    return strata.map((s, i) => s.perCpuSecond / (bare[i] as Measured).perCpuSecond);
+    return strata.map((s, i) => s.perCpuSecond / (bare[i] as Run).perCpuSecond);
   };
   const get = ratios('GET');
-  const sorted = [...get].sort((a, b) => a - b);
-  const median = sorted[Math.floor(sorted.length / 2)] as number;
-  console.log(`\nGET hits, req per server CPU-second, strata/bare by round: ${get.map((r) => r.toFixed(3)).join(', ')}; median ${median.toFixed(3)}`);
+  console.log(`\nGET hits, req per server CPU-second, strata/bare by round: ${get.map((r) => r.toFixed(3)).join(', ')}; median ${median(get).toFixed(3)}`);
   console.log(
     `PUT, req per server CPU-second, strata/bare: ${ratios('PUT')
       .map((r) => r.toFixed(3))

@@ -28,7 +28,6 @@ import { mkdtempSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { entrySize, plainMeta } from '../src/l1/partition.js';
 import { RedisServer } from '../test/helpers/redis.js';
 import {
   cpuOf,
@@ -46,7 +45,7 @@ import {
   stop,
   WRK_CPU,
 } from './harness.js';
-import { uniformGetScript, zipfScript, zipfStaticOptimum } from './load-scripts.js';
+import { uniformGetScript, zipfL1Budget, zipfScript, zipfStaticOptimum } from './load-scripts.js';
 import { preloadStrataLayout } from './preload.js';
 import { hotHitsDelta, l1Delta, opsPerBatch, type StrataStats, startStrata as startStrataNode } from './strata-node.js';
 import { cpuByRole, ROLES, type Role, threadRoles } from './threads.js';
@@ -175,16 +174,8 @@ async function l2Hits(redis: RedisServer, dir: string): Promise<void> {
   printRatios('L2 hits', ratios);
 }
 
-/** The L1 budget of the Zipf sections: 10 % of the keyspace's entries as the L1 charges them, and how many entries that is. */
-function zipfL1(): { l1Bytes: number; capacity: number } {
-  const perEntry = entrySize('k50000', {
-    ...plainMeta(0, 0),
-    value: new Uint8Array(VALUE_BYTES),
-    head: new Uint8Array(`application/octet-stream\r\netag: "0123456789abcdef0123456789abcdef"`.length),
-  });
-  const l1Bytes = Math.round((KEYS * perEntry) / 10);
-  return { l1Bytes, capacity: Math.floor(l1Bytes / perEntry) };
-}
+/** The L1 budget of the Zipf sections. */
+const zipfL1 = () => zipfL1Budget(KEYS, VALUE_BYTES);
 
 async function zipf(redis: RedisServer, dir: string): Promise<void> {
   const s = ZIPF_S;

@@ -5,6 +5,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { entryBytes } from '../src/l1/partition.js';
 
 /** GET of a key drawn uniformly. */
 export function uniformGetScript(dir: string, keys: number): string {
@@ -57,6 +58,19 @@ end
 `,
   );
   return path;
+}
+
+/** The head Strata keeps with a value read from Redis: its content type and etag. */
+export const L2_VALUE_HEAD_BYTES = 'application/octet-stream\r\netag: "0123456789abcdef0123456789abcdef"'.length;
+
+/**
+ * The L1 budget of the Zipf benchmarks: 10 % of the keyspace's entries as
+ * the L1 charges them (keys like `k50000`), and how many entries that is.
+ */
+export function zipfL1Budget(keys: number, valueBytes: number): { l1Bytes: number; capacity: number } {
+  const perEntry = entryBytes('k50000', valueBytes, L2_VALUE_HEAD_BYTES);
+  const l1Bytes = Math.round((keys * perEntry) / 10);
+  return { l1Bytes, capacity: Math.floor(l1Bytes / perEntry) };
 }
 
 /** Share of reads the best static choice of `capacity` keys would serve under Zipf(s) over `keys` (the top ranks). */

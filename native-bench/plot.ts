@@ -36,7 +36,7 @@ const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b
 const FONT = 'font-family="Helvetica, Arial, sans-serif"';
 const MARGIN = { left: 64, right: 12, top: 34, bottom: 58 };
 
-export function colorOf(index: number): string {
+function colorOf(index: number): string {
   return PALETTE[index % PALETTE.length] as string;
 }
 
@@ -49,7 +49,7 @@ function text(x: number, y: number, content: string, attrs = ''): string {
 }
 
 /** 12,345 → "12k", 1,234,567 → "1.2M". */
-export function shortNumber(n: number): string {
+function shortNumber(n: number): string {
   if (n >= 1e6) return `${(n / 1e6).toFixed(n >= 1e7 ? 0 : 1)}M`;
   if (n >= 1e3) return `${(n / 1e3).toFixed(n >= 1e4 ? 0 : 1)}k`;
   return n.toFixed(0);

@@ -20,8 +20,9 @@
  * connections, not requests); Redis is not the limit (see redisCeiling).
  */
 
-/** CPU-seconds one request costs, by where it is spent. */
 import { defaultFrontsFor, defaultShardsFor } from '../src/config/schema.js';
+
+/** CPU-seconds one request costs, by where it is spent. */
 export interface RequestCost {
   front: number;
   shard: number;

@@ -1,5 +1,4 @@
 /** A Strata node started by a benchmark from dist/src/cli.js, pinned to the server CPU, and what its /v1/stats tells. */
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { getJson, SERVER_CPU, type Server, startProcess } from './harness.js';
@@ -26,14 +25,6 @@ export interface StrataNode extends Server {
   rolesReported: boolean;
 }
 
-let frontsFlag: boolean | undefined;
-
-/** Whether this build's CLI has --fronts (several HTTP front threads). */
-export function hasFrontsOption(): boolean {
-  frontsFlag ??= execFileSync(process.execPath, [CLI, '--help'], { encoding: 'utf8' }).includes('--fronts ');
-  return frontsFlag;
-}
-
 /**
  * Starts a node with `fronts` fronts and `shards` shards, `--redis-url`, and
  * `extra` flags, with the main thread's young generation as `npm start` sets
@@ -42,15 +33,14 @@ export function hasFrontsOption(): boolean {
  */
 export async function startStrata(options: { fronts: number; shards: number; redisUrl: string; extra: string[]; nodeArgs?: string[] }): Promise<StrataNode> {
   const { fronts, shards } = options;
-  if (fronts > 1 && !hasFrontsOption()) throw new Error(`this build has no --fronts; cannot start ${fronts} fronts`);
-  const frontFlags = hasFrontsOption() ? ['--fronts', String(fronts)] : [];
   const argv = [
     '--max-semi-space-size=2',
     ...(options.nodeArgs ?? []),
     CLI,
     '--port',
     '$PORT',
-    ...frontFlags,
+    '--fronts',
+    String(fronts),
     '--shards',
     String(shards),
     '--redis-url',
