@@ -186,7 +186,7 @@ async function startClaimed(config: StrataConfig, listenPort: number, options: S
     await l2?.close();
     await pool.close();
   };
-  const port = await fronts.start().catch(async (err: unknown) => {
+  await fronts.start().catch(async (err: unknown) => {
     await stopBackground();
     throw err;
   });
@@ -203,7 +203,7 @@ async function startClaimed(config: StrataConfig, listenPort: number, options: S
     })();
     return closing;
   };
-  return { config, port, counters, l2Status, close, internals: { pool, fronts, stats, l2, postgres } };
+  return { config, port: listenPort, counters, l2Status, close, internals: { pool, fronts, stats, l2, postgres } };
 }
 
 /** /readyz: 200 when every shard has a worker and a configured L2 is up; 503 while draining or degraded. */

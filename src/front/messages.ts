@@ -25,7 +25,7 @@ export type ToFront =
 
 /** Front → supervisor. */
 export type FromFront =
-  | { readonly type: 'listening'; readonly port: number }
+  | { readonly type: 'listening' }
   | { readonly type: 'listenFailed'; readonly message: string }
   | { readonly type: 'ask'; readonly id: number; readonly question: Question }
   /** The shard's worker sat on a batch past the deadline: replace it. */

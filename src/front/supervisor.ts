@@ -66,19 +66,18 @@ export class FrontSupervisor {
     this.#seats = Array.from({ length: options.config.fronts }, (_, i) => new FrontSeat(i));
   }
 
-  /** Starts every front; resolves with the port they listen on. */
-  async start(): Promise<number> {
+  /** Starts every front; resolves once each listens on the port. */
+  async start(): Promise<void> {
     try {
       await Promise.all(this.#seats.map((seat) => this.#spawn(seat)));
     } catch (err) {
       await this.close();
       throw err;
     }
-    return this.#options.port;
   }
 
-  /** Starts a thread for a seat (a replacement of a front that died, or the first); resolves with its port once it listens. */
-  #spawn(seat: FrontSeat, replacement = false): Promise<number> {
+  /** Starts a thread for a seat (a replacement of a front that died, or the first); resolves once it listens. */
+  #spawn(seat: FrontSeat, replacement = false): Promise<void> {
     const { config, port, frontCounters, hotIndexShape, shards } = this.#options;
     const data: FrontWorkerData = { front: seat.index, config, port, frontCounters, hotIndexShape };
     const worker = new Worker(FRONT_FILE, {
@@ -101,13 +100,13 @@ export class FrontSupervisor {
     seat.exited = new Promise<void>((resolve) => {
       exit = resolve;
     });
-    return new Promise<number>((resolve, reject) => {
+    return new Promise<void>((resolve, reject) => {
       let listening = false;
       worker.on('message', (message: FromFront) => {
         switch (message.type) {
           case 'listening':
             listening = true;
-            resolve(message.port);
+            resolve();
             return;
           case 'listenFailed':
             // The claim found the port free a moment ago: someone took it since (or binding is not permitted).

@@ -73,7 +73,7 @@ function listen(): void {
       return;
     }
     listenSocket = socket;
-    post({ type: 'listening', port: uws.us_socket_local_port(socket) });
+    post({ type: 'listening' });
   });
 }
 

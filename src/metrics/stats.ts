@@ -190,7 +190,7 @@ export class StatsReporter {
   }
 
   /** Each front: requests, requests in flight, event-loop utilization over the last second. */
-  fronts(): FrontSnapshot[] {
+  #frontSnapshots(): FrontSnapshot[] {
     return Array.from({ length: this.#fronts.fronts }, (_, f) => this.#fronts.front(f));
   }
 
@@ -213,7 +213,7 @@ export class StatsReporter {
       ...(this.#bus === null ? {} : { l2: l2LevelOf((slot) => c.shard(s, slot)) }),
     }));
     const total = levelOf((slot) => c.total(slot));
-    const fronts = this.fronts();
+    const fronts = this.#frontSnapshots();
     const l2 = this.#l2Status();
     const main = process.memoryUsage();
     const memory: MemoryStats = {
