@@ -27,7 +27,7 @@ async function main(argv: readonly string[]): Promise<void> {
   const mib = (config.l1MaxBytes / 1048576).toFixed(config.l1MaxBytes % 1048576 === 0 ? 0 : 1);
   const l2 = node.internals.l2;
   process.stdout.write(
-    `strata listening on http://${config.host}:${node.port} with ${config.fronts} front${config.fronts === 1 ? '' : 's'} and ${config.shards} shard${config.shards === 1 ? '' : 's'}, L1 budget ${mib} MiB, ${l2 === null ? 'no L2 configured (L1 only)' : `L2 ${l2.describe()}`}\n`,
+    `strata listening on http://${config.host}:${node.port} with ${config.fronts} front${config.fronts === 1 ? '' : 's'} and ${config.shards} shard${config.shards === 1 ? '' : 's'}, L1 budget ${mib} MiB, ${l2 === null ? 'no L2 configured (L1 only)' : `L2 ${l2.describe()}`}, node ${node.nodeId}${clusterSummary(config)}\n`,
   );
   const status = node.l2Status();
   if (status.configured && !status.up) {
@@ -70,3 +70,12 @@ main(process.argv.slice(2)).catch((err: unknown) => {
   process.stderr.write(`strata: cannot start${code}: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(err instanceof PortInUseError ? EXIT.PORT_IN_USE : EXIT.FAILURE);
 });
+
+/** How the node finds its peers, for the start line. */
+function clusterSummary(config: StrataConfig): string {
+  const parts: string[] = [];
+  if (config.members.length > 0) parts.push(`${config.members.length} configured members`);
+  if (config.registry) parts.push('the registry');
+  if (parts.length === 0) return '';
+  return ` (ring from ${parts.join(' and ')}, routing ${config.routing})`;
+}

@@ -1,3 +1,7 @@
+import { hostname } from 'node:os';
+import type { MemberConfig } from './cluster/members.js';
+import { Membership } from './cluster/membership.js';
+import { RedisRegistry } from './cluster/registry.js';
 import { answerWithinMs } from './config/load.js';
 import type { StrataConfig } from './config/schema.js';
 import { COORDINATION_DEFAULTS } from './coordination/settings.js';
@@ -22,6 +26,8 @@ export interface StrataNode {
   /** The port actually bound (differs from config.port when that is 0). */
   readonly port: number;
   readonly counters: Counters;
+  /** This node's id on the ring and in x-strata-node (config.nodeId, or the one derived from host name and port). */
+  readonly nodeId: string;
   /** The L2's state now ({ configured: false } for an L1-only node). */
   l2Status(): L2Status;
   /** Drains and stops: /readyz 503, listen sockets closed, in-flight requests finished, fronts and workers stopped. */
@@ -33,6 +39,7 @@ export interface StrataNode {
     readonly stats: StatsReporter;
     readonly l2: NodeL2Link | null;
     readonly postgres: PostgresInvalidation | null;
+    readonly membership: Membership;
   };
 }
 
@@ -143,6 +150,22 @@ async function startClaimed(config: StrataConfig, listenPort: number, options: S
           say,
         });
   postgres?.start();
+  const self = selfMember(config, listenPort);
+  let membership: Membership | null = null;
+  const registry = config.registry && target !== null ? new RedisRegistry(target, config.l2TimeoutMs, (announcement) => membership?.hear(announcement)) : null;
+  // The fronts take the ring when they start (and every change after): the supervisor exists first.
+  let ringMembers: readonly MemberConfig[] = [];
+  let fronts: FrontSupervisor | null = null;
+  membership = new Membership({
+    self,
+    members: config.members,
+    registry,
+    onRing: (members) => {
+      ringMembers = members;
+      fronts?.setRing(members);
+    },
+    say,
+  });
   const stats = new StatsReporter({
     counters,
     fronts: frontTotals,
@@ -157,6 +180,7 @@ async function startClaimed(config: StrataConfig, listenPort: number, options: S
   const metrics = new MetricsRegistry({
     counters,
     fronts: frontTotals,
+    ringSize: () => membership.ring.members.length,
     stats,
     shards: config.shards,
     pool,
@@ -175,18 +199,24 @@ async function startClaimed(config: StrataConfig, listenPort: number, options: S
         return { status: 200, contentType: metrics.contentType, body: await metrics.render() };
       case 'stats':
         return { status: 200, contentType: 'application/json', body: JSON.stringify(stats.snapshot()) };
+      case 'cluster':
+        return { status: 200, contentType: 'application/json', body: JSON.stringify(clusterView(membership, frontTotals, config.routing)) };
     }
   };
-  const fronts = new FrontSupervisor({ config, port: listenPort, frontCounters, hotIndexShape: shape, shards: pool, answer, say });
+  fronts = new FrontSupervisor({ config, port: listenPort, frontCounters, hotIndexShape: shape, shards: pool, answer, say, nodeId: self.id });
+  fronts.setRing(ringMembers);
+  const frontsStarted = fronts;
   /** Stops what runs behind the fronts; the supervisor's own ops may finish until shardsTimeoutMs. */
   const stopBackground = async (shardsTimeoutMs = 0) => {
     stats.close();
+    await membership.close();
     await shards.close(shardsTimeoutMs);
     await postgres?.close();
     await l2?.close();
     await pool.close();
   };
-  await fronts.start().catch(async (err: unknown) => {
+  membership.start();
+  await frontsStarted.start().catch(async (err: unknown) => {
     await stopBackground();
     throw err;
   });
@@ -195,15 +225,47 @@ async function startClaimed(config: StrataConfig, listenPort: number, options: S
   const close = (): Promise<void> => {
     closing ??= (async () => {
       draining = true;
+      // Off the ring first: the other nodes stop forwarding here while this one drains.
+      await membership.close();
       // In-flight requests (a body still arriving, ops at a shard) finish before the shards stop.
       const deadline = Date.now() + config.drainTimeoutMs;
-      await fronts.drain(deadline);
-      await fronts.close();
+      await frontsStarted.drain(deadline);
+      await frontsStarted.close();
       await stopBackground(Math.max(0, deadline - Date.now()));
     })();
     return closing;
   };
-  return { config, port: listenPort, counters, l2Status, close, internals: { pool, fronts, stats, l2, postgres } };
+  return {
+    config,
+    port: listenPort,
+    nodeId: self.id,
+    counters,
+    l2Status,
+    close,
+    internals: { pool, fronts: frontsStarted, stats, l2, postgres, membership },
+  };
+}
+
+/** Characters a node id may not have, replaced in the one derived from the host name. */
+const NOT_IN_NODE_ID = /[^A-Za-z0-9._-]/g;
+
+/**
+ * This node as the ring knows it: its id (configured, or `<host name>-<port>`)
+ * and the URL the others reach it at (configured, its members entry, or its
+ * listening address, the host name when it listens on every interface).
+ */
+function selfMember(config: StrataConfig, port: number): MemberConfig {
+  const id = config.nodeId !== '' ? config.nodeId : `${hostname()}-${port}`.replace(NOT_IN_NODE_ID, '-').slice(0, 64);
+  const listed = config.members.find((m) => m.id === id);
+  if (config.advertiseUrl !== '') return { id, url: config.advertiseUrl, weight: listed?.weight ?? 1 };
+  if (listed !== undefined) return listed;
+  const host = config.host === '0.0.0.0' || config.host === '::' ? hostname() : config.host;
+  return { id, url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, weight: 1 };
+}
+
+/** GET /v1/cluster as the supervisor renders it (each front adds its own breakers). */
+function clusterView(membership: Membership, fronts: FrontTotals, routing: 'owner' | 'local'): Record<string, unknown> {
+  return { ...membership.view(routing), forwarding: fronts.forwarding() };
 }
 
 /** /readyz: 200 when every shard has a worker and a configured L2 is up; 503 while draining or degraded. */

@@ -147,6 +147,22 @@ export function resolveConfig(
       );
     }
   });
+  if (config.registry && config.redisUrl === '' && config.redisCluster.length === 0) {
+    throw new ConfigError('registry', true, 'needs an L2 (REDIS_URL or STRATA_REDIS_CLUSTER): the registry lives there');
+  }
+  if (config.members.length > 0) {
+    const self = config.members.find((m) => m.id === config.nodeId);
+    if (self === undefined && !config.registry) {
+      throw new ConfigError(
+        'nodeId',
+        config.nodeId === '' ? '(not set)' : config.nodeId,
+        `must be one of members (${config.members.map((m) => m.id).join(', ')}), or the registry on so the node can join by itself`,
+      );
+    }
+    if (self !== undefined && config.advertiseUrl !== '' && config.advertiseUrl !== self.url) {
+      throw new ConfigError('advertiseUrl', config.advertiseUrl, `differs from this node's members entry (${self.url})`);
+    }
+  }
   const perShard = Math.floor(config.l1MaxBytes / config.shards);
   if (perShard < config.maxValueBytes + LARGEST_ENTRY_EXTRA_BYTES) {
     throw new ConfigError(

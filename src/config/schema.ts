@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
+import { checkMembers, checkNodeId, checkPeerUrl, type MemberConfig, parseMembers } from '../cluster/members.js';
 import { ConfigError } from '../errors.js';
 import { parseClusterSeeds, redactPasswords } from '../l2/target.js';
 import { checkOriginRules, type OriginRule, type OriginRuleInput, parseOriginRule } from '../origin/rules.js';
@@ -82,6 +83,31 @@ export interface StrataConfig {
    * always LISTENs on). @default []
    */
   readonly postgresChannels: readonly string[];
+  /**
+   * This node's id on the ring and in `x-strata-node`. Empty = `<host
+   * name>-<port>`, which is stable only while both are: set it for a node
+   * that is one of several. @default ""
+   */
+  readonly nodeId: string;
+  /**
+   * Where the other nodes reach this one (`http://host:port`), for owner
+   * forwarding and the registry. Empty = its entry in members, else
+   * `http://<host>:<port>` (the host name when listening on every interface). @default ""
+   */
+  readonly advertiseUrl: string;
+  /** The nodes of the cluster, this one included (docs/cluster.md). Empty: only the registry's, or none. @default [] */
+  readonly members: readonly MemberConfig[];
+  /**
+   * Whether the node heartbeats itself into the L2 and takes the other
+   * members from there too, so that nodes join and leave without restarts.
+   * Needs an L2. @default false
+   */
+  readonly registry: boolean;
+  /**
+   * `owner`: a GET or HEAD for a key another node owns is forwarded to it
+   * (one hop); `local`: every node serves every key itself. @default "owner"
+   */
+  readonly routing: 'owner' | 'local';
 }
 
 /** What a config file may set: any subset of the options (origin rules with only the fields they change). */
@@ -258,6 +284,26 @@ function checkChannels(value: unknown): readonly string[] {
     throw new ConfigError('postgresChannels', value, 'must be a list of channel names (letters, digits, _; at most 63)');
   }
   return Object.freeze([...value] as string[]);
+}
+
+function checkRouting(value: unknown): 'owner' | 'local' {
+  if (value !== 'owner' && value !== 'local') throw new ConfigError('routing', value, 'must be "owner" or "local"');
+  return value;
+}
+
+function checkOnOff(option: string): (value: unknown) => boolean {
+  return (value) => {
+    if (typeof value !== 'boolean') throw new ConfigError(option, value, 'must be true or false');
+    return value;
+  };
+}
+
+/** A switch from a flag or the environment: on/off, true/false, 1/0, yes/no. */
+function parseOnOff(option: string, raw: string): boolean {
+  const v = raw.trim().toLowerCase();
+  if (v === 'on' || v === 'true' || v === '1' || v === 'yes') return true;
+  if (v === 'off' || v === 'false' || v === '0' || v === 'no') return false;
+  throw new ConfigError(option, raw, 'must be on or off');
 }
 
 function checkAdmission(value: unknown): 'lru' | 'tinylfu' {
@@ -504,6 +550,56 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: () => Object.freeze([]) as readonly string[],
     parse: (raw) => checkChannels(commaList(raw)),
     check: checkChannels,
+  },
+  {
+    key: 'nodeId',
+    env: 'STRATA_NODE_ID',
+    flag: '--node-id',
+    doc: "this node's id on the ring and in x-strata-node: 1–64 of A–Z a–z 0–9 . _ - (empty = <host name>-<port>)",
+    defaultText: '(none)',
+    default: () => '',
+    parse: (raw) => checkNodeId('nodeId', raw.trim()),
+    check: (value) => checkNodeId('nodeId', value),
+  },
+  {
+    key: 'advertiseUrl',
+    env: 'STRATA_ADVERTISE_URL',
+    flag: '--advertise-url',
+    doc: 'where the other nodes reach this one, http://host:port (empty = its members entry, else its host and port)',
+    defaultText: '(none)',
+    default: () => '',
+    parse: (raw) => checkPeerUrl('advertiseUrl', raw.trim()),
+    check: (value) => checkPeerUrl('advertiseUrl', value),
+  },
+  {
+    key: 'members',
+    env: 'STRATA_MEMBERS',
+    flag: '--members',
+    doc: "the cluster's nodes, this one included: comma-separated id=http://host:port (weights in the config file)",
+    defaultText: '(none)',
+    default: () => Object.freeze([]) as readonly MemberConfig[],
+    parse: parseMembers,
+    check: checkMembers,
+  },
+  {
+    key: 'registry',
+    env: 'STRATA_REGISTRY',
+    flag: '--registry',
+    doc: 'on: heartbeat this node into the L2 and take members from there too (join and leave without restarts); needs an L2',
+    defaultText: 'off',
+    default: () => false,
+    parse: (raw) => parseOnOff('registry', raw),
+    check: checkOnOff('registry'),
+  },
+  {
+    key: 'routing',
+    env: 'STRATA_ROUTING',
+    flag: '--routing',
+    doc: 'owner: forward a GET/HEAD to the node that owns the key (one hop); local: serve every key here',
+    defaultText: 'owner',
+    default: () => 'owner' as const,
+    parse: (raw) => checkRouting(raw.trim()),
+    check: checkRouting,
   },
   intOption({
     key: 'l1MaxTtl',

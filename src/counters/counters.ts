@@ -1,4 +1,6 @@
 import {
+  FALLBACK_SLOT,
+  type FallbackReason,
   FRONT_HOT_SLOTS,
   FRONT_SLOT,
   type FrontLayout,
@@ -205,6 +207,25 @@ export class FrontCounters {
     slots[FRONT_SLOT.EXTERNAL_BYTES] = external;
   }
 
+  /** A key request answered by its owner node through this front. */
+  forwarded(): void {
+    this.#bump(FRONT_SLOT.FORWARDED);
+  }
+
+  /** A key request the ring sent to another node, served here instead, and why. */
+  forwardFallback(reason: FallbackReason): void {
+    this.#bump(FALLBACK_SLOT[reason]);
+  }
+
+  /** A key request another node forwarded here. */
+  servedForPeer(): void {
+    this.#bump(FRONT_SLOT.SERVED_FOR_PEERS);
+  }
+
+  #bump(slot: number): void {
+    this.#slots[slot] = (this.#slots[slot] as number) + 1;
+  }
+
   /** One GET answered from shard `shard`'s hot-read index: an L1 get and hit of that shard. */
   hotHit(shard: number): void {
     const i = this.#layout.hotBase + shard * FRONT_HOT_SLOTS;
@@ -275,6 +296,19 @@ export class FrontTotals {
   routeHistogram(route: Route): HistogramSnapshot {
     const h = this.#layout.routeBase + ROUTE_INDEX[route] * ROUTE_SLOTS + STATUS_LABELS.length;
     return readHistogram((i) => this.#sum(h + i));
+  }
+
+  /** Owner forwarding, all fronts: forwarded and answered, served here in the owner's place (by reason), served for other nodes. */
+  forwarding(): { forwarded: number; fallbacks: Record<FallbackReason, number>; servedForPeers: number } {
+    return {
+      forwarded: this.#sum(FRONT_SLOT.FORWARDED),
+      fallbacks: {
+        breaker: this.#sum(FALLBACK_SLOT.breaker),
+        unreachable: this.#sum(FALLBACK_SLOT.unreachable),
+        timeout: this.#sum(FALLBACK_SLOT.timeout),
+      },
+      servedForPeers: this.#sum(FRONT_SLOT.SERVED_FOR_PEERS),
+    };
   }
 
   /** Hot-index hits of a shard's entries, all fronts (each one L1 get and hit). */

@@ -126,7 +126,7 @@ export const HIST_COUNT = HIST_BUCKETS + 2;
 export const HIST_SLOTS = HIST_BUCKETS + 3;
 
 /** Front routes with their own request counters and duration histogram. */
-export const ROUTES = ['get', 'head', 'put', 'delete', 'mget', 'invalidate', 'health', 'metrics', 'stats', 'other'] as const;
+export const ROUTES = ['get', 'head', 'put', 'delete', 'mget', 'invalidate', 'health', 'metrics', 'stats', 'cluster', 'other'] as const;
 export type Route = (typeof ROUTES)[number];
 export const ROUTE_INDEX = Object.fromEntries(ROUTES.map((r, i) => [r, i])) as Readonly<Record<Route, number>>;
 
@@ -201,8 +201,26 @@ export const FRONT_SLOT = {
   HEAP_USED_BYTES: 4,
   HEAP_TOTAL_BYTES: 5,
   EXTERNAL_BYTES: 6,
+  /** Key requests this front forwarded to their owner node and relayed its answer (docs/cluster.md). */
+  FORWARDED: 7,
+  /** Key requests the ring sent to another node but this one served: the owner's breaker was open… */
+  FORWARD_BREAKER: 8,
+  /** … the owner could not be reached … */
+  FORWARD_UNREACHABLE: 9,
+  /** … or did not answer within the forward deadline. */
+  FORWARD_TIMEOUT: 10,
+  /** Key requests another node forwarded here (x-strata-hop), served here. */
+  SERVED_FOR_PEERS: 11,
 } as const;
-const FRONT_GAUGES = 8;
+const FRONT_GAUGES = 16;
+/** The slot of each reason a forward fell back to serving here. */
+export const FALLBACK_SLOT = {
+  breaker: FRONT_SLOT.FORWARD_BREAKER,
+  unreachable: FRONT_SLOT.FORWARD_UNREACHABLE,
+  timeout: FRONT_SLOT.FORWARD_TIMEOUT,
+} as const;
+/** Why a key read the ring sends elsewhere was served here instead (the `result` of strata_forward_requests_total). */
+export type FallbackReason = keyof typeof FALLBACK_SLOT;
 /** Slots per shard in a front's region: the GETs it answered from that shard's hot-read index (each an L1 get and hit). */
 export const FRONT_HOT_SLOTS = 1;
 

@@ -1,4 +1,5 @@
 import type { MessagePort } from 'node:worker_threads';
+import type { MemberConfig } from '../cluster/members.js';
 import type { StrataConfig } from '../config/schema.js';
 import type { ErrorCode } from '../errors.js';
 import type { Question, SupervisorAnswer } from '../http/app.js';
@@ -14,6 +15,8 @@ export type ToFront =
   /** The shard's worker is gone: what it owed fails with `code`. */
   | { readonly type: 'shardDown'; readonly shard: number; readonly threadId: number; readonly code: ErrorCode; readonly message: string }
   | { readonly type: 'answer'; readonly id: number; readonly answer: SupervisorAnswer }
+  /** The ring's members (this node included) changed: route key reads by them. */
+  | { readonly type: 'ring'; readonly members: readonly MemberConfig[] }
   /** Every shard's port has been sent: listen now. */
   | { readonly type: 'listen' }
   /** Shutdown, step 1: stop accepting, refuse new work, report 'drained' when nothing is in flight (or at the deadline). */
@@ -41,6 +44,8 @@ export interface FrontWorkerData {
   /** The fronts' counters (counters/layout.ts); this front writes region `front`. */
   readonly frontCounters: SharedArrayBuffer;
   readonly hotIndexShape: HotIndexShape | null;
+  /** This node's id on the ring and in x-strata-node (resolved: never empty). */
+  readonly nodeId: string;
 }
 
 /** The 500 a front answers in place of what the supervisor could not give. */

@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import type { MemberConfig } from '../cluster/members.js';
 import type { StrataConfig } from '../config/schema.js';
 import { FrontCounters } from '../counters/counters.js';
 import { PortInUseError } from '../errors.js';
@@ -29,7 +30,9 @@ export interface FrontSupervisorOptions {
   readonly frontCounters: SharedArrayBuffer;
   readonly hotIndexShape: HotIndexShape | null;
   readonly shards: ShardSupervisor;
-  /** Renders the answers a front asks for (readiness, metrics, stats). */
+  /** This node's id on the ring (resolved: never empty). */
+  readonly nodeId: string;
+  /** Renders the answers a front asks for (readiness, metrics, stats, cluster). */
   readonly answer: (question: Question) => Promise<SupervisorAnswer>;
   /** A line for the operator. */
   readonly say: (line: string) => void;
@@ -60,6 +63,8 @@ export class FrontSupervisor {
   readonly #options: FrontSupervisorOptions;
   readonly #seats: FrontSeat[];
   #closing = false;
+  /** The ring's members as last set: every front, a replacement too, routes by them. */
+  #ring: readonly MemberConfig[] = [];
 
   constructor(options: FrontSupervisorOptions) {
     this.#options = options;
@@ -76,10 +81,16 @@ export class FrontSupervisor {
     }
   }
 
+  /** A new ring (membership changed): every front routes by it from its next request. */
+  setRing(members: readonly MemberConfig[]): void {
+    this.#ring = members;
+    for (const seat of this.#seats) seat.worker?.postMessage({ type: 'ring', members } satisfies ToFront);
+  }
+
   /** Starts a thread for a seat (a replacement of a front that died, or the first); resolves once it listens. */
   #spawn(seat: FrontSeat, replacement = false): Promise<void> {
-    const { config, port, frontCounters, hotIndexShape, shards } = this.#options;
-    const data: FrontWorkerData = { front: seat.index, config, port, frontCounters, hotIndexShape };
+    const { config, port, frontCounters, hotIndexShape, shards, nodeId } = this.#options;
+    const data: FrontWorkerData = { front: seat.index, config, port, frontCounters, hotIndexShape, nodeId };
     const worker = new Worker(FRONT_FILE, {
       workerData: data,
       name: `strata-front-${seat.index}`,
@@ -94,7 +105,8 @@ export class FrontSupervisor {
       connect: (shard, threadId, shardPort, hotIndex) => post({ type: 'shard', shard, threadId, port: shardPort, hotIndex }, [shardPort]),
       disconnect: (shard, threadId, code, message) => post({ type: 'shardDown', shard, threadId, code, message }),
     });
-    // After every shard's port (messages keep their order): a front takes no request before it can reach the shards.
+    // After every shard's port and the ring (messages keep their order): a front takes no request before it can route it.
+    if (this.#ring.length > 0) post({ type: 'ring', members: this.#ring });
     post({ type: 'listen' });
     let exit: () => void = () => {};
     seat.exited = new Promise<void>((resolve) => {

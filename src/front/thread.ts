@@ -7,8 +7,10 @@
  */
 import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
+import { Forwarder } from '../cluster/forward.js';
 import { FrontCounters } from '../counters/counters.js';
 import { createApp } from '../http/app.js';
+import { setNodeId } from '../http/respond.js';
 import { loadNativeUws, type us_listen_socket } from '../http/uws.js';
 import { HotIndexReader } from '../l1/hot-index.js';
 import { ShardClient } from '../shards/client.js';
@@ -52,8 +54,11 @@ function ask(question: Question): Promise<SupervisorAnswer> {
   });
 }
 
+setNodeId(data.nodeId);
+const forwarder = config.routing === 'owner' ? new Forwarder(data.nodeId) : null;
+
 let draining = false;
-const app = createApp(uws, { config, shards, counters, draining: () => draining, ask });
+const app = createApp(uws, { config, shards, counters, draining: () => draining, ask, forwarder });
 let appClosed = false;
 /** Closes every socket of the app. Required before the thread ends: uWS's handles left open abort the process. */
 function closeApp(): void {
@@ -100,6 +105,7 @@ async function drain(deadlineMs: number): Promise<void> {
 async function close(): Promise<void> {
   clearInterval(utilization);
   await shards.close(0);
+  await forwarder?.close();
   // Give responses corked in the last turn a chance to flush before sockets close.
   await new Promise((r) => setImmediate(r));
   closeApp();
@@ -122,6 +128,9 @@ port.on('message', (message: ToFront) => {
       return;
     case 'answer':
       asks.get(message.id)?.(message.answer);
+      return;
+    case 'ring':
+      forwarder?.update(message.members);
       return;
     case 'listen':
       listen();

@@ -1,5 +1,6 @@
 import { invalidationOf, isProblem, MAX_BATCH_KEYS, stringList } from '../api/input.js';
 import { keyFromSegment, keyProblem } from '../api/key.js';
+import { DEADLINE_HEADER, type Forwarder, HOP_HEADER, type Peer } from '../cluster/forward.js';
 import { answerWithinMs } from '../config/load.js';
 import type { StrataConfig } from '../config/schema.js';
 import { tokenEpoch } from '../coordination/lease-token.js';
@@ -22,7 +23,7 @@ import type { HttpRequest, HttpResponse, loadNativeUws, TemplatedApp } from './u
 export const MAX_JSON_BODY_BYTES = 1024 * 1024;
 
 /** What a front asks the supervisor for: the answers that need the whole node's view. */
-export type Question = 'ready' | 'metrics' | 'stats';
+export type Question = 'ready' | 'metrics' | 'stats' | 'cluster';
 
 /** A whole HTTP answer the supervisor renders for a front. */
 export interface SupervisorAnswer {
@@ -40,8 +41,10 @@ export interface AppContext {
   readonly counters: FrontCounters;
   /** True once shutdown began: new work is refused. */
   readonly draining: () => boolean;
-  /** Answers that need the whole node (readiness, metrics, stats), from the supervisor. */
+  /** Answers that need the whole node (readiness, metrics, stats, cluster), from the supervisor. */
   readonly ask: (question: Question) => Promise<SupervisorAnswer>;
+  /** Sends key reads to their owner node; null when the node serves every key itself (routing local). */
+  readonly forwarder: Forwarder | null;
 }
 
 const KEY_METHODS = 'GET, HEAD, PUT, DELETE';
@@ -54,6 +57,15 @@ function leaseArgs(get: GetQuery): GetArgs | null {
 /** mget reads the cache only: it never loads from an origin (a miss is null). */
 const CACHE_ONLY = { kind: 'get', leaseMs: 0, waitMs: 0, cacheOnly: true } as const;
 const WWW_AUTHENTICATE = ['www-authenticate', 'Bearer realm="strata"'] as const;
+
+/** A lease wait no longer than the forwarding node has left (x-strata-deadline-ms), less a margin for the answer's way back. */
+function withinDeadline(get: GetQuery, raw: string): GetQuery {
+  const leftMs = Number(raw);
+  if (raw === '' || !Number.isFinite(leftMs)) return get;
+  return { ...get, waitMs: Math.max(0, Math.min(get.waitMs, leftMs - FORWARD_MARGIN_MS)) };
+}
+/** What a forwarded lease wait leaves for the owner's answer to travel back, ms. */
+const FORWARD_MARGIN_MS = 50;
 
 /** A GET/HEAD/PUT/DELETE on one key, waiting for its shard. */
 class KeyExchange extends Exchange implements OpWaiter {
@@ -197,11 +209,41 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
   const shardOf = (key: string): number => shardOfKey(key, shards);
   const maxWaitMs = Math.floor(answerWithinMs(config.requestTimeoutMs));
   const origins = config.origins;
+  const forwarder = ctx.forwarder;
+  // A forward gets half the deadline, so that a node that does not answer leaves time to serve the key here.
+  const forwardMs = Math.floor(config.requestTimeoutMs / 2);
+  /** Sends a key read to the node that owns it and relays its answer; what gets none is served here, counted. */
+  const toOwner = (req: HttpRequest, peer: Peer, ex: KeyExchange, key: string, shard: number, get: GetQuery): void => {
+    const op = ex.head ? OP.HEAD : OP.GET;
+    if (!peer.admits(Date.now())) {
+      counters.forwardFallback('breaker');
+      client.submit(shard, op, key, leaseArgs(get), ex, 0);
+      return;
+    }
+    const query = req.getQuery() ?? '';
+    const path = query === '' ? req.getUrl() : `${req.getUrl()}?${query}`;
+    void (forwarder as Forwarder).forward(peer, ex.head ? 'HEAD' : 'GET', path, {}, forwardMs).then((answer) => {
+      if (ex.done) return;
+      if (typeof answer === 'string') {
+        counters.forwardFallback(answer);
+        client.submit(shard, op, key, leaseArgs(get), ex, 0);
+        return;
+      }
+      counters.forwarded();
+      ex.relay(answer);
+    });
+  };
   const lookup = (head: boolean) => (res: HttpResponse, req: HttpRequest) => {
     const route = head ? 'head' : 'get';
     const h = scanHeaders(req);
     const query = req.getQuery() ?? '';
-    const get = query === '' ? NO_LEASE : parseGetQuery(query, maxWaitMs);
+    // Forwarded by another node: served here whatever this node's ring says (one hop at most).
+    const forwarded = req.getHeader(HOP_HEADER) !== '';
+    let get = query === '' ? NO_LEASE : parseGetQuery(query, maxWaitMs);
+    if (forwarded) {
+      counters.servedForPeer();
+      if (!isProblem(get) && get.waitMs > 0) get = withinDeadline(get, req.getHeader(DEADLINE_HEADER));
+    }
     // Fast path: a valid key whose entry the shard has published is answered here, in the handler
     // (a lease request too: a fresh hit leaves nothing to load).
     if (!head && !isProblem(get) && h.contentLengths === 0 && h.codings === 0 && headerProblem(h) === null && !ctx.draining()) {
@@ -209,6 +251,8 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
       if (typeof key === 'string' && (get.leaseMs === 0 || ruleFor(key, origins) === null)) {
         const hash = hashKey(key);
         const shard = shardOfHash(hash, shards);
+        const owner = forwarder === null || forwarded ? null : forwarder.ownerOf(hash);
+        if (owner !== null) return toOwner(req, owner, new KeyExchange(res, route, counters), key, shard, get);
         if (serveHot(res, client.hotReader(shard), key, hash, shard, counters)) return;
         client.submit(shard, OP.GET, key, leaseArgs(get), new KeyExchange(res, route, counters), 0);
         return;
@@ -223,7 +267,11 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     if (get.leaseMs > 0 && ruleFor(key, origins) !== null) {
       return ex.error('E_INVALID_LEASE', 'this key has an origin: Strata loads it itself, so there is no lease to hand out', h.hasBody);
     }
-    client.submit(shardOf(key), head ? OP.HEAD : OP.GET, key, leaseArgs(get), ex, 0);
+    const hash = hashKey(key);
+    const shard = shardOfHash(hash, shards);
+    const owner = forwarder === null || forwarded ? null : forwarder.ownerOf(hash);
+    if (owner !== null) return toOwner(req, owner, ex, key, shard, get);
+    client.submit(shard, head ? OP.HEAD : OP.GET, key, leaseArgs(get), ex, 0);
   };
   app.get('/v1/keys/:key', lookup(false));
   app.head('/v1/keys/:key', lookup(true));
@@ -378,7 +426,17 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
   getAndHead('/v1/stats', 'stats', (ex, h) => {
     if (authorized(ex, h)) relay(ex, 'stats');
   });
-  for (const path of ['/healthz', '/livez', '/readyz', '/metrics', '/v1/stats']) {
+  // The ring and its members as the supervisor sees them, with this front's breakers per peer.
+  getAndHead('/v1/cluster', 'cluster', (ex, h) => {
+    if (!authorized(ex, h)) return;
+    void ctx.ask('cluster').then((answer) => {
+      if (answer.status !== 200) return ex.send(answer.status, answer.contentType, answer.body);
+      const view = JSON.parse(answer.body) as Record<string, unknown>;
+      view.breakers = forwarder?.breakers() ?? {};
+      ex.json(JSON.stringify(view));
+    });
+  });
+  for (const path of ['/healthz', '/livez', '/readyz', '/metrics', '/v1/stats', '/v1/cluster']) {
     app.any(path, (res, req) => methodNotAllowed(res, req, 'GET, HEAD'));
   }
 

@@ -1,3 +1,4 @@
+import { NODE_HEADER, type OwnerAnswer } from '../cluster/forward.js';
 import type { FrontCounters } from '../counters/counters.js';
 import type { Route } from '../counters/layout.js';
 import { ERROR_CODES, type ErrorCode } from '../errors.js';
@@ -26,6 +27,13 @@ const STATUS_LINE: Record<number, string> = {
 export type Header = readonly [string, string];
 
 const JSON_TYPE = 'application/json';
+/** This node's id, which every answer carries as `x-strata-node` (set once per thread by setNodeId). */
+let nodeId: Uint8Array = Buffer.from('');
+
+/** Names the node in every answer this thread writes from now on. */
+export function setNodeId(id: string): void {
+  nodeId = Buffer.from(id, 'latin1');
+}
 // performance.timeOrigin is a getter that calls into Node each time.
 const TIME_ORIGIN = performance.timeOrigin;
 // Small ages as bytes: uWS takes them without converting a JS string each time.
@@ -113,7 +121,10 @@ export class Exchange {
     const body = errorBody(code, message, options.extra);
     const close = options.close ?? false;
     res.cork(() => {
-      res.writeStatus(STATUS_LINE[status] as string).writeHeader('content-type', JSON_TYPE);
+      res
+        .writeStatus(STATUS_LINE[status] as string)
+        .writeHeader('content-type', JSON_TYPE)
+        .writeHeader(NODE_HEADER, nodeId);
       for (const [name, value] of options.headers ?? []) res.writeHeader(name, value);
       if (this.head) endHead(res, Buffer.byteLength(body), close);
       else res.end(body, close);
@@ -141,7 +152,8 @@ export class Exchange {
       res
         .writeStatus(STATUS_LINE[status] as string)
         .writeHeader('content-type', contentType)
-        .writeHeader('cache-control', 'no-store');
+        .writeHeader('cache-control', 'no-store')
+        .writeHeader(NODE_HEADER, nodeId);
       if (this.head) endHead(res, Buffer.byteLength(body), false);
       else res.end(body);
     });
@@ -152,6 +164,18 @@ export class Exchange {
     if (!this.#finish(204)) return;
     corked = this;
     this.res.cork(writeNoContent);
+  }
+
+  /** The answer of the key's owner node, as it gave it (its own x-strata-node included). */
+  relay(answer: OwnerAnswer): void {
+    if (!this.#finish(answer.status)) return;
+    const res = this.res;
+    res.cork(() => {
+      res.writeStatus(STATUS_LINE[answer.status] ?? String(answer.status));
+      for (const [name, value] of answer.headers) res.writeHeader(name, value);
+      if (this.head) endHead(res, answer.contentLength, false);
+      else res.end(answer.body);
+    });
   }
 
   /** 200 with the value of op `index` in a shard's batch result (and its lease, if it carries one). */
@@ -185,6 +209,7 @@ export function serveHot(res: HttpResponse, reader: HotIndexReader | null, key: 
     // `content-type: …\r\netag: …\r\nx-cache: L1\r\nage`, written as a header *name*
     // with the age as its value: every per-entry header in one call.
     res
+      .writeHeader(NODE_HEADER, nodeId)
       .writeHeader(bytes.subarray(reader.headAt, reader.headAt + reader.headLength), ageOf(nowMs, reader.createdMs))
       .end(bytes.subarray(reader.valueAt, reader.valueAt + reader.valueLength));
   } finally {
@@ -205,7 +230,10 @@ function writeHit(): void {
   const result = corkedResult as BatchResult;
   const i = corkedIndex;
   // One call writes content-type, etag and x-cache: the block is CRLF-joined (protocol.ts).
-  res.writeHeader('content-type', result.head(i)).writeHeader('age', ageOf(Date.now(), result.createdMs(i)));
+  res
+    .writeHeader(NODE_HEADER, nodeId)
+    .writeHeader('content-type', result.head(i))
+    .writeHeader('age', ageOf(Date.now(), result.createdMs(i)));
   // A lease handed out with a stale value.
   const lease = result.detail(i);
   if (lease !== '') res.writeHeader('strata-lease', lease);
@@ -216,11 +244,11 @@ function writeHit(): void {
 
 function writeMiss(): void {
   const res = (corked as Exchange).res;
-  res.writeStatus('404 Not Found').writeHeader('content-type', JSON_TYPE);
+  res.writeStatus('404 Not Found').writeHeader('content-type', JSON_TYPE).writeHeader(NODE_HEADER, nodeId);
   if (corkedHead) endHead(res, NOT_FOUND_BODY.length, false);
   else res.end(NOT_FOUND_BODY);
 }
 
 function writeNoContent(): void {
-  (corked as Exchange).res.writeStatus('204 No Content').endWithoutBody();
+  (corked as Exchange).res.writeStatus('204 No Content').writeHeader(NODE_HEADER, nodeId).endWithoutBody();
 }

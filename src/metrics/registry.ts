@@ -43,6 +43,8 @@ class SharedHistogram {
 export interface MetricsSources {
   readonly counters: Counters;
   readonly fronts: FrontTotals;
+  /** Members on the ring now. */
+  readonly ringSize: () => number;
   readonly stats: StatsReporter;
   readonly shards: number;
   readonly pool: { isUp(shard: number): boolean };
@@ -80,7 +82,7 @@ export class MetricsRegistry {
   readonly registry = new client.Registry();
 
   constructor(sources: MetricsSources) {
-    const { counters, fronts, stats, shards, pool } = sources;
+    const { counters, fronts, stats, shards, pool, ringSize } = sources;
     const l2Status = sources.l2Status ?? (() => ({ configured: false, up: false }));
     const bus = sources.bus ?? null;
     const origins = sources.origins ?? [];
@@ -186,6 +188,27 @@ export class MetricsRegistry {
       collect() {
         this.reset();
         for (let front = 0; front < fronts.fronts; front++) this.inc({ front }, fronts.front(front).starts);
+      },
+    });
+    new client.Counter({
+      name: 'strata_forward_requests_total',
+      help: 'Key reads another node owns (docs/cluster.md): forwarded = answered by the owner; breaker, unreachable, timeout = served here instead, and why.',
+      labelNames: ['result'],
+      registers,
+      collect() {
+        this.reset();
+        const f = fronts.forwarding();
+        this.inc({ result: 'forwarded' }, f.forwarded);
+        for (const [result, n] of Object.entries(f.fallbacks)) this.inc({ result }, n);
+      },
+    });
+    counter('strata_forwarded_in_total', 'Key reads other nodes forwarded here (x-strata-hop), served here.', () => fronts.forwarding().servedForPeers);
+    new client.Gauge({
+      name: 'strata_cluster_members',
+      help: "Nodes on this node's ring, itself included.",
+      registers,
+      collect() {
+        this.set(ringSize());
       },
     });
     new client.Gauge({

@@ -100,7 +100,7 @@ describe('README examples', () => {
 
   it('has the three example blocks, with output shown for the commands', () => {
     expect(blocks.map((b) => b.setup)).toEqual([
-      'npm start -- --fronts 1 --shards 1',
+      'npm start -- --fronts 1 --shards 1 --node-id node-a',
       'REDIS_URL=redis://127.0.0.1:6379 npm start -- --shards 1, then Redis stopped',
       'STRATA_TOKENS=s3cret-token-1 npm start -- --shards 1',
     ]);
@@ -108,7 +108,7 @@ describe('README examples', () => {
   });
 
   it('an L1-only node prints what the README shows', async () => {
-    const port = await startNode({});
+    const port = await startNode({ STRATA_NODE_ID: 'node-a' });
     await runBlock(blocks[0] as Block, { '127.0.0.1:8080': `127.0.0.1:${port}` });
   });
 

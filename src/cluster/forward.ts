@@ -1,0 +1,166 @@
+/**
+ * Owner forwarding, in each front (docs/cluster.md): a GET or HEAD for a key
+ * another node owns goes to that node over a keep-alive pool, once. The
+ * request carries `x-strata-hop` (the forwarding node's id): a node never
+ * forwards a request that has it, so two nodes that disagree about the ring
+ * cost one extra hop, never a loop. It also carries `x-strata-deadline-ms`,
+ * the time left: the owner waits no longer than that (a lease wait).
+ *
+ * Each peer has a breaker: after FAILURES_TO_OPEN forwards in a row that got
+ * no answer (refused, reset, past the forward deadline) the node serves that
+ * peer's keys itself for OPEN_MS, then lets one forward through to probe. An
+ * answer of any status from the owner is the owner's answer: it is relayed,
+ * and it closes the breaker.
+ */
+import { Pool } from 'undici';
+import type { FallbackReason } from '../counters/layout.js';
+import type { MemberConfig } from './members.js';
+import { Ring } from './ring.js';
+
+/** The request header that marks a forwarded request (its value: the forwarding node's id). */
+export const HOP_HEADER = 'x-strata-hop';
+/** The request header that carries the time the forwarding node has left, ms. */
+export const DEADLINE_HEADER = 'x-strata-deadline-ms';
+/** The response header naming the node that served a key request. */
+export const NODE_HEADER = 'x-strata-node';
+
+/** Forwards in a row without an answer that open a peer's breaker. */
+export const FAILURES_TO_OPEN = 3;
+/** How long an open breaker keeps a peer's keys local before one probe, ms. */
+export const OPEN_MS = 1000;
+/** Keep-alive connections per peer per front. */
+const CONNECTIONS_PER_PEER = 16;
+
+/** The owner's answer, as relayed. */
+export interface OwnerAnswer {
+  readonly status: number;
+  readonly headers: readonly (readonly [string, string])[];
+  readonly body: Buffer;
+  /** The owner's Content-Length: a HEAD answer has no body to measure. */
+  readonly contentLength: number;
+}
+
+/** Response headers that describe the peer connection, not the answer: never relayed. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'date', 'proxy-connection', 'upgrade', 'te', 'trailer']);
+
+/** A peer node as one front sees it: its pool and its breaker. */
+export class Peer {
+  failures = 0;
+  openUntilMs = 0;
+  /** While open, whether the one probe is out. */
+  probing = false;
+  readonly pool: Pool;
+
+  constructor(
+    readonly id: string,
+    readonly url: string,
+  ) {
+    this.pool = new Pool(url, { connections: CONNECTIONS_PER_PEER, pipelining: 1, keepAliveTimeout: 30_000 });
+  }
+
+  /** Whether a forward may go now (closed, or open past OPEN_MS with no probe out: this call takes the probe). */
+  admits(nowMs: number): boolean {
+    if (this.failures < FAILURES_TO_OPEN) return true;
+    if (nowMs < this.openUntilMs || this.probing) return false;
+    this.probing = true;
+    return true;
+  }
+
+  succeeded(): void {
+    this.failures = 0;
+    this.probing = false;
+  }
+
+  failed(nowMs: number): void {
+    this.failures++;
+    this.probing = false;
+    if (this.failures >= FAILURES_TO_OPEN) this.openUntilMs = nowMs + OPEN_MS;
+  }
+
+  /** The breaker's state, for /v1/cluster. */
+  get state(): 'closed' | 'open' | 'half-open' {
+    if (this.failures < FAILURES_TO_OPEN) return 'closed';
+    return this.probing ? 'half-open' : 'open';
+  }
+}
+
+/** One front's view of the ring and its peers. */
+export class Forwarder {
+  #ring: Ring;
+  readonly #peers = new Map<string, Peer>();
+
+  constructor(readonly self: string) {
+    this.#ring = new Ring([{ id: self, weight: 1 }]);
+  }
+
+  /** The ring the supervisor computed (this node included): peers not on it any more are closed. */
+  update(members: readonly MemberConfig[]): void {
+    this.#ring = new Ring(members);
+    const keep = new Set<string>();
+    for (const m of members) {
+      if (m.id === this.self) continue;
+      keep.add(m.id);
+      const peer = this.#peers.get(m.id);
+      if (peer !== undefined && peer.url === m.url) continue;
+      if (peer !== undefined) void peer.pool.close();
+      this.#peers.set(m.id, new Peer(m.id, m.url));
+    }
+    for (const [id, peer] of this.#peers) {
+      if (keep.has(id)) continue;
+      this.#peers.delete(id);
+      void peer.pool.close();
+    }
+  }
+
+  get ring(): Ring {
+    return this.#ring;
+  }
+
+  /** The peer that owns a key hash, or null when this node does. */
+  ownerOf(keyHash: number): Peer | null {
+    if (this.#peers.size === 0) return null;
+    const id = this.#ring.ownerOfHash(keyHash);
+    return id === this.self ? null : (this.#peers.get(id) ?? null);
+  }
+
+  /** Every peer's breaker, for /v1/cluster. */
+  breakers(): Record<string, 'closed' | 'open' | 'half-open'> {
+    return Object.fromEntries([...this.#peers].map(([id, peer]) => [id, peer.state]));
+  }
+
+  /**
+   * Sends a request to its owner; resolves with the owner's answer, or with
+   * the reason there is none (the caller then serves it locally). Never rejects.
+   */
+  async forward(peer: Peer, method: 'GET' | 'HEAD', path: string, headers: Record<string, string>, timeoutMs: number): Promise<OwnerAnswer | FallbackReason> {
+    const signal = AbortSignal.timeout(timeoutMs);
+    try {
+      const answer = await peer.pool.request({
+        method,
+        path,
+        headers: { ...headers, [HOP_HEADER]: this.self, [DEADLINE_HEADER]: String(Math.max(0, Math.floor(timeoutMs))) },
+        signal,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      });
+      const body = Buffer.from(await answer.body.arrayBuffer());
+      const out: [string, string][] = [];
+      for (const [name, value] of Object.entries(answer.headers)) {
+        if (value === undefined || HOP_BY_HOP.has(name)) continue;
+        if (Array.isArray(value)) for (const v of value) out.push([name, v]);
+        else out.push([name, value]);
+      }
+      peer.succeeded();
+      const length = Number(answer.headers['content-length'] ?? body.length);
+      return { status: answer.statusCode, headers: out, body, contentLength: Number.isSafeInteger(length) ? length : body.length };
+    } catch {
+      peer.failed(Date.now());
+      return signal.aborted ? 'timeout' : 'unreachable';
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#peers.values()].map((p) => p.pool.close().catch(() => {})));
+    this.#peers.clear();
+  }
+}
