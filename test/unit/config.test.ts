@@ -171,6 +171,35 @@ describe('configuration', () => {
     expect((await loadConfig({ argv: ['--port', '6666'], env: { STRATA_PORT: '7777' }, cwd: dir })).port).toBe(6666);
   });
 
+  it('takes the cluster: node id, members from the file or STRATA_MEMBERS, registry and routing, and refuses what cannot work', () => {
+    const env = { STRATA_NODE_ID: 'n2', STRATA_MEMBERS: 'n1=http://10.0.0.1:8080, n2=http://10.0.0.2:8080/', STRATA_ROUTING: 'local' };
+    const config = resolveConfig(none, env, {});
+    expect(config.nodeId).toBe('n2');
+    expect(config.members).toEqual([
+      { id: 'n1', url: 'http://10.0.0.1:8080', weight: 1 },
+      { id: 'n2', url: 'http://10.0.0.2:8080', weight: 1 },
+    ]);
+    expect(config.routing).toBe('local');
+    expect(config.registry).toBe(false);
+    const file = { nodeId: 'a', members: [{ id: 'a', url: 'http://a:1', weight: 3 }], registry: true, redisUrl: 'redis://r:6379' };
+    expect(resolveConfig(none, {}, file)).toMatchObject({ members: [{ id: 'a', url: 'http://a:1', weight: 3 }], registry: true, routing: 'owner' });
+    expect(resolveConfig(none, { STRATA_REGISTRY: 'on', REDIS_URL: 'redis://r:6379' }, {}).registry).toBe(true);
+
+    expect(configError(() => resolveConfig(none, { STRATA_NODE_ID: 'a b' }, {})).message).toMatch(/STRATA_NODE_ID.*A–Z/);
+    expect(configError(() => resolveConfig(none, { STRATA_MEMBERS: 'n1=http://a:1/path' }, {})).message).toMatch(/no path/);
+    expect(configError(() => resolveConfig(none, { STRATA_MEMBERS: 'n1=http://a:1,n1=http://b:1' }, {})).message).toMatch(/twice/);
+    expect(configError(() => resolveConfig(none, { STRATA_MEMBERS: 'n1' }, {})).message).toMatch(/id=url/);
+    expect(configError(() => resolveConfig(none, {}, { members: [{ id: 'a', url: 'http://a:1', wieght: 2 }] })).message).toMatch(/wieght/);
+    // A node that is not among the static members could never own a key: refused unless it joins through the registry.
+    expect(configError(() => resolveConfig(none, { STRATA_NODE_ID: 'n9', STRATA_MEMBERS: 'n1=http://a:1' }, {})).message).toMatch(/must be one of members/);
+    expect(configError(() => resolveConfig(none, { STRATA_MEMBERS: 'n1=http://a:1' }, {})).message).toMatch(/not set/);
+    expect(configError(() => resolveConfig(none, { STRATA_REGISTRY: 'on' }, {})).message).toMatch(/needs an L2/);
+    expect(configError(() => resolveConfig(none, { STRATA_REGISTRY: 'maybe' }, {})).message).toMatch(/on or off/);
+    expect(configError(() => resolveConfig(none, { STRATA_ROUTING: 'nearest' }, {})).message).toMatch(/owner.*local/);
+    const conflicting = { STRATA_NODE_ID: 'n1', STRATA_MEMBERS: 'n1=http://a:1', STRATA_ADVERTISE_URL: 'http://b:2' };
+    expect(configError(() => resolveConfig(none, conflicting, {})).message).toMatch(/differs/);
+  });
+
   it('--help lists every option with its flag, variable and default', () => {
     const text = helpText();
     for (const option of OPTIONS) {
