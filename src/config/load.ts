@@ -150,6 +150,14 @@ export function resolveConfig(
   if (config.registry && config.redisUrl === '' && config.redisCluster.length === 0) {
     throw new ConfigError('registry', true, 'needs an L2 (REDIS_URL or STRATA_REDIS_CLUSTER): the registry lives there');
   }
+  if (config.members.length > 0 && config.redisUrl === '' && config.redisCluster.length === 0) {
+    // Forwarding sends reads to the owner, but without a shared L2 a write stays in the L1 of the node that took it.
+    throw new ConfigError(
+      'members',
+      config.members.map((m) => m.id).join(','),
+      'need an L2 (REDIS_URL or STRATA_REDIS_CLUSTER): the nodes share writes through it',
+    );
+  }
   if (config.members.length > 0) {
     const self = config.members.find((m) => m.id === config.nodeId);
     if (self === undefined && !config.registry) {

@@ -172,7 +172,8 @@ describe('configuration', () => {
   });
 
   it('takes the cluster: node id, members from the file or STRATA_MEMBERS, registry and routing, and refuses what cannot work', () => {
-    const env = { STRATA_NODE_ID: 'n2', STRATA_MEMBERS: 'n1=http://10.0.0.1:8080, n2=http://10.0.0.2:8080/', STRATA_ROUTING: 'local' };
+    const L2 = { REDIS_URL: 'redis://r:6379' };
+    const env = { ...L2, STRATA_NODE_ID: 'n2', STRATA_MEMBERS: 'n1=http://10.0.0.1:8080, n2=http://10.0.0.2:8080/', STRATA_ROUTING: 'local' };
     const config = resolveConfig(none, env, {});
     expect(config.nodeId).toBe('n2');
     expect(config.members).toEqual([
@@ -191,12 +192,16 @@ describe('configuration', () => {
     expect(configError(() => resolveConfig(none, { STRATA_MEMBERS: 'n1' }, {})).message).toMatch(/id=url/);
     expect(configError(() => resolveConfig(none, {}, { members: [{ id: 'a', url: 'http://a:1', wieght: 2 }] })).message).toMatch(/wieght/);
     // A node that is not among the static members could never own a key: refused unless it joins through the registry.
-    expect(configError(() => resolveConfig(none, { STRATA_NODE_ID: 'n9', STRATA_MEMBERS: 'n1=http://a:1' }, {})).message).toMatch(/must be one of members/);
-    expect(configError(() => resolveConfig(none, { STRATA_MEMBERS: 'n1=http://a:1' }, {})).message).toMatch(/not set/);
+    expect(configError(() => resolveConfig(none, { ...L2, STRATA_NODE_ID: 'n9', STRATA_MEMBERS: 'n1=http://a:1' }, {})).message).toMatch(
+      /must be one of members/,
+    );
+    expect(configError(() => resolveConfig(none, { ...L2, STRATA_MEMBERS: 'n1=http://a:1' }, {})).message).toMatch(/not set/);
+    // Without a shared L2 a write would stay on the node that took it while reads go to the owner.
+    expect(configError(() => resolveConfig(none, { STRATA_NODE_ID: 'n1', STRATA_MEMBERS: 'n1=http://a:1' }, {})).message).toMatch(/need an L2/);
     expect(configError(() => resolveConfig(none, { STRATA_REGISTRY: 'on' }, {})).message).toMatch(/needs an L2/);
     expect(configError(() => resolveConfig(none, { STRATA_REGISTRY: 'maybe' }, {})).message).toMatch(/on or off/);
     expect(configError(() => resolveConfig(none, { STRATA_ROUTING: 'nearest' }, {})).message).toMatch(/owner.*local/);
-    const conflicting = { STRATA_NODE_ID: 'n1', STRATA_MEMBERS: 'n1=http://a:1', STRATA_ADVERTISE_URL: 'http://b:2' };
+    const conflicting = { ...L2, STRATA_NODE_ID: 'n1', STRATA_MEMBERS: 'n1=http://a:1', STRATA_ADVERTISE_URL: 'http://b:2' };
     expect(configError(() => resolveConfig(none, conflicting, {})).message).toMatch(/differs/);
   });
 
