@@ -41,7 +41,19 @@ export interface OwnerAnswer {
 }
 
 /** Response headers that describe the peer connection, not the answer: never relayed. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'date', 'proxy-connection', 'upgrade', 'te', 'trailer']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'content-length',
+  'date',
+  'proxy-connection',
+  'upgrade',
+  'te',
+  'trailer',
+  // The owner's server banner: this node's uWS writes its own.
+  'uwebsockets',
+]);
 
 /** A peer node as one front sees it: its pool and its breaker. */
 export class Peer {
@@ -81,6 +93,54 @@ export class Peer {
   get state(): 'closed' | 'open' | 'half-open' {
     if (this.failures < FAILURES_TO_OPEN) return 'closed';
     return this.probing ? 'half-open' : 'open';
+  }
+}
+
+/** Collects one forwarded answer (undici's dispatch handler). */
+class ForwardHandler {
+  #status = 0;
+  #headers: [string, string][] = [];
+  #contentLength = -1;
+  #chunks: Buffer[] = [];
+  #settled = false;
+
+  constructor(
+    readonly peer: Peer,
+    readonly done: (answer: OwnerAnswer | FallbackReason) => void,
+  ) {}
+
+  onRequestStart(): void {}
+
+  onResponseStart(_controller: unknown, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    this.#status = statusCode;
+    for (const name in headers) {
+      const value = headers[name];
+      if (name === 'content-length') this.#contentLength = Number(value);
+      if (value === undefined || HOP_BY_HOP.has(name)) continue;
+      if (typeof value === 'string') this.#headers.push([name, value]);
+      else for (const v of value) this.#headers.push([name, v]);
+    }
+  }
+
+  onResponseData(_controller: unknown, chunk: Buffer): void {
+    this.#chunks.push(chunk);
+  }
+
+  onResponseEnd(): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.peer.succeeded();
+    const body = this.#chunks.length === 1 ? (this.#chunks[0] as Buffer) : Buffer.concat(this.#chunks);
+    const length = Number.isSafeInteger(this.#contentLength) && this.#contentLength >= 0 ? this.#contentLength : body.length;
+    this.done({ status: this.#status, headers: this.#headers, body, contentLength: length });
+  }
+
+  onResponseError(_controller: unknown, error: Error): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.peer.failed(Date.now());
+    const code = (error as { code?: string }).code;
+    this.done(code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' ? 'timeout' : 'unreachable');
   }
 }
 
@@ -129,33 +189,23 @@ export class Forwarder {
   }
 
   /**
-   * Sends a request to its owner; resolves with the owner's answer, or with
-   * the reason there is none (the caller then serves it locally). Never rejects.
+   * Sends a request to its owner; calls `done` with the owner's answer, or
+   * with the reason there is none (the caller then serves it locally).
+   * undici's dispatch API, not request(): no body stream and no timer of its
+   * own per forward (its header and body timeouts run on undici's coarse
+   * clock), because the hop's CPU is what forwarding costs
+   * (native-bench/README.md, "Many nodes").
    */
-  async forward(peer: Peer, method: 'GET' | 'HEAD', path: string, headers: Record<string, string>, timeoutMs: number): Promise<OwnerAnswer | FallbackReason> {
-    const signal = AbortSignal.timeout(timeoutMs);
+  forward(peer: Peer, method: 'GET' | 'HEAD', path: string, timeoutMs: number, done: (answer: OwnerAnswer | FallbackReason) => void): void {
+    const ms = Math.max(1, Math.floor(timeoutMs));
+    const handler = new ForwardHandler(peer, done);
     try {
-      const answer = await peer.pool.request({
-        method,
-        path,
-        headers: { ...headers, [HOP_HEADER]: this.self, [DEADLINE_HEADER]: String(Math.max(0, Math.floor(timeoutMs))) },
-        signal,
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
-      });
-      const body = Buffer.from(await answer.body.arrayBuffer());
-      const out: [string, string][] = [];
-      for (const [name, value] of Object.entries(answer.headers)) {
-        if (value === undefined || HOP_BY_HOP.has(name)) continue;
-        if (Array.isArray(value)) for (const v of value) out.push([name, v]);
-        else out.push([name, value]);
-      }
-      peer.succeeded();
-      const length = Number(answer.headers['content-length'] ?? body.length);
-      return { status: answer.statusCode, headers: out, body, contentLength: Number.isSafeInteger(length) ? length : body.length };
-    } catch {
-      peer.failed(Date.now());
-      return signal.aborted ? 'timeout' : 'unreachable';
+      peer.pool.dispatch(
+        { origin: peer.url, method, path, headers: [HOP_HEADER, this.self, DEADLINE_HEADER, String(ms)], headersTimeout: ms, bodyTimeout: ms },
+        handler,
+      );
+    } catch (err) {
+      handler.onResponseError(null, err as Error);
     }
   }
 

@@ -7,8 +7,9 @@
  * (static or not) is on the ring while its record lives and for GRACE_MS
  * after it expired (a node that missed a heartbeat or two is not dropped at
  * once); one that leaves gracefully goes at once; one that comes back
- * rejoins at the next poll. A static member starts on the ring before its
- * first record is seen. This node is always on its own ring. Every node
+ * rejoins at the next poll. A static member that has not registered yet
+ * keeps its place for STATIC_START_GRACE_MS after this node started (nodes
+ * of a cluster start at about the same time, some more slowly). This node is always on its own ring. Every node
  * computes the ring from the same records with the same function, so the
  * rings converge within one poll of a change (an announcement makes it
  * sooner).
@@ -26,6 +27,8 @@ export const HEARTBEAT_MS = 1000;
 export const RECORD_TTL_MS = 3 * HEARTBEAT_MS;
 /** How long a member whose record expired stays on the ring, ms. */
 export const GRACE_MS = 2000;
+/** How long a static member that has not registered yet stays on the ring after this node started, ms. */
+export const STATIC_START_GRACE_MS = 30_000;
 /** After how long an expired id is dropped from the registry's set, ms. */
 const FORGET_AFTER_MS = 60_000;
 
@@ -108,6 +111,8 @@ export class Membership {
     if (this.#closed || announcement.id === this.#options.self.id) return;
     const seen = this.#seen.get(announcement.id);
     if (announcement.event === 'leave' && seen !== undefined) {
+      // It was up to say so: not a static member still starting.
+      seen.lastSeenMs ??= Date.now();
       seen.missingSinceMs = Date.now() - GRACE_MS - 1;
       this.#expire(Date.now());
       this.#publish();
@@ -211,7 +216,7 @@ export class Membership {
   /** Drops what has been missing past the grace period: a registered node altogether, a static one from the ring. */
   #expire(now: number): void {
     for (const [id, seen] of this.#seen) {
-      if (seen.missingSinceMs === 0 || now - seen.missingSinceMs <= GRACE_MS) continue;
+      if (this.#belongs(id, seen, now)) continue;
       if (!this.#static.has(id)) this.#seen.delete(id);
       if (this.#onRing(id)) this.#options.say(`strata: member ${id} left the ring (no heartbeat in the registry)`);
     }
@@ -223,9 +228,11 @@ export class Membership {
   }
 
   /** Whether another node belongs on the ring (see the file comment). */
-  #belongs(id: string, seen: Seen): boolean {
+  #belongs(id: string, seen: Seen, now = Date.now()): boolean {
     if (this.#options.registry === null) return this.#static.has(id);
-    return seen.missingSinceMs === 0 || Date.now() - seen.missingSinceMs <= GRACE_MS;
+    // A static member this node has not yet seen alive may be starting more slowly: it keeps its place for a while.
+    if (this.#static.has(id) && seen.lastSeenMs === null && now - this.#startedMs < STATIC_START_GRACE_MS) return true;
+    return seen.missingSinceMs === 0 || now - seen.missingSinceMs <= GRACE_MS;
   }
 
   /** Recomputes the ring's members; tells onRing when they changed. */

@@ -222,7 +222,7 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     }
     const query = req.getQuery() ?? '';
     const path = query === '' ? req.getUrl() : `${req.getUrl()}?${query}`;
-    void (forwarder as Forwarder).forward(peer, ex.head ? 'HEAD' : 'GET', path, {}, forwardMs).then((answer) => {
+    (forwarder as Forwarder).forward(peer, ex.head ? 'HEAD' : 'GET', path, forwardMs, (answer) => {
       if (ex.done) return;
       if (typeof answer === 'string') {
         counters.forwardFallback(answer);
@@ -291,7 +291,10 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     }
     const contentType = contentTypeOf(h.contentType);
     if (typeof contentType !== 'string') return ex.error(contentType.code, contentType.message, close);
-    const shard = shardOf(key);
+    const hash = hashKey(key);
+    const shard = shardOfHash(hash, shards);
+    // Another node owns the key: it reads the new value from the L2 when asked; a copy here would only take L1 space.
+    const keep = forwarder === null || forwarder.ownerOf(hash) === null;
     readBody(res, h, {
       maxBytes: config.maxValueBytes,
       onBody: (value) => {
@@ -300,7 +303,7 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
           shard,
           OP.PUT,
           key,
-          { kind: 'put', value, contentType, ttlMs: query.ttlS * 1000, swrMs: query.swrS * 1000, tags: query.tags, lease },
+          { kind: 'put', value, contentType, ttlMs: query.ttlS * 1000, swrMs: query.swrS * 1000, tags: query.tags, lease, keep },
           ex,
           0,
         );

@@ -50,6 +50,12 @@ export interface PutArgs {
   readonly tags: readonly string[] | null;
   /** A lease token (`strata-lease`): store only while it holds the key's lease. */
   readonly lease: string | null;
+  /**
+   * Whether this node keeps the value in its L1 once it is in the L2. False
+   * when another node owns the key (docs/cluster.md): reads go there, and
+   * a copy here would take L1 space that no read uses.
+   */
+  readonly keep: boolean;
 }
 
 /** What a GET (or HEAD) may carry besides its key; ops without args are plain reads. */

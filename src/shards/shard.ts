@@ -894,7 +894,7 @@ export class Shard {
       this.#storeLocal(i, key, l2Entry, now, tally);
       return;
     }
-    this.#defer(later, i, this.#storeThrough(key, l2Entry));
+    this.#defer(later, i, this.#storeThrough(key, l2Entry, put.keep));
   }
 
   /** Without an L2: straight into L1 (the only copy). */
@@ -952,8 +952,11 @@ export class Shard {
     return (a, i) => a.set(i, STATUS.STORED);
   }
 
-  /** PUT with an L2: L2 and the bus message first, then L1; acknowledged only when all are done. */
-  async #storeThrough(key: string, entry: L2Entry): Promise<Reply> {
+  /**
+   * PUT with an L2: L2 and the bus message first, then L1 (or, when `keep`
+   * is false, the key only leaves L1); acknowledged only when all are done.
+   */
+  async #storeThrough(key: string, entry: L2Entry, keep = true): Promise<Reply> {
     const l2 = this.l2 as ShardL2;
     const ttlMs = entry.staleUntilMs - entry.createdMs;
     const started = performance.now();
@@ -970,7 +973,7 @@ export class Shard {
     }
     this.#l2Done(started);
     this.counters.incShard(this.index, SHARD_SLOT.L2_SETS);
-    this.#settle(key, entry, ttlMs, overtaken);
+    this.#settle(key, entry, ttlMs, overtaken || !keep);
     this.#waiters.notice(key);
     return (a, i) => a.set(i, STATUS.STORED);
   }

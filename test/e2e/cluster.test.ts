@@ -109,6 +109,16 @@ describe('three nodes with static members', () => {
     expect(head.headers.get('content-length')).toBe(String(`v-${key}`.length));
   });
 
+  it('a write through a node that does not own the key leaves no copy in its L1; the owner keeps what it writes', async () => {
+    const key = keyOwnedBy(ring, 'n2', 'write:');
+    await put(node('n1'), key, 'through n1');
+    // Asked as if forwarded, n1 serves the key itself: from the L2, so its L1 did not keep the write.
+    expect(await get(node('n1'), key, HOP)).toMatchObject({ status: 200, node: 'n1', cache: 'L2', body: 'through n1' });
+    expect(await get(node('n3'), key)).toMatchObject({ status: 200, node: 'n2', body: 'through n1' });
+    await put(node('n2'), key, 'through n2');
+    expect(await get(node('n2'), key)).toMatchObject({ status: 200, node: 'n2', cache: 'L1', body: 'through n2' });
+  });
+
   it('never forwards a forwarded request, even between nodes whose rings disagree', async () => {
     const key = keyOwnedBy(ring, 'n2', 'hop:');
     await put(node('n1'), key, 'x');

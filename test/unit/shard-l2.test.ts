@@ -124,7 +124,7 @@ function batch(ops: number[], keys: string[], values: (string | null)[] = []): B
         : values.map((v) =>
             v === null
               ? null
-              : { kind: 'put', value: new TextEncoder().encode(v), contentType: 'text/plain', ttlMs: 60_000, swrMs: 0, tags: null, lease: null },
+              : { kind: 'put', value: new TextEncoder().encode(v), contentType: 'text/plain', ttlMs: 60_000, swrMs: 0, tags: null, lease: null, keep: true },
           ),
   };
 }
@@ -227,7 +227,7 @@ describe('shard with an L2', () => {
 
   it('keeps a lease holder’s fill out of L1 when another node’s invalidation for the key arrives while the fill is in flight', async () => {
     const { store, shard, run } = setup();
-    const put = { kind: 'put', value: new TextEncoder().encode('filled'), contentType: 'text/plain', ttlMs: 60_000, swrMs: 0, tags: null } as const;
+    const put = { kind: 'put', value: new TextEncoder().encode('filled'), contentType: 'text/plain', ttlMs: 60_000, swrMs: 0, tags: null, keep: true } as const;
     const fill = (key: string): Batch => ({
       id: nextId++,
       sentAtMs: performance.timeOrigin + performance.now(),

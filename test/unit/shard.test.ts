@@ -26,7 +26,7 @@ const put = (key: string, bytes: number): Batch => ({
   sentAtMs: performance.timeOrigin + performance.now(),
   ops: [OP.PUT],
   keys: [key],
-  args: [{ kind: 'put', value: new Uint8Array(bytes), contentType: 'application/octet-stream', ttlMs: 60_000, swrMs: 0, tags: null, lease: null }],
+  args: [{ kind: 'put', value: new Uint8Array(bytes), contentType: 'application/octet-stream', ttlMs: 60_000, swrMs: 0, tags: null, lease: null, keep: true }],
 });
 const get = (key: string): Batch => ({ id: 2, sentAtMs: performance.timeOrigin + performance.now(), ops: [OP.GET], keys: [key], args: null });
 
