@@ -1,44 +1,12 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { createRedisCluster, freeClusterPort, freePort, redisCli, redisClusterHealthy, redisClusterNodeArgs } from '../../src/cluster/local-topology.js';
 import { until } from './node.js';
 
-const run = promisify(execFile);
-
-/** A free TCP port on 127.0.0.1 (the OS picks it; it is free when this returns). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
-
-/** A free port p whose cluster bus port p + 10000 is free too (and exists). */
-export async function freeClusterPort(): Promise<number> {
-  for (;;) {
-    const port = await freePort();
-    if (port + 10000 > 65535) continue;
-    const bus = await new Promise<boolean>((resolve) => {
-      const server = createServer();
-      server.once('error', () => resolve(false));
-      server.listen(port + 10000, '127.0.0.1', () => server.close(() => resolve(true)));
-    });
-    if (bus) return port;
-  }
-}
-
-/** redis-cli against one server; resolves with its trimmed output. */
-export async function redisCli(port: number, ...args: string[]): Promise<string> {
-  const { stdout } = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { timeout: 10_000 });
-  return stdout.trim();
-}
+// Ports, redis-cli and the Redis Cluster's creation are the local launcher's (npm run cluster:up): one copy.
+export { freeClusterPort, freePort, redisCli };
 
 /** redis-cli arguments that authenticate with `password`, if any. */
 function auth(password: string | undefined): string[] {
@@ -155,7 +123,7 @@ export class RedisCluster {
 
   /** Starts six nodes, joins them with redis-cli --cluster create, and waits for cluster_state:ok on all. */
   static async start(options: { nodeTimeoutMs?: number; password?: string } = {}): Promise<RedisCluster> {
-    const timeout = String(options.nodeTimeoutMs ?? 1000);
+    const nodeTimeoutMs = options.nodeTimeoutMs ?? 1000;
     const password = options.password;
     const nodes: RedisServer[] = [];
     try {
@@ -163,17 +131,14 @@ export class RedisCluster {
         nodes.push(
           await RedisServer.start({
             cluster: true,
-            args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes-$PORT.conf', '--cluster-node-timeout', timeout],
+            args: redisClusterNodeArgs(nodeTimeoutMs, 'nodes-$PORT.conf'),
             ...(password === undefined ? {} : { password }),
           }),
         );
       }
-      await run(
-        'redis-cli',
-        [...auth(password), '--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'],
-        {
-          timeout: 30_000,
-        },
+      await createRedisCluster(
+        nodes.map((n) => n.port),
+        password === undefined ? {} : { password },
       );
       const cluster = new RedisCluster(nodes);
       await cluster.waitUntilOk();
@@ -196,21 +161,13 @@ export class RedisCluster {
    * refuses to fail over).
    */
   async waitUntilOk(timeoutMs = 30_000): Promise<void> {
+    const password = this.nodes[0]?.password;
     await until(
-      async () => {
-        for (const node of this.nodes) {
-          if (node.pid === undefined) continue;
-          const info = await node.cli('cluster', 'info').catch(() => '');
-          if (!info.includes('cluster_state:ok') || !info.includes('cluster_slots_ok:16384')) return false;
-          // Every node must know every live node over a connected bus link: pub/sub messages travel on those links.
-          const view = (await node.cli('cluster', 'nodes').catch(() => '')).split('\n').filter((l) => l.trim() !== '');
-          const live = this.nodes.filter((n) => n.pid !== undefined).length;
-          if (view.filter((l) => / connected/.test(l) && !/fail|handshake|noaddr/.test(l)).length < live) return false;
-          const replication = await node.cli('info', 'replication').catch(() => '');
-          if (replication.includes('role:slave') && !replication.includes('master_link_status:up')) return false;
-        }
-        return true;
-      },
+      () =>
+        redisClusterHealthy(
+          this.nodes.filter((n) => n.pid !== undefined).map((n) => n.port),
+          password === undefined ? {} : { password },
+        ),
       timeoutMs,
       100,
     );
