@@ -24,7 +24,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { availableParallelism, cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import { mix32, Ring, type RingMember } from '../src/cluster/ring.js';
+import { keyPoint, mix32, Ring, type RingMember } from '../src/cluster/ring.js';
 import { hashKey } from '../src/hash.js';
 import { fmt, median } from './harness.js';
 
@@ -88,11 +88,6 @@ class KetamaRing implements KeyOwner {
     }
     return this.#ids[lo === points.length ? 0 : lo] as string;
   }
-}
-
-/** ring.ts's keyPoint (not exported there): the key hash mixed once. */
-function keyPoint(keyHash: number): number {
-  return mix32(keyHash ^ 0x9e3779b9);
 }
 
 /** Each ring, how it is built, and a timed pass over keys with its own loop (sums the owners' lengths). */

@@ -43,7 +43,7 @@ function seedOf(id: string, unit: number): number {
 }
 
 /** A key hash as the ring scores it (mixed once, so that FNV's weak low bits do not show). */
-function keyPoint(keyHash: number): number {
+export function keyPoint(keyHash: number): number {
   return mix32(keyHash ^ 0x9e3779b9);
 }
 
