@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import type { MemberConfig } from './cluster/members.js';
+import { checkPeerUrl, type MemberConfig } from './cluster/members.js';
 import { Membership } from './cluster/membership.js';
 import { RedisRegistry } from './cluster/registry.js';
 import { answerWithinMs } from './config/load.js';
@@ -255,7 +255,19 @@ const NOT_IN_NODE_ID = /[^A-Za-z0-9._-]/g;
  * listening address, the host name when it listens on every interface).
  */
 function selfMember(config: StrataConfig, port: number): MemberConfig {
-  const id = config.nodeId !== '' ? config.nodeId : `${hostname()}-${port}`.replace(NOT_IN_NODE_ID, '-').slice(0, 64);
+  const member = derivedSelf(config, port);
+  // A derived address (a host name, an IPv6 literal with a zone) must be one the others can use.
+  return { ...member, url: checkPeerUrl('advertiseUrl', member.url) };
+}
+
+function derivedSelf(config: StrataConfig, port: number): MemberConfig {
+  // The host name is cut, never the port: two nodes on one host differ by port.
+  const id =
+    config.nodeId !== ''
+      ? config.nodeId
+      : `${hostname()
+          .replace(NOT_IN_NODE_ID, '-')
+          .slice(0, 63 - String(port).length)}-${port}`;
   const listed = config.members.find((m) => m.id === id);
   if (config.advertiseUrl !== '') return { id, url: config.advertiseUrl, weight: listed?.weight ?? 1 };
   if (listed !== undefined) return listed;

@@ -66,8 +66,9 @@ export class Peer {
   constructor(
     readonly id: string,
     readonly url: string,
+    connectTimeoutMs: number,
   ) {
-    this.pool = new Pool(url, { connections: CONNECTIONS_PER_PEER, pipelining: 1, keepAliveTimeout: 30_000 });
+    this.pool = new Pool(url, { connections: CONNECTIONS_PER_PEER, pipelining: 1, keepAliveTimeout: 30_000, connect: { timeout: connectTimeoutMs } });
   }
 
   /** Whether a forward may go now (closed, or open past OPEN_MS with no probe out: this call takes the probe). */
@@ -96,20 +97,32 @@ export class Peer {
   }
 }
 
+/**
+ * Owner answers that mean "this node cannot serve now" rather than an answer
+ * about the key: a draining owner, or one whose shard is being replaced. The
+ * key is served here instead, as when the owner is unreachable.
+ */
+const OWNER_UNAVAILABLE = [Buffer.from('"E_SHUTTING_DOWN"'), Buffer.from('"E_SHARD_UNAVAILABLE"')];
+
 /** Collects one forwarded answer (undici's dispatch handler). */
 class ForwardHandler {
   #status = 0;
   #headers: [string, string][] = [];
   #contentLength = -1;
   #chunks: Buffer[] = [];
-  #settled = false;
+  settled = false;
+  #controller: { abort(reason: Error): void } | null = null;
 
   constructor(
     readonly peer: Peer,
+    /** performance.now() past which the forward is given up (queued, connecting or waiting alike). */
+    readonly deadline: number,
     readonly done: (answer: OwnerAnswer | FallbackReason) => void,
   ) {}
 
-  onRequestStart(): void {}
+  onRequestStart(controller: { abort(reason: Error): void }): void {
+    this.#controller = controller;
+  }
 
   onResponseStart(_controller: unknown, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     this.#status = statusCode;
@@ -127,30 +140,62 @@ class ForwardHandler {
   }
 
   onResponseEnd(): void {
-    if (this.#settled) return;
-    this.#settled = true;
-    this.peer.succeeded();
+    if (this.settled) return;
+    this.settled = true;
     const body = this.#chunks.length === 1 ? (this.#chunks[0] as Buffer) : Buffer.concat(this.#chunks);
+    if (this.#status === 503 && OWNER_UNAVAILABLE.some((code) => body.includes(code))) {
+      this.peer.failed(Date.now());
+      this.done('unreachable');
+      return;
+    }
+    this.peer.succeeded();
     const length = Number.isSafeInteger(this.#contentLength) && this.#contentLength >= 0 ? this.#contentLength : body.length;
     this.done({ status: this.#status, headers: this.#headers, body, contentLength: length });
   }
 
   onResponseError(_controller: unknown, error: Error): void {
-    if (this.#settled) return;
-    this.#settled = true;
-    this.peer.failed(Date.now());
+    if (this.settled) return;
+    this.settled = true;
     const code = (error as { code?: string }).code;
-    this.done(code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' ? 'timeout' : 'unreachable');
+    // A request undici refuses to send says nothing about the peer.
+    if (code !== 'UND_ERR_INVALID_ARG') this.peer.failed(Date.now());
+    this.done(code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' ? 'timeout' : 'unreachable');
   }
+
+  /** Past its deadline (the sweep): given up, counted as a timeout; undici's later callbacks are ignored. */
+  expire(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.peer.failed(Date.now());
+    this.#controller?.abort(new Error('forward deadline passed'));
+    this.done('timeout');
+  }
+}
+
+/** How often a front gives up forwards past their deadline (queued ones have no undici timer yet), ms. */
+const SWEEP_MS = 25;
+
+/** A path as it goes on the wire: uWS hands it over decoded, undici writes latin1; non-ASCII is percent-encoded. */
+function wirePath(path: string): string {
+  return /^[\x00-\x7f]*$/.test(path) ? path : path.replace(/[^\x00-\x7f]+/g, (run) => encodeURIComponent(run));
 }
 
 /** One front's view of the ring and its peers. */
 export class Forwarder {
   #ring: Ring;
   readonly #peers = new Map<string, Peer>();
+  /** Forwards not yet answered, for the deadline sweep. */
+  readonly #inFlight = new Set<ForwardHandler>();
+  readonly #sweep: NodeJS.Timeout;
 
-  constructor(readonly self: string) {
+  constructor(
+    readonly self: string,
+    /** How long a forward may take from the moment it is asked for, queue and connect included, ms. */
+    readonly timeoutMs: number,
+  ) {
     this.#ring = new Ring([{ id: self, weight: 1 }]);
+    this.#sweep = setInterval(() => this.#expire(), SWEEP_MS);
+    this.#sweep.unref();
   }
 
   /** The ring the supervisor computed (this node included): peers not on it any more are closed. */
@@ -163,7 +208,12 @@ export class Forwarder {
       const peer = this.#peers.get(m.id);
       if (peer !== undefined && peer.url === m.url) continue;
       if (peer !== undefined) void peer.pool.close();
-      this.#peers.set(m.id, new Peer(m.id, m.url));
+      try {
+        this.#peers.set(m.id, new Peer(m.id, m.url, this.timeoutMs));
+      } catch {
+        // An address undici cannot use (the registry checks records, so only a bug gets here): its keys are served here.
+        this.#peers.delete(m.id);
+      }
     }
     for (const [id, peer] of this.#peers) {
       if (keep.has(id)) continue;
@@ -196,12 +246,16 @@ export class Forwarder {
    * clock), because the hop's CPU is what forwarding costs
    * (native-bench/README.md, "Many nodes").
    */
-  forward(peer: Peer, method: 'GET' | 'HEAD', path: string, timeoutMs: number, done: (answer: OwnerAnswer | FallbackReason) => void): void {
-    const ms = Math.max(1, Math.floor(timeoutMs));
-    const handler = new ForwardHandler(peer, done);
+  forward(peer: Peer, method: 'GET' | 'HEAD', path: string, done: (answer: OwnerAnswer | FallbackReason) => void): void {
+    const ms = this.timeoutMs;
+    const handler = new ForwardHandler(peer, performance.now() + ms, (answer) => {
+      this.#inFlight.delete(handler);
+      done(answer);
+    });
+    this.#inFlight.add(handler);
     try {
       peer.pool.dispatch(
-        { origin: peer.url, method, path, headers: [HOP_HEADER, this.self, DEADLINE_HEADER, String(ms)], headersTimeout: ms, bodyTimeout: ms },
+        { origin: peer.url, method, path: wirePath(path), headers: [HOP_HEADER, this.self, DEADLINE_HEADER, String(ms)], headersTimeout: ms, bodyTimeout: ms },
         handler,
       );
     } catch (err) {
@@ -209,8 +263,17 @@ export class Forwarder {
     }
   }
 
+  /** Gives up the forwards past their deadline, wherever they are (undici's own timers start only once a request is written). */
+  #expire(): void {
+    if (this.#inFlight.size === 0) return;
+    const now = performance.now();
+    for (const handler of this.#inFlight) if (now > handler.deadline) handler.expire();
+  }
+
+  /** At the front's end (its drain is over): whatever is still in flight is dropped, not waited for. */
   async close(): Promise<void> {
-    await Promise.all([...this.#peers.values()].map((p) => p.pool.close().catch(() => {})));
+    clearInterval(this.#sweep);
+    await Promise.all([...this.#peers.values()].map((p) => p.pool.destroy().catch(() => {})));
     this.#peers.clear();
   }
 }

@@ -69,7 +69,7 @@ export function checkMembers(value: unknown): readonly MemberConfig[] {
   return Object.freeze(out);
 }
 
-function checkWeight(option: string, value: unknown): number {
+export function checkWeight(option: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_WEIGHT) {
     throw new ConfigError(option, value, `must be an integer in [1, ${MAX_WEIGHT}]`);
   }

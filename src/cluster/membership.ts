@@ -27,6 +27,8 @@ export const HEARTBEAT_MS = 1000;
 export const RECORD_TTL_MS = 3 * HEARTBEAT_MS;
 /** How long a member whose record expired stays on the ring, ms. */
 export const GRACE_MS = 2000;
+/** How long a graceful leave may take before shutdown goes on without it, ms. */
+const LEAVE_WAIT_MS = 1000;
 /** How long a static member that has not registered yet stays on the ring after this node started, ms. */
 export const STATIC_START_GRACE_MS = 30_000;
 /** After how long an expired id is dropped from the registry's set, ms. */
@@ -160,7 +162,13 @@ export class Membership {
     if (this.#timer !== null) clearInterval(this.#timer);
     const registry = this.#options.registry;
     if (registry === null) return;
-    await registry.leave(this.#options.self.id).catch(() => {});
+    // Bounded: a Redis that does not answer must not hold up the drain (the others drop this node after the grace period).
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, LEAVE_WAIT_MS);
+    });
+    await Promise.race([registry.leave(this.#options.self.id).catch(() => {}), late]);
+    clearTimeout(timer);
     registry.close();
   }
 

@@ -9,7 +9,7 @@
 import { Cluster, Redis } from 'ioredis';
 import { L2_PREFIX } from '../l2/keys.js';
 import { clusterAuth, type L2Target, parseClusterSeeds } from '../l2/target.js';
-import type { MemberConfig } from './members.js';
+import { checkNodeId, checkPeerUrl, checkWeight, type MemberConfig } from './members.js';
 
 /** The set of every id that has registered (records expire; ids are forgotten later). */
 export const MEMBERS_SET = `${L2_PREFIX}{members}`;
@@ -47,7 +47,8 @@ export class RedisRegistry {
   constructor(target: L2Target, timeoutMs: number, onAnnouncement: (a: Announcement) => void) {
     // The subscriber has no command timeout: it sends nothing but SUBSCRIBE and then waits, by design.
     const connection = { connectTimeout: timeoutMs, maxRetriesPerRequest: 1, retryStrategy: (times: number) => Math.min(100 * times, 2000) };
-    const options = { ...connection, commandTimeout: timeoutMs };
+    // No offline queue: while Redis is unreachable a heartbeat or a leave fails at once instead of waiting for it.
+    const options = { ...connection, commandTimeout: timeoutMs, enableOfflineQueue: false };
     if ('url' in target) {
       this.#client = new Redis(target.url, options);
       this.#subscriber = new Redis(target.url, connection);
@@ -56,7 +57,7 @@ export class RedisRegistry {
       const auth = clusterAuth(seeds);
       this.#client = new Cluster(
         seeds.nodes.map((n) => ({ ...n })),
-        { clusterRetryStrategy: (times) => Math.min(100 * times, 2000), redisOptions: { ...options, ...auth } },
+        { clusterRetryStrategy: (times) => Math.min(100 * times, 2000), enableOfflineQueue: false, redisOptions: { ...options, ...auth } },
       );
       // PUBLISH in a Redis Cluster reaches every node: one subscription on any of them hears it.
       this.#subscriber = new Redis({ ...connection, ...auth, ...(seeds.nodes[0] as { host: string; port: number }) });
@@ -111,8 +112,9 @@ function parseRecord(id: string, text: string | null): MemberRecord | null {
   if (text === null) return null;
   try {
     const r = JSON.parse(text) as Partial<MemberRecord>;
-    if (r.id !== id || typeof r.url !== 'string' || typeof r.weight !== 'number' || typeof r.startedMs !== 'number') return null;
-    return { id, url: r.url, weight: r.weight, startedMs: r.startedMs };
+    if (r.id !== id || typeof r.startedMs !== 'number') return null;
+    // Checked as the config checks its own members: a bad record must not reach the ring or a peer pool.
+    return { id: checkNodeId('record', id), url: checkPeerUrl('record', r.url), weight: checkWeight('record', r.weight ?? 1), startedMs: r.startedMs };
   } catch {
     return null;
   }

@@ -55,7 +55,8 @@ function ask(question: Question): Promise<SupervisorAnswer> {
 }
 
 setNodeId(data.nodeId);
-const forwarder = config.routing === 'owner' ? new Forwarder(data.nodeId) : null;
+// A forward gets half the request's deadline, so that a node that does not answer leaves time to serve the key here.
+const forwarder = config.routing === 'owner' ? new Forwarder(data.nodeId, Math.floor(config.requestTimeoutMs / 2)) : null;
 
 let draining = false;
 const app = createApp(uws, { config, shards, counters, draining: () => draining, ask, forwarder });

@@ -210,8 +210,6 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
   const maxWaitMs = Math.floor(answerWithinMs(config.requestTimeoutMs));
   const origins = config.origins;
   const forwarder = ctx.forwarder;
-  // A forward gets half the deadline, so that a node that does not answer leaves time to serve the key here.
-  const forwardMs = Math.floor(config.requestTimeoutMs / 2);
   /** Sends a key read to the node that owns it and relays its answer; what gets none is served here, counted. */
   const toOwner = (req: HttpRequest, peer: Peer, ex: KeyExchange, key: string, shard: number, get: GetQuery): void => {
     const op = ex.head ? OP.HEAD : OP.GET;
@@ -222,11 +220,13 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     }
     const query = req.getQuery() ?? '';
     const path = query === '' ? req.getUrl() : `${req.getUrl()}?${query}`;
-    (forwarder as Forwarder).forward(peer, ex.head ? 'HEAD' : 'GET', path, forwardMs, (answer) => {
+    (forwarder as Forwarder).forward(peer, ex.head ? 'HEAD' : 'GET', path, (answer) => {
       if (ex.done) return;
       if (typeof answer === 'string') {
         counters.forwardFallback(answer);
-        client.submit(shard, op, key, leaseArgs(get), ex, 0);
+        // Served here in what is left of the request's time: a lease wait shrinks by what the forward took.
+        const spentMs = performance.now() - ex.startMs;
+        client.submit(shard, op, key, leaseArgs(get.waitMs === 0 ? get : { ...get, waitMs: Math.max(0, get.waitMs - spentMs) }), ex, 0);
         return;
       }
       counters.forwarded();

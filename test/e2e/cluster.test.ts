@@ -5,6 +5,7 @@ import type { StrataFileConfig } from '../../src/config/schema.js';
 import type { StrataNode } from '../../src/node.js';
 import { CliNode } from '../helpers/cli-node.js';
 import { startTestNode, until } from '../helpers/node.js';
+import { rawRequest } from '../helpers/raw.js';
 import { freePort, RedisServer } from '../helpers/redis.js';
 
 // Many nodes over one Redis: the ring, owner forwarding, membership (docs/cluster.md).
@@ -107,6 +108,19 @@ describe('three nodes with static members', () => {
     expect(head.status).toBe(200);
     expect(head.headers.get('x-strata-node')).toBe('n3');
     expect(head.headers.get('content-length')).toBe(String(`v-${key}`.length));
+  });
+
+  it("forwards keys that arrive as raw UTF-8 in the path, and a client cannot trip a peer's breaker with them", async () => {
+    const keys = Array.from({ length: 400 }, (_, i) => `ключ-é-${i}`).filter((k) => ring.owner(k) === 'n2');
+    for (const key of keys.slice(0, 4)) {
+      await put(node('n1'), key, `v-${key}`);
+      const reply = await rawRequest(node('n1').port, Buffer.from(`GET /v1/keys/${key} HTTP/1.1\r\nHost: x\r\n\r\n`, 'utf8'));
+      expect(reply.text).toMatch(/^HTTP\/1\.1 200 /);
+      expect(reply.text).toMatch(/x-strata-node: n2\r\n/i);
+      // The raw reply is read as latin1: the value's UTF-8 bytes, byte for byte.
+      expect(reply.text.endsWith(Buffer.from(`v-${key}`, 'utf8').toString('latin1'))).toBe(true);
+    }
+    expect((await cluster(node('n1'))).breakers.n2).toBe('closed');
   });
 
   it('a write through a node that does not own the key leaves no copy in its L1; the owner keeps what it writes', async () => {

@@ -93,6 +93,14 @@ describe('npm run cluster:up / cluster:down (src/cluster/local-topology.ts)', ()
   });
 
   it('every node is ready and sees the same ring of the 3 members', async () => {
+    // `up` returned once they agreed; a heartbeat delayed by a busy machine may show a member as suspect for a moment.
+    await until(async () => {
+      for (const id of IDS) {
+        const view = await clusterView(url(id));
+        if (view.members.some((m) => m.state !== 'up') || view.ring.members.length !== IDS.length) return false;
+      }
+      return true;
+    }, 10_000);
     for (const id of IDS) {
       expect((await fetch(`${url(id)}/readyz`)).status, id).toBe(200);
       const view = await clusterView(url(id));
