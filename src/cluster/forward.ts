@@ -1,10 +1,10 @@
 /**
- * Owner forwarding, in each front (docs/cluster.md): a GET or HEAD for a key
+ * Owner forwarding, in each front (docs/cluster.md): a GET, HEAD, PUT or DELETE for a key
  * another node owns goes to that node over a keep-alive pool, once. The
  * request carries `x-strata-hop` (the forwarding node's id): a node never
  * forwards a request that has it, so two nodes that disagree about the ring
  * cost one extra hop, never a loop. It also carries `x-strata-deadline-ms`,
- * the time left: the owner waits no longer than that (a lease wait).
+ * the forward's deadline: the owner waits no longer than that (a lease wait).
  *
  * Each peer has a breaker: after FAILURES_TO_OPEN forwards in a row that got
  * no answer (refused, reset, past the forward deadline) the node serves that
@@ -30,6 +30,16 @@ export const FAILURES_TO_OPEN = 3;
 export const OPEN_MS = 1000;
 /** Keep-alive connections per peer per front. */
 const CONNECTIONS_PER_PEER = 16;
+
+/** A key request as it goes to the owner. */
+export interface OwnerRequest {
+  readonly method: 'GET' | 'HEAD' | 'PUT' | 'DELETE';
+  /** Path and query as the client sent them. */
+  readonly path: string;
+  /** Headers beyond the hop's own, as name, value, name, value, … */
+  readonly headers?: readonly string[];
+  readonly body?: Uint8Array;
+}
 
 /** The owner's answer, as relayed. */
 export interface OwnerAnswer {
@@ -246,7 +256,7 @@ export class Forwarder {
    * clock), because the hop's CPU is what forwarding costs
    * (native-bench/README.md, "Many nodes").
    */
-  forward(peer: Peer, method: 'GET' | 'HEAD', path: string, done: (answer: OwnerAnswer | FallbackReason) => void): void {
+  forward(peer: Peer, request: OwnerRequest, done: (answer: OwnerAnswer | FallbackReason) => void): void {
     const ms = this.timeoutMs;
     const handler = new ForwardHandler(peer, performance.now() + ms, (answer) => {
       this.#inFlight.delete(handler);
@@ -254,8 +264,10 @@ export class Forwarder {
     });
     this.#inFlight.add(handler);
     try {
+      const headers = [HOP_HEADER, this.self, DEADLINE_HEADER, String(ms), ...(request.headers ?? [])];
+      const body = request.body === undefined ? null : Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength);
       peer.pool.dispatch(
-        { origin: peer.url, method, path: wirePath(path), headers: [HOP_HEADER, this.self, DEADLINE_HEADER, String(ms)], headersTimeout: ms, bodyTimeout: ms },
+        { origin: peer.url, method: request.method, path: wirePath(request.path), headers, body, headersTimeout: ms, bodyTimeout: ms },
         handler,
       );
     } catch (err) {

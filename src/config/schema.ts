@@ -104,8 +104,8 @@ export interface StrataConfig {
    */
   readonly registry: boolean;
   /**
-   * `owner`: a GET or HEAD for a key another node owns is forwarded to it
-   * (one hop); `local`: every node serves every key itself. @default "owner"
+   * `owner`: a GET, HEAD, PUT or DELETE for a key another node owns is
+   * forwarded to it (one hop); `local`: every node serves every key itself. @default "owner"
    */
   readonly routing: 'owner' | 'local';
 }
@@ -595,7 +595,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     key: 'routing',
     env: 'STRATA_ROUTING',
     flag: '--routing',
-    doc: 'owner: forward a GET/HEAD to the node that owns the key (one hop); local: serve every key here',
+    doc: 'owner: forward a key request (GET, HEAD, PUT, DELETE) to the node that owns the key (one hop); local: serve every key here',
     defaultText: 'owner',
     default: () => 'owner' as const,
     parse: (raw) => checkRouting(raw.trim()),

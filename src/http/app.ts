@@ -1,6 +1,6 @@
 import { invalidationOf, isProblem, MAX_BATCH_KEYS, stringList } from '../api/input.js';
 import { keyFromSegment, keyProblem } from '../api/key.js';
-import { DEADLINE_HEADER, type Forwarder, HOP_HEADER, type Peer } from '../cluster/forward.js';
+import { DEADLINE_HEADER, type Forwarder, HOP_HEADER, type OwnerRequest, type Peer } from '../cluster/forward.js';
 import { answerWithinMs } from '../config/load.js';
 import type { StrataConfig } from '../config/schema.js';
 import { tokenEpoch } from '../coordination/lease-token.js';
@@ -57,6 +57,14 @@ function leaseArgs(get: GetQuery): GetArgs | null {
 /** mget reads the cache only: it never loads from an origin (a miss is null). */
 const CACHE_ONLY = { kind: 'get', leaseMs: 0, waitMs: 0, cacheOnly: true } as const;
 const WWW_AUTHENTICATE = ['www-authenticate', 'Bearer realm="strata"'] as const;
+
+/** The headers a forwarded PUT carries: its type, its credentials (the owner checks them too) and its lease. */
+function writeHeaders(h: HeaderScan, contentType: string, lease: string | null): string[] {
+  const out = ['content-type', contentType];
+  if (h.authorizations > 0) out.push('authorization', h.authorization);
+  if (lease !== null) out.push('strata-lease', lease);
+  return out;
+}
 
 /** A lease wait no longer than the forwarding node has left (x-strata-deadline-ms), less a margin for the answer's way back. */
 function withinDeadline(get: GetQuery, raw: string): GetQuery {
@@ -211,27 +219,47 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
   const origins = config.origins;
   const forwarder = ctx.forwarder;
   /** Sends a key read to the node that owns it and relays its answer; what gets none is served here, counted. */
-  const toOwner = (req: HttpRequest, peer: Peer, ex: KeyExchange, key: string, shard: number, get: GetQuery): void => {
-    const op = ex.head ? OP.HEAD : OP.GET;
+  /**
+   * Sends a key request to the node that owns the key and relays its answer;
+   * what gets none (breaker open, unreachable, too slow, draining) is served
+   * here by `local`, given the ms the attempt took.
+   */
+  const viaOwner = (peer: Peer, ex: Exchange, forward: OwnerRequest, local: (spentMs: number) => void): void => {
     if (!peer.admits(Date.now())) {
       counters.forwardFallback('breaker');
-      client.submit(shard, op, key, leaseArgs(get), ex, 0);
+      local(0);
       return;
     }
-    const query = req.getQuery() ?? '';
-    const path = query === '' ? req.getUrl() : `${req.getUrl()}?${query}`;
-    (forwarder as Forwarder).forward(peer, ex.head ? 'HEAD' : 'GET', path, (answer) => {
+    (forwarder as Forwarder).forward(peer, forward, (answer) => {
       if (ex.done) return;
       if (typeof answer === 'string') {
         counters.forwardFallback(answer);
-        // Served here in what is left of the request's time: a lease wait shrinks by what the forward took.
-        const spentMs = performance.now() - ex.startMs;
-        client.submit(shard, op, key, leaseArgs(get.waitMs === 0 ? get : { ...get, waitMs: Math.max(0, get.waitMs - spentMs) }), ex, 0);
+        local(performance.now() - ex.startMs);
         return;
       }
       counters.forwarded();
       ex.relay(answer);
     });
+  };
+  /** The path and query of the request, as the owner must see them. */
+  const pathOf = (req: HttpRequest): string => {
+    const query = req.getQuery() ?? '';
+    return query === '' ? req.getUrl() : `${req.getUrl()}?${query}`;
+  };
+  const toOwner = (req: HttpRequest, peer: Peer, ex: KeyExchange, key: string, shard: number, get: GetQuery): void => {
+    const op = ex.head ? OP.HEAD : OP.GET;
+    viaOwner(peer, ex, { method: ex.head ? 'HEAD' : 'GET', path: pathOf(req) }, (spentMs) => {
+      // Served here in what is left of the request's time: a lease wait shrinks by what the forward took.
+      client.submit(shard, op, key, leaseArgs(get.waitMs === 0 ? get : { ...get, waitMs: Math.max(0, get.waitMs - spentMs) }), ex, 0);
+    });
+  };
+  /** The peer a write of `hash` goes to (null: this node writes it), and counts a write another node forwarded here. */
+  const writeOwner = (req: HttpRequest, hash: number): Peer | null => {
+    if (req.getHeader(HOP_HEADER) !== '') {
+      counters.servedForPeer();
+      return null;
+    }
+    return forwarder === null ? null : forwarder.ownerOf(hash);
   };
   const lookup = (head: boolean) => (res: HttpResponse, req: HttpRequest) => {
     const route = head ? 'head' : 'get';
@@ -293,20 +321,25 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     if (typeof contentType !== 'string') return ex.error(contentType.code, contentType.message, close);
     const hash = hashKey(key);
     const shard = shardOfHash(hash, shards);
-    // Another node owns the key: it reads the new value from the L2 when asked; a copy here would only take L1 space.
-    const keep = forwarder === null || forwarder.ownerOf(hash) === null;
+    // The owner writes it (the L2, the bus, then its own L1): a read through any node then sees the write at once.
+    const owner = writeOwner(req, hash);
+    const forward: OwnerRequest | null = owner === null ? null : { method: 'PUT', path: pathOf(req), headers: writeHeaders(h, contentType, lease) };
     readBody(res, h, {
       maxBytes: config.maxValueBytes,
       onBody: (value) => {
         if (ex.aborted) return;
-        client.submit(
-          shard,
-          OP.PUT,
-          key,
-          { kind: 'put', value, contentType, ttlMs: query.ttlS * 1000, swrMs: query.swrS * 1000, tags: query.tags, lease, keep },
-          ex,
-          0,
-        );
+        // Written here when the owner cannot take it; then no copy stays in this L1, where no read of the key comes.
+        const local = () =>
+          client.submit(
+            shard,
+            OP.PUT,
+            key,
+            { kind: 'put', value, contentType, ttlMs: query.ttlS * 1000, swrMs: query.swrS * 1000, tags: query.tags, lease, keep: owner === null },
+            ex,
+            0,
+          );
+        if (owner === null || forward === null) local();
+        else viaOwner(owner, ex, { ...forward, body: value }, local);
       },
       onTooLarge: (announced) =>
         ex.error(
@@ -326,7 +359,11 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     if (!headersOk(ex, h) || refuseIfDraining(ex) || !authorized(ex, h)) return;
     const key = keyFromSegment(req.getParameter(0) ?? '');
     if (typeof key !== 'string') return ex.error('E_INVALID_KEY', key.message, h.hasBody);
-    client.submit(shardOf(key), OP.DELETE, key, null, ex, 0);
+    const hash = hashKey(key);
+    const local = () => client.submit(shardOfHash(hash, shards), OP.DELETE, key, null, ex, 0);
+    const owner = writeOwner(req, hash);
+    if (owner === null) return local();
+    viaOwner(owner, ex, { method: 'DELETE', path: pathOf(req), headers: h.authorizations === 0 ? [] : ['authorization', h.authorization] }, local);
   });
 
   // Other methods on a key, and key paths that are not one segment.

@@ -173,7 +173,8 @@ export class Exchange {
     res.cork(() => {
       res.writeStatus(STATUS_LINE[answer.status] ?? String(answer.status));
       for (const [name, value] of answer.headers) res.writeHeader(name, value);
-      if (this.head) endHead(res, answer.contentLength, false);
+      if (answer.status === 204) res.endWithoutBody();
+      else if (this.head) endHead(res, answer.contentLength, false);
       else res.end(answer.body);
     });
   }

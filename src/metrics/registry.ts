@@ -192,7 +192,7 @@ export class MetricsRegistry {
     });
     new client.Counter({
       name: 'strata_forward_requests_total',
-      help: 'Key reads another node owns (docs/cluster.md): forwarded = answered by the owner; breaker, unreachable, timeout = served here instead, and why.',
+      help: 'Key requests for keys another node owns (docs/cluster.md): forwarded = answered by the owner; breaker, unreachable, timeout = served here instead, and why.',
       labelNames: ['result'],
       registers,
       collect() {
@@ -202,7 +202,7 @@ export class MetricsRegistry {
         for (const [result, n] of Object.entries(f.fallbacks)) this.inc({ result }, n);
       },
     });
-    counter('strata_forwarded_in_total', 'Key reads other nodes forwarded here (x-strata-hop), served here.', () => fronts.forwarding().servedForPeers);
+    counter('strata_forwarded_in_total', 'Key requests other nodes forwarded here (x-strata-hop), served here.', () => fronts.forwarding().servedForPeers);
     new client.Gauge({
       name: 'strata_cluster_members',
       help: "Nodes on this node's ring, itself included.",

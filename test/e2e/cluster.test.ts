@@ -123,14 +123,21 @@ describe('three nodes with static members', () => {
     expect((await cluster(node('n1'))).breakers.n2).toBe('closed');
   });
 
-  it('a write through a node that does not own the key leaves no copy in its L1; the owner keeps what it writes', async () => {
+  it('writes and deletes go to the owner too: a read through any node sees them at once, and no other L1 keeps a copy', async () => {
     const key = keyOwnedBy(ring, 'n2', 'write:');
-    await put(node('n1'), key, 'through n1');
-    // Asked as if forwarded, n1 serves the key itself: from the L2, so its L1 did not keep the write.
-    expect(await get(node('n1'), key, HOP)).toMatchObject({ status: 200, node: 'n1', cache: 'L2', body: 'through n1' });
-    expect(await get(node('n3'), key)).toMatchObject({ status: 200, node: 'n2', body: 'through n1' });
-    await put(node('n2'), key, 'through n2');
-    expect(await get(node('n2'), key)).toMatchObject({ status: 200, node: 'n2', cache: 'L1', body: 'through n2' });
+    for (let i = 0; i < 20; i++) {
+      const res = await fetch(`${node(ids[i % 3] as string).url}/v1/keys/${key}`, { method: 'PUT', body: `v${i}` });
+      expect(res.status).toBe(204);
+      expect(res.headers.get('x-strata-node')).toBe('n2');
+      // Read your write, through another node, with no wait for the bus.
+      expect(await get(node(ids[(i + 1) % 3] as string), key)).toMatchObject({ status: 200, node: 'n2', cache: 'L1', body: `v${i}` });
+    }
+    // Asked as if forwarded, n1 serves the key itself: from the L2, since its L1 never took the writes.
+    expect(await get(node('n1'), key, HOP)).toMatchObject({ status: 200, node: 'n1', cache: 'L2', body: 'v19' });
+    const del = await fetch(`${node('n3').url}/v1/keys/${key}`, { method: 'DELETE' });
+    expect(del.status).toBe(204);
+    expect(del.headers.get('x-strata-node')).toBe('n2');
+    expect(await get(node('n1'), key)).toMatchObject({ status: 404, node: 'n2' });
   });
 
   it('never forwards a forwarded request, even between nodes whose rings disagree', async () => {
@@ -188,6 +195,11 @@ describe('three nodes with static members', () => {
     // After three failures in a row the breaker is open: the next reads do not even try.
     expect(view.forwarding.fallbacks.breaker).toBeGreaterThan(before.fallbacks.breaker);
     expect(view.breakers.n3).not.toBe('closed');
+    // A write to the missing owner's key is taken here, and read back here.
+    const res = await fetch(`${node('n1').url}/v1/keys/${key}`, { method: 'PUT', body: 'while down' });
+    expect(res.status).toBe(204);
+    expect(res.headers.get('x-strata-node')).toBe('n1');
+    expect(await get(node('n1'), key)).toMatchObject({ status: 200, node: 'n1', body: 'while down' });
     await start('n3');
     await until(async () => (await get(node('n1'), key)).node === 'n3', 10_000, 100);
     expect((await cluster(node('n1'))).breakers.n3).toBe('closed');
