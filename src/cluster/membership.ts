@@ -90,6 +90,9 @@ export class Membership {
   #lastError = '';
   /** Whether this node's last heartbeat reached the registry. */
   #heartbeatOk = false;
+  /** Whether the last poll failed, and when the registry answered again after failures (0: not settling). */
+  #lastPollFailed = false;
+  #recovered = 0;
 
   constructor(options: MembershipOptions) {
     this.#options = options;
@@ -201,16 +204,23 @@ export class Membership {
           forget.push(id);
         }
       }
+      // Right after the registry was unreachable, the others may not have written again yet: nobody is missed until
+      // every live node has had a heartbeat's time to do so.
+      if (this.#recovered === 0 && this.#errors > 0 && this.#lastPollFailed) this.#recovered = now;
+      this.#lastPollFailed = false;
+      const settling = this.#recovered !== 0 && now - this.#recovered < RECORD_TTL_MS;
       for (const [id, seen] of this.#seen) {
         const record = listed.get(id) ?? null;
-        if (record === null && seen.missingSinceMs === 0) seen.missingSinceMs = now;
+        if (record === null && seen.missingSinceMs === 0 && !settling) seen.missingSinceMs = now;
       }
+      if (!settling) this.#recovered = 0;
       this.#expire(now);
       this.#publish();
       if (forget.length > 0 && now - this.#startedMs > FORGET_AFTER_MS) await registry.forget(forget);
     } catch (err) {
       // The registry is unreachable: keep the ring as it is (see the file comment).
       this.#errors++;
+      this.#lastPollFailed = true;
       this.#lastError = (err as Error).message;
     } finally {
       this.#polling = false;

@@ -42,7 +42,7 @@ export interface Announcement {
 /** The registry's Redis side: a command client and a subscriber, both reconnecting by themselves. */
 export class RedisRegistry {
   readonly #client: Redis | Cluster;
-  readonly #subscriber: Redis;
+  readonly #subscriber: Redis | Cluster;
 
   constructor(target: L2Target, timeoutMs: number, onAnnouncement: (a: Announcement) => void) {
     // The subscriber has no command timeout: it sends nothing but SUBSCRIBE and then waits, by design.
@@ -59,8 +59,12 @@ export class RedisRegistry {
         seeds.nodes.map((n) => ({ ...n })),
         { clusterRetryStrategy: (times) => Math.min(100 * times, 2000), enableOfflineQueue: false, redisOptions: { ...options, ...auth } },
       );
-      // PUBLISH in a Redis Cluster reaches every node: one subscription on any of them hears it.
-      this.#subscriber = new Redis({ ...connection, ...auth, ...(seeds.nodes[0] as { host: string; port: number }) });
+      // PUBLISH in a Redis Cluster reaches every node: one subscription on any of them hears it. A Cluster
+      // client subscribes on one node and moves the subscription to another when that one goes away.
+      this.#subscriber = new Cluster(
+        seeds.nodes.map((n) => ({ ...n })),
+        { clusterRetryStrategy: (times) => Math.min(100 * times, 2000), redisOptions: { ...connection, ...auth } },
+      );
     }
     // Failures show in the commands' rejections (counted by Membership); the events would only repeat them.
     this.#client.on('error', () => {});
