@@ -53,9 +53,10 @@ async function main(argv: readonly string[]): Promise<number> {
     case 'up': {
       if (rest.length > 0) throw new LauncherError('usage', `up takes no arguments besides options (got ${rest.join(' ')})`);
       const aborter = new AbortController();
+      // Kept (not once): a second Ctrl-C while `up` stops what it started must not kill the launcher half-way.
       const interrupt = () => aborter.abort();
-      process.once('SIGINT', interrupt);
-      process.once('SIGTERM', interrupt);
+      process.on('SIGINT', interrupt);
+      process.on('SIGTERM', interrupt);
       try {
         const nodes = count('nodes', values.nodes);
         const fronts = count('fronts', values.fronts);

@@ -824,14 +824,15 @@ export async function restartNode(id: string, options: { dir?: string; signal?: 
   if (record === undefined) throw new LauncherError('usage', `no node ${id} in ${topology.stateFile} (nodes: ${topology.nodes.map((n) => n.id).join(', ')})`);
   if (identify(record) === 'ours') throw new LauncherError('running', `${id} is running (pid ${record.pid})`);
   const started = spawnDetached(id, record.command[0] as string, record.command.slice(1), record.dir, record.log, nodeEnv());
+  // Recorded at once: if this process dies while the node starts, `down` still stops it.
+  const next: StrataNodeRecord = { ...record, pid: started.pid, cmdline: started.recorded(record.port).cmdline };
+  writeTopology({ ...topology, nodes: topology.nodes.map((n) => (n.id === id ? next : n)) });
   try {
     await waitForNode(started, record.url, options.signal);
   } catch (err) {
     await stopSpawned([started]);
     throw err;
   }
-  const next: StrataNodeRecord = { ...record, pid: started.pid, cmdline: started.recorded(record.port).cmdline };
-  writeTopology({ ...topology, nodes: topology.nodes.map((n) => (n.id === id ? next : n)) });
   return next;
 }
 
