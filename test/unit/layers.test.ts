@@ -9,7 +9,7 @@ import { ROOT } from '../helpers/node.js';
  * modules at the top of src/ are the process's entry (node.ts, cli.ts) and
  * three leaves every layer may use (errors.ts, hash.ts, thread-id.ts).
  */
-const LAYERS = ['api', 'counters', 'l2', 'l1', 'coordination', 'origin', 'cluster', 'config', 'shards', 'invalidation', 'metrics', 'http', 'front'];
+const LAYERS = ['api', 'counters', 'l2', 'l1', 'coordination', 'origin', 'cluster', 'config', 'shards', 'invalidation', 'metrics', 'http', 'front', 'client'];
 const LEAVES = new Set(['errors.ts', 'hash.ts', 'thread-id.ts']);
 
 function sources(dir: string): string[] {

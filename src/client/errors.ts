@@ -1,0 +1,43 @@
+/** Errors the typed client throws: the server's stable codes (docs/errors.md), and its own. */
+
+/** Codes the client gives when there is no answer from the server to take one from. */
+export type ClientErrorCode =
+  /** No node answered within timeoutMs. */
+  | 'E_CLIENT_TIMEOUT'
+  /** No node could be reached (refused, reset, DNS). */
+  | 'E_CLIENT_UNREACHABLE'
+  /** A value the codec could not decode (or encode). */
+  | 'E_CLIENT_CODEC'
+  /** The server answered something that is not Strata's (no JSON error body). */
+  | 'E_CLIENT_PROTOCOL';
+
+/**
+ * A failed call. `code` is the server's (`E_KEY_NOT_FOUND`, `E_L2_UNAVAILABLE`,
+ * …) or one of ClientErrorCode; `status` the HTTP status, 0 when there was no
+ * answer.
+ */
+export class StrataError extends Error {
+  override readonly name = 'StrataError';
+
+  constructor(
+    readonly code: string,
+    readonly status: number,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The error a non-2xx answer carries (`{"error":{"code","message"}}`), as a StrataError. */
+export async function errorOf(res: Response): Promise<StrataError> {
+  const text = await res.text().catch(() => '');
+  try {
+    const body = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
+    const { code, message } = body.error ?? {};
+    if (typeof code === 'string' && typeof message === 'string') return new StrataError(code, res.status, message);
+  } catch {
+    // not JSON: below
+  }
+  return new StrataError('E_CLIENT_PROTOCOL', res.status, `unexpected answer ${res.status}: ${text.slice(0, 200)}`);
+}

@@ -1,0 +1,171 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient, json, raw, StrataError, text } from '../../src/client/index.js';
+import type { MemberConfig } from '../../src/cluster/members.js';
+import type { StrataNode } from '../../src/node.js';
+import { ROOT, startTestNode } from '../helpers/node.js';
+import { freePort, RedisServer } from '../helpers/redis.js';
+
+// The typed client against really started nodes (docs/client.md).
+
+type TestNode = StrataNode & { url: string };
+
+interface User {
+  id: number;
+  name: string;
+  tags: string[];
+  note?: string;
+}
+
+const run = promisify(execFile);
+
+const forwarded = async (node: TestNode) =>
+  ((await (await fetch(`${node.url}/v1/cluster`)).json()) as { forwarding: { forwarded: number } }).forwarding.forwarded;
+
+describe('typed client, the package', () => {
+  it('is the export strata/client, types included', async () => {
+    const script = "import('strata/client').then((m) => console.log(Object.keys(m).sort().join(',')))";
+    const { stdout } = await run(process.execPath, ['-e', script], { cwd: ROOT });
+    expect(stdout.trim()).toBe('Namespace,StrataClient,StrataError,createClient,json,raw,text');
+    expect(existsSync(`${ROOT}dist/src/client/index.d.ts`)).toBe(true);
+  });
+});
+
+describe('typed client, one node', () => {
+  let redis: RedisServer;
+  let node: TestNode;
+  beforeAll(async () => {
+    redis = await RedisServer.start();
+    node = await startTestNode({ redisUrl: redis.url, shards: 2, fronts: 1, tokens: ['client-token-1'] });
+  });
+  afterAll(async () => {
+    await node?.close();
+    await redis?.stop();
+  });
+
+  it('gets, sets, deletes, mgets and invalidates typed values', async () => {
+    const client = createClient({ url: node.url, token: 'client-token-1' });
+    const users = client.namespace('users', { codec: json<User>(), ttl: 60, tags: ['people'] });
+    const ada: User = { id: 1, name: 'Ada', tags: ['math'], note: 'ünïcode ✓' };
+    expect(await users.get('1')).toBeUndefined();
+    await users.set('1', ada);
+    expect(await users.get('1')).toEqual(ada);
+    // Stored under the namespace, as JSON.
+    const res = await fetch(`${node.url}/v1/keys/users%3A1`);
+    expect(res.headers.get('content-type')).toBe('application/json');
+    expect(await res.json()).toEqual(ada);
+    await users.set('2', { id: 2, name: 'Grace', tags: [] });
+    expect(await users.mget(['1', '2', '3'])).toEqual(
+      new Map([
+        ['1', ada],
+        ['2', { id: 2, name: 'Grace', tags: [] }],
+        ['3', undefined],
+      ]),
+    );
+    await users.delete('1');
+    expect(await users.get('1')).toBeUndefined();
+    // The namespace's tags went with every write: one invalidation takes them.
+    expect(await users.invalidate({ tags: ['people'] })).toBe(1);
+    expect(await users.get('2')).toBeUndefined();
+
+    const blobs = client.namespace('blobs', { codec: raw() });
+    const bytes = new Uint8Array([0, 1, 2, 255, 254]);
+    await blobs.set('b', bytes);
+    expect(await blobs.get('b')).toEqual(bytes);
+    const notes = client.namespace('notes', { codec: text() });
+    await notes.set('empty', '');
+    expect(await notes.get('empty')).toBe('');
+  });
+
+  it("throws StrataError with the server's code and status, or its own when there is no answer", async () => {
+    const anonymous = createClient({ url: node.url }).namespace('users', { codec: json<User>() });
+    const denied = await anonymous.set('x', { id: 0, name: '', tags: [] }).catch((e: unknown) => e);
+    expect(denied).toBeInstanceOf(StrataError);
+    expect(denied).toMatchObject({ code: 'E_UNAUTHORIZED', status: 401 });
+    const client = createClient({ url: node.url, token: 'client-token-1' });
+    const tooLong = client.namespace('k', { codec: text() });
+    expect(await tooLong.set('x'.repeat(600), 'v').catch((e: unknown) => e)).toMatchObject({ code: 'E_INVALID_KEY', status: 400 });
+    const gone = createClient({ url: `http://127.0.0.1:${await freePort()}`, timeoutMs: 2000 }).namespace('n', { codec: text() });
+    expect(await gone.get('a').catch((e: unknown) => e)).toMatchObject({ code: 'E_CLIENT_UNREACHABLE', status: 0 });
+    // A stored value the codec cannot read is the client's error, not a wrong value.
+    await fetch(`${node.url}/v1/keys/users%3Abad`, { method: 'PUT', body: '{not json', headers: { authorization: 'Bearer client-token-1' } });
+    expect(
+      await client
+        .namespace('users', { codec: json<User>() })
+        .get('bad')
+        .catch((e: unknown) => e),
+    ).toMatchObject({ code: 'E_CLIENT_CODEC' });
+    expect(() => client.namespace('a:b', { codec: text() })).toThrow(TypeError);
+    expect(() => createClient({})).toThrow(TypeError);
+  });
+
+  it('getOrSet: 200 concurrent calls for a cold key, from two clients, run the loader once', async () => {
+    let calls = 0;
+    const loader = async (): Promise<User> => {
+      calls++;
+      await new Promise((r) => setTimeout(r, 100));
+      return { id: 7, name: 'loaded', tags: ['db'] };
+    };
+    const a = createClient({ url: node.url, token: 'client-token-1' }).namespace('users', { codec: json<User>() });
+    const b = createClient({ url: node.url, token: 'client-token-1' }).namespace('users', { codec: json<User>() });
+    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => (i % 2 === 0 ? a : b).getOrSet('7', loader, { waitMs: 3000 })));
+    expect(calls).toBe(1);
+    expect(results.every((u) => u.name === 'loaded')).toBe(true);
+    // Now cached: no loader at all.
+    expect(await a.getOrSet('7', loader)).toEqual({ id: 7, name: 'loaded', tags: ['db'] });
+    expect(calls).toBe(1);
+    // wrap memoizes a function by a key of its arguments.
+    let fnCalls = 0;
+    const square = a.wrap(
+      async (n: number) => {
+        fnCalls++;
+        return { id: n * n, name: 'sq', tags: [] };
+      },
+      (n) => `sq-${n}`,
+    );
+    expect((await square(9)).id).toBe(81);
+    expect((await square(9)).id).toBe(81);
+    expect(fnCalls).toBe(1);
+  });
+});
+
+describe('typed client, three nodes', () => {
+  let redis: RedisServer;
+  const nodes: TestNode[] = [];
+  let members: MemberConfig[];
+  beforeAll(async () => {
+    redis = await RedisServer.start();
+    members = [];
+    for (const id of ['c1', 'c2', 'c3']) members.push({ id, url: `http://127.0.0.1:${await freePort()}`, weight: 1 });
+    for (const m of members) {
+      nodes.push(await startTestNode({ port: Number(new URL(m.url).port), nodeId: m.id, members, redisUrl: redis.url, shards: 1, fronts: 1 }));
+    }
+  });
+  afterAll(async () => {
+    await Promise.all(nodes.map((n) => n.close()));
+    await redis?.stop();
+  });
+
+  it('sends each key to its owner (no node forwards), and fails over when a node is gone', async () => {
+    const client = createClient({ nodes: members.map(({ id, url }) => ({ id, url })) });
+    const items = client.namespace('items', { codec: json<{ n: number }>() });
+    const before = await Promise.all(nodes.map(forwarded));
+    for (let i = 0; i < 30; i++) await items.set(String(i), { n: i });
+    for (let i = 0; i < 30; i++) expect(await items.get(String(i))).toEqual({ n: i });
+    const after = await Promise.all(nodes.map(forwarded));
+    expect(after).toEqual(before);
+
+    // The members as the nodes report them: the same routing.
+    const refreshed = createClient({ url: (nodes[0] as TestNode).url });
+    await refreshed.refresh();
+    const viaRefresh = refreshed.namespace('items', { codec: json<{ n: number }>() });
+    for (let i = 0; i < 10; i++) expect(await viaRefresh.get(String(i))).toEqual({ n: i });
+    expect(await Promise.all(nodes.map(forwarded))).toEqual(before);
+
+    // A node goes away: its keys are read through the next node (which serves them from the L2).
+    await (nodes[2] as TestNode).close();
+    for (let i = 0; i < 30; i++) expect(await items.get(String(i))).toEqual({ n: i });
+  });
+});
