@@ -1,15 +1,13 @@
 /** Errors the typed client throws: the server's stable codes (docs/errors.md), and its own. */
 
-/** Codes the client gives when there is no answer from the server to take one from. */
-export type ClientErrorCode =
-  /** No node answered within timeoutMs. */
-  | 'E_CLIENT_TIMEOUT'
-  /** No node could be reached (refused, reset, DNS). */
-  | 'E_CLIENT_UNREACHABLE'
-  /** A value the codec could not decode (or encode). */
-  | 'E_CLIENT_CODEC'
-  /** The server answered something that is not Strata's (no JSON error body). */
-  | 'E_CLIENT_PROTOCOL';
+/**
+ * Codes the client gives when there is no answer from the server to take one
+ * from (status 0): no node answered within timeoutMs; no node could be
+ * reached (refused, reset, DNS); a value the codec could not encode or
+ * decode; an answer that is not Strata's (no JSON error body).
+ */
+export const CLIENT_ERROR_CODES = ['E_CLIENT_TIMEOUT', 'E_CLIENT_UNREACHABLE', 'E_CLIENT_CODEC', 'E_CLIENT_PROTOCOL'] as const;
+export type ClientErrorCode = (typeof CLIENT_ERROR_CODES)[number];
 
 /**
  * A failed call. `code` is the server's (`E_KEY_NOT_FOUND`, `E_L2_UNAVAILABLE`,

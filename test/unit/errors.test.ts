@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { CLIENT_ERROR_CODES } from '../../src/client/errors.js';
 import { ConfigError, ERROR_CODES, StrataError } from '../../src/errors.js';
 import { ROOT } from '../helpers/node.js';
 
@@ -26,7 +27,11 @@ describe('error codes', () => {
       for (const m of readFileSync(file, 'utf8').matchAll(/'(E_[A-Z0-9_]+)'/g)) used.add(m[1] as string);
     }
     expect(used.size).toBeGreaterThan(10);
-    for (const code of used) expect(Object.keys(ERROR_CODES)).toContain(code);
+    // The typed client's own codes (no server answer to take one from) are declared beside it and in docs/client.md.
+    const declared = [...Object.keys(ERROR_CODES), ...CLIENT_ERROR_CODES];
+    for (const code of used) expect(declared).toContain(code);
+    const clientDoc = readFileSync(join(ROOT, 'docs/client.md'), 'utf8');
+    for (const code of CLIENT_ERROR_CODES) expect(clientDoc).toContain(`\`${code}\``);
   });
 
   it('errors carry code and status, and ConfigError names option and value', () => {
