@@ -5,6 +5,8 @@
  * Date, Map, Set or undefined anywhere in T).
  */
 
+import { Packr } from 'msgpackr';
+
 /** How values of T are stored. */
 export interface Codec<T> {
   /** The Content-Type the values are stored with. */
@@ -65,5 +67,81 @@ export function text(): Codec<string> {
     contentType: 'text/plain; charset=utf-8',
     encode: (value) => encoder.encode(value),
     decode: (bytes) => decoder.decode(bytes),
+  };
+}
+
+/** What MessagePack (msgpackr, plain maps and arrays) cannot carry unchanged. */
+// biome-ignore lint/complexity/noBannedTypes: any function is what is meant
+type NotMsgpack = bigint | symbol | Function | Map<unknown, unknown> | Set<unknown> | undefined | RegExp;
+
+/** T itself where MessagePack round-trips it (a Date and bytes too, unlike JSON), `never` where it would not. */
+export type MsgpackSafe<T> = T extends JsonPrimitive | Date | Uint8Array
+  ? T
+  : T extends NotMsgpack
+    ? never
+    : T extends readonly (infer U)[]
+      ? readonly MsgpackSafe<U>[]
+      : T extends object
+        ? { [K in keyof T]: K extends symbol ? never : MsgpackSafe<Exclude<T[K], undefined>> }
+        : never;
+
+type MsgpackGuard<T> = [T] extends [MsgpackSafe<T>]
+  ? []
+  : [never: 'T has a part MessagePack does not round-trip (a function, symbol, bigint, Map, Set, RegExp or undefined)'];
+
+/** MessagePack (msgpackr), `application/msgpack`: smaller than JSON, and a Date comes back a Date. Only for a T it round-trips. */
+export function msgpack<T>(..._guard: MsgpackGuard<T>): Codec<T> {
+  // Plain MessagePack (no msgpackr records), so that any MessagePack reader can read the values.
+  const packr = new Packr({ useRecords: false });
+  return {
+    contentType: 'application/msgpack',
+    encode: (value) => packr.pack(value),
+    decode: (bytes) => packr.unpack(bytes) as T,
+  };
+}
+
+/**
+ * A schema in the Standard Schema form (standardschema.dev, v1) that zod,
+ * valibot, ArkType and others implement: only what the codec uses.
+ */
+export interface StandardSchema<Input = unknown, Output = Input> {
+  readonly '~standard': {
+    readonly version: 1;
+    readonly vendor: string;
+    readonly validate: (value: unknown) => StandardResult<Output> | Promise<StandardResult<Output>>;
+    readonly types?: { readonly input: Input; readonly output: Output } | undefined;
+  };
+}
+type StandardResult<Output> =
+  | { readonly value: Output; readonly issues?: undefined }
+  | { readonly issues: readonly { readonly message: string; readonly path?: readonly unknown[] | undefined }[] };
+/** The type a schema's validation produces. */
+export type SchemaOutput<S extends StandardSchema> = NonNullable<S['~standard']['types']>['output'];
+
+/** A path segment of a Standard Schema issue: a key, or `{ key }`. */
+function segmentName(segment: unknown): string {
+  return typeof segment === 'object' && segment !== null && 'key' in segment ? String((segment as { key: unknown }).key) : String(segment);
+}
+
+/**
+ * JSON whose every decode is validated by `schema` and narrowed to its
+ * output type: a stored value that no longer matches (an older shape, another
+ * writer) is an E_CLIENT_CODEC error, never a wrongly typed value. Encoding
+ * validates too. The schema must validate synchronously.
+ */
+export function schema<S extends StandardSchema>(schema: S): Codec<SchemaOutput<S>> {
+  const check = (value: unknown): SchemaOutput<S> => {
+    const result = schema['~standard'].validate(value);
+    if (result instanceof Promise) throw new TypeError('the schema validates asynchronously; a codec needs a synchronous one');
+    if (result.issues !== undefined) {
+      const issues = result.issues.map((i) => `${(i.path ?? []).map(segmentName).join('.') || '(value)'}: ${i.message}`);
+      throw new TypeError(`the value does not match the schema: ${issues.join('; ')}`);
+    }
+    return result.value as SchemaOutput<S>;
+  };
+  return {
+    contentType: 'application/json',
+    encode: (value) => encoder.encode(JSON.stringify(check(value))),
+    decode: (bytes) => check(JSON.parse(decoder.decode(bytes))),
   };
 }

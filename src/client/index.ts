@@ -15,5 +15,5 @@ export {
   type SetOptions,
   StrataClient,
 } from './client.js';
-export { type Codec, type JsonSafe, json, raw, text } from './codecs.js';
+export { type Codec, type JsonSafe, json, type MsgpackSafe, msgpack, raw, type SchemaOutput, type StandardSchema, schema, text } from './codecs.js';
 export { type ClientErrorCode, StrataError } from './errors.js';

@@ -2,7 +2,8 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClient, json, raw, StrataError, text } from '../../src/client/index.js';
+import { z } from 'zod';
+import { createClient, json, msgpack, raw, StrataError, schema, text } from '../../src/client/index.js';
 import type { MemberConfig } from '../../src/cluster/members.js';
 import type { StrataNode } from '../../src/node.js';
 import { ROOT, startTestNode } from '../helpers/node.js';
@@ -28,7 +29,7 @@ describe('typed client, the package', () => {
   it('is the export strata/client, types included', async () => {
     const script = "import('strata/client').then((m) => console.log(Object.keys(m).sort().join(',')))";
     const { stdout } = await run(process.execPath, ['-e', script], { cwd: ROOT });
-    expect(stdout.trim()).toBe('Namespace,StrataClient,StrataError,createClient,json,raw,text');
+    expect(stdout.trim()).toBe('Namespace,StrataClient,StrataError,createClient,json,msgpack,raw,schema,text');
     expect(existsSync(`${ROOT}dist/src/client/index.d.ts`)).toBe(true);
   });
 });
@@ -77,6 +78,37 @@ describe('typed client, one node', () => {
     const notes = client.namespace('notes', { codec: text() });
     await notes.set('empty', '');
     expect(await notes.get('empty')).toBe('');
+  });
+
+  it('round-trips edge values through every codec; a schema codec refuses what does not match', async () => {
+    const client = createClient({ url: node.url, token: 'client-token-1' });
+    const edges = client.namespace('edges', { codec: json<{ s: string; n: number; b: boolean; z: null; a: number[]; o: Record<string, string> }>() });
+    const value = { s: '\u0000 \ud83d\ude42 "quoted" \\', n: -0.1e-300, b: false, z: null, a: [], o: {} };
+    await edges.set('e', value);
+    expect(await edges.get('e')).toEqual(value);
+    const packed = client.namespace('packed', { codec: msgpack<{ at: Date; blob: Uint8Array; big: number; nested: { deep: string[] } }>() });
+    const rich = { at: new Date(1_700_000_000_123), blob: new Uint8Array([0, 255, 7]), big: 2 ** 53 - 1, nested: { deep: ['x', ''] } };
+    await packed.set('r', rich);
+    const back = await packed.get('r');
+    expect(back?.at).toBeInstanceOf(Date);
+    expect(back?.at.getTime()).toBe(rich.at.getTime());
+    expect(back).toEqual(rich);
+    expect((await fetch(`${node.url}/v1/keys/packed%3Ar`)).headers.get('content-type')).toBe('application/msgpack');
+
+    const Person = z.object({ name: z.string(), born: z.number().int() });
+    const people = client.namespace('people', { codec: schema(Person) });
+    await people.set('ada', { name: 'Ada', born: 1815 });
+    expect(await people.get('ada')).toEqual({ name: 'Ada', born: 1815 });
+    // Another writer stored a shape the schema does not accept: the read fails, it never returns it typed.
+    await fetch(`${node.url}/v1/keys/people%3Aold`, {
+      method: 'PUT',
+      body: '{"name":"Old","born":"1900"}',
+      headers: { authorization: 'Bearer client-token-1' },
+    });
+    expect(await people.get('old').catch((e: unknown) => e)).toMatchObject({ code: 'E_CLIENT_CODEC' });
+    // And a value that does not match is not written.
+    expect(await people.set('bad', { name: 'x', born: 1.5 }).catch((e: unknown) => e)).toMatchObject({ code: 'E_CLIENT_CODEC' });
+    expect(await people.get('bad')).toBeUndefined();
   });
 
   it("throws StrataError with the server's code and status, or its own when there is no answer", async () => {

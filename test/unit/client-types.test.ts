@@ -1,5 +1,6 @@
 import { describe, expectTypeOf, it } from 'vitest';
-import { type Codec, createClient, json, type Namespace, raw, StrataError, text } from '../../src/client/index.js';
+import { z } from 'zod';
+import { type Codec, createClient, json, msgpack, type Namespace, raw, StrataError, schema, text } from '../../src/client/index.js';
 
 // Compile-time checks: `tsc -p .` (the suite's build) fails when a @ts-expect-error line compiles,
 // so what must not compile is proven by the build, and what must compile by these lines themselves.
@@ -36,6 +37,24 @@ describe('typed client: codecs at compile time', () => {
     json<undefined>();
     // @ts-expect-error a symbol is dropped
     json<{ s: symbol }>();
+  });
+
+  it('msgpack<T>() takes a Date and bytes too, and refuses what MessagePack would change', () => {
+    expectTypeOf(msgpack<{ at: Date; blob: Uint8Array; user: User }>()).toEqualTypeOf<Codec<{ at: Date; blob: Uint8Array; user: User }>>();
+    // @ts-expect-error a bigint is refused
+    msgpack<{ n: bigint }>();
+    // @ts-expect-error a function is dropped
+    msgpack<{ f: () => void }>();
+    // @ts-expect-error a Map comes back as an object
+    msgpack<{ m: Map<string, string> }>();
+  });
+
+  it('schema(s) is typed by what the schema validates to', () => {
+    const Person = z.object({ name: z.string(), born: z.number().int(), nick: z.string().optional() });
+    const codec = schema(Person);
+    expectTypeOf(codec).toEqualTypeOf<Codec<{ name: string; born: number; nick?: string | undefined }>>();
+    const people = createClient({ url: 'http://127.0.0.1:1' }).namespace('people', { codec });
+    expectTypeOf(people.get).returns.resolves.toEqualTypeOf<{ name: string; born: number; nick?: string | undefined } | undefined>();
   });
 
   it('a namespace is typed by its codec', () => {
