@@ -7,6 +7,7 @@ import { createClient, json, msgpack, raw, StrataError, schema, text } from '../
 import type { MemberConfig } from '../../src/cluster/members.js';
 import type { StrataNode } from '../../src/node.js';
 import { ROOT, startTestNode } from '../helpers/node.js';
+import { TestOrigin } from '../helpers/origin.js';
 import { freePort, RedisServer } from '../helpers/redis.js';
 
 // The typed client against really started nodes (docs/client.md).
@@ -178,6 +179,30 @@ describe('typed client, three nodes', () => {
   afterAll(async () => {
     await Promise.all(nodes.map((n) => n.close()));
     await redis?.stop();
+  });
+
+  it('200 concurrent getOrSet for one cold key in each of 3 client processes: one loader call in all', async () => {
+    const origin = await TestOrigin.start();
+    try {
+      // The "database": every load is a request here, and takes a while.
+      origin.route('/db/hot', { body: '{"n":1}', delayMs: 200 });
+      const script = `
+        const { createClient, json } = await import(${JSON.stringify(`${ROOT}dist/src/client/index.js`)});
+        const [nodes, db] = [JSON.parse(process.argv[1]), process.argv[2]];
+        const users = createClient({ nodes, timeoutMs: 8000 }).namespace('stampede', { codec: json() });
+        const load = async () => (await fetch(db)).json();
+        const values = await Promise.all(Array.from({ length: 200 }, () => users.getOrSet('hot', load, { waitMs: 4000 })));
+        console.log(values.every((v) => v.n === 1) ? 'ok' : JSON.stringify(values));
+      `;
+      const nodeList = JSON.stringify(members.map(({ id, url }) => ({ id, url })));
+      const outputs = await Promise.all(
+        [0, 1, 2].map(() => run(process.execPath, ['--input-type=module', '-e', script, nodeList, `${origin.url}/db/hot`], { cwd: ROOT })),
+      );
+      expect(outputs.map((o) => o.stdout.trim())).toEqual(['ok', 'ok', 'ok']);
+      expect(origin.hits('/db/hot')).toBe(1);
+    } finally {
+      await origin.stop();
+    }
   });
 
   it('sends each key to its owner (no node forwards), and fails over when a node is gone', async () => {
