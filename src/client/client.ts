@@ -62,6 +62,8 @@ export class StrataClient {
   readonly #retries: number;
   #nodes: readonly ClientNode[];
   #ring: Ring | null;
+  /** When the members were last re-read after a node could not be reached (Date.now()). */
+  #refreshedMs = 0;
 
   constructor(options: ClientOptions) {
     if ((options.url === undefined) === (options.nodes === undefined || options.nodes.length === 0)) {
@@ -88,6 +90,13 @@ export class StrataClient {
     if (members.length === 0) throw new StrataError('E_CLIENT_PROTOCOL', res.status, '/v1/cluster listed no members');
     this.#nodes = members.map((m) => ({ id: m.id, url: trimUrl(m.url), weight: m.weight }));
     this.#ring = this.#nodes.length > 1 ? ringOf(this.#nodes) : null;
+  }
+
+  /** Re-reads the members in the background after a node could not be reached, unless that was done less than a second ago. */
+  #refreshSoon(): void {
+    if (this.#ring === null || Date.now() - this.#refreshedMs < 1000) return;
+    this.#refreshedMs = Date.now();
+    this.refresh().catch(() => {});
   }
 
   /** The nodes to try for a key, its owner first, then the others in ring order of preference. */
@@ -132,6 +141,8 @@ export class StrataClient {
           { cause: err },
         );
         if (timedOut) break;
+        // A node that cannot be reached may have left the cluster: re-read the members (at most once a second).
+        this.#refreshSoon();
       }
     }
     throw last ?? new StrataError('E_CLIENT_TIMEOUT', 0, `${method} ${path}: no answer within ${this.#timeoutMs} ms`);
