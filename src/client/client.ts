@@ -250,7 +250,17 @@ export class Namespace<T> {
       if (res.status !== 404) throw await errorOf(res);
       await res.body?.cancel();
       if (lease !== null) {
-        const value = await loader();
+        let value: T;
+        try {
+          value = await loader();
+        } catch (err) {
+          // Give the lease back at once, so that a waiter loads instead of waiting for it to expire.
+          await this.#client
+            .request('DELETE', keyPath(full), null, { 'strata-lease': lease }, full)
+            .then((r) => r.body?.cancel())
+            .catch(() => {});
+          throw err;
+        }
         await this.#put(full, this.#encode(full, value), options, lease);
         return value;
       }

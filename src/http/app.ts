@@ -359,11 +359,20 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     if (!headersOk(ex, h) || refuseIfDraining(ex) || !authorized(ex, h)) return;
     const key = keyFromSegment(req.getParameter(0) ?? '');
     if (typeof key !== 'string') return ex.error('E_INVALID_KEY', key.message, h.hasBody);
+    // With strata-lease: the holder gives the lease back (its load failed); the key is not deleted.
+    const lease = h.leases === 0 ? null : h.lease;
+    if (lease !== null && (tokenEpoch(lease) === null || ruleFor(key, origins) !== null)) {
+      return ex.error('E_INVALID_LEASE', 'strata-lease must be a token this node handed out, for a key without an origin', h.hasBody);
+    }
     const hash = hashKey(key);
-    const local = () => client.submit(shardOfHash(hash, shards), OP.DELETE, key, null, ex, 0);
+    const shard = shardOfHash(hash, shards);
+    const local = () =>
+      lease === null ? client.submit(shard, OP.DELETE, key, null, ex, 0) : client.submit(shard, OP.RELEASE, key, { kind: 'release', lease }, ex, 0);
     const owner = writeOwner(req, hash);
     if (owner === null) return local();
-    viaOwner(owner, ex, { method: 'DELETE', path: pathOf(req), headers: h.authorizations === 0 ? [] : ['authorization', h.authorization] }, local);
+    const headers = h.authorizations === 0 ? [] : ['authorization', h.authorization];
+    if (lease !== null) headers.push('strata-lease', lease);
+    viaOwner(owner, ex, { method: 'DELETE', path: pathOf(req), headers }, local);
   });
 
   // Other methods on a key, and key paths that are not one segment.

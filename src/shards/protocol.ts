@@ -36,6 +36,8 @@ export const OP = {
   CLEAR: 8,
   /** This node's invalidation of tag keys[i], second step: remove its entries from this L1; COUNT is L1's count without an L2, else 0. */
   INVALIDATE_TAG_L1: 9,
+  /** Give back the lease args[i].lease holds on keys[i] without storing (its holder's load failed); the value is left alone. */
+  RELEASE: 10,
 } as const;
 export type OpCode = (typeof OP)[keyof typeof OP];
 
@@ -58,6 +60,12 @@ export interface PutArgs {
   readonly keep: boolean;
 }
 
+/** What a lease's give-back carries: the token. */
+export interface ReleaseArgs {
+  readonly kind: 'release';
+  readonly lease: string;
+}
+
 /** What a GET (or HEAD) may carry besides its key; ops without args are plain reads. */
 export interface GetArgs {
   readonly kind: 'get';
@@ -70,7 +78,7 @@ export interface GetArgs {
 }
 
 /** An op's arguments. */
-export type OpArgs = PutArgs | GetArgs;
+export type OpArgs = PutArgs | GetArgs | ReleaseArgs;
 
 /**
  * The piscina task that hands a worker its shard and its control port: the

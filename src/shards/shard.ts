@@ -328,6 +328,10 @@ export class Shard {
         case OP.CLEAR:
           this.#clear(i, now);
           break;
+        case OP.RELEASE:
+          if (arg?.kind !== 'release') throw new Error(`RELEASE op ${i} without a lease`);
+          this.#defer(later, i, this.#giveBack(key, arg.lease));
+          break;
         default:
           throw new Error(`unknown op ${op}`);
       }
@@ -925,6 +929,24 @@ export class Shard {
     if (stored) this.counters.incShard(this.index, SHARD_SLOT.L1_SETS);
     this.#waiters.notice(key);
     return (a, i) => a.set(i, stored ? STATUS.STORED : STATUS.TOO_LARGE);
+  }
+
+  /**
+   * A lease holder gives its lease back without a fill (its load failed): the
+   * lock goes if the token still holds it, and a waiter takes the lease over
+   * (docs/leases.md). The value, if any, is left as it is.
+   */
+  async #giveBack(key: string, token: string): Promise<Reply> {
+    let released: boolean;
+    try {
+      released = await this.#locks.unlock(key, token);
+    } catch (err) {
+      this.#l2Failed(err as L2UnavailableError);
+      return (a, i) => a.set(i, STATUS.L2_ERROR, kindIndex(err as L2UnavailableError));
+    }
+    if (!released) return (a, i) => a.set(i, STATUS.LEASE_LOST, 0, 'the lease is no longer held (filled, voided or expired): nothing to give back');
+    this.#waiters.notice(key);
+    return (a, i) => a.set(i, STATUS.DONE, 0);
   }
 
   /** A lease holder's fill: stored only while its lease holds (and no tag invalidation came since). */

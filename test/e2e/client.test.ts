@@ -112,6 +112,60 @@ describe('typed client, one node', () => {
     expect(await people.get('bad')).toBeUndefined();
   });
 
+  it('a loader that fails gives its lease back: a waiting caller loads and stores at once', async () => {
+    const a = createClient({ url: node.url, token: 'client-token-1' }).namespace('giveback', { codec: text() });
+    const b = createClient({ url: node.url, token: 'client-token-1' }).namespace('giveback', { codec: text() });
+    let releaseA: () => void = () => {};
+    const aLoading = new Promise<void>((r) => {
+      releaseA = r;
+    });
+    let aStarted: () => void = () => {};
+    const started = new Promise<void>((r) => {
+      aStarted = r;
+    });
+    // A holds the lease (a 60 s lease: without a give-back, B could only wait for it to expire).
+    const first = a.getOrSet(
+      'k',
+      async () => {
+        aStarted();
+        await aLoading;
+        throw new Error('database down');
+      },
+      { leaseMs: 60_000 },
+    );
+    await started;
+    let bLoads = 0;
+    const second = b.getOrSet(
+      'k',
+      async () => {
+        bLoads++;
+        return 'from b';
+      },
+      { leaseMs: 60_000, waitMs: 4000 },
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    releaseA();
+    await expect(first).rejects.toThrow('database down');
+    expect(await second).toBe('from b');
+    expect(bLoads).toBe(1);
+    // B held the lease handed over, so its value was stored.
+    expect(await a.get('k')).toBe('from b');
+    // The route itself: a token no longer held is 409; a malformed one 400.
+    const stale = await fetch(`${node.url}/v1/keys/giveback%3Ak`, {
+      method: 'DELETE',
+      headers: { authorization: 'Bearer client-token-1', 'strata-lease': '1.0123456789abcdef0123456789abcdef' },
+    });
+    expect(stale.status).toBe(409);
+    expect(await stale.json()).toMatchObject({ error: { code: 'E_LEASE_LOST' } });
+    const bad = await fetch(`${node.url}/v1/keys/giveback%3Ak`, {
+      method: 'DELETE',
+      headers: { authorization: 'Bearer client-token-1', 'strata-lease': 'nope' },
+    });
+    expect(bad.status).toBe(400);
+    // Neither touched the value.
+    expect(await a.get('k')).toBe('from b');
+  });
+
   it("throws StrataError with the server's code and status, or its own when there is no answer", async () => {
     const anonymous = createClient({ url: node.url }).namespace('users', { codec: json<User>() });
     const denied = await anonymous.set('x', { id: 0, name: '', tags: [] }).catch((e: unknown) => e);
