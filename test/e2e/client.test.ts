@@ -265,6 +265,23 @@ describe('typed client, three nodes', () => {
     const before = await Promise.all(nodes.map(forwarded));
     for (let i = 0; i < 30; i++) await items.set(String(i), { n: i });
     for (let i = 0; i < 30; i++) expect(await items.get(String(i))).toEqual({ n: i });
+    // Every other method through the ring too.
+    expect(await items.mget(['1', '2', 'none'])).toEqual(
+      new Map([
+        ['1', { n: 1 }],
+        ['2', { n: 2 }],
+        ['none', undefined],
+      ]),
+    );
+    await items.set('extra', { n: -1 });
+    await items.delete('extra');
+    expect(await items.get('extra')).toBeUndefined();
+    expect(await items.getOrSet('extra', async () => ({ n: 33 }))).toEqual({ n: 33 });
+    expect(await items.get('extra')).toEqual({ n: 33 });
+    const tagged = client.namespace('tagged', { codec: json<{ n: number }>(), tags: ['batch'] });
+    for (let i = 0; i < 6; i++) await tagged.set(String(i), { n: i });
+    expect(await tagged.invalidate({ tags: ['batch'] })).toBe(6);
+    for (let i = 0; i < 6; i++) expect(await tagged.get(String(i))).toBeUndefined();
     const after = await Promise.all(nodes.map(forwarded));
     expect(after).toEqual(before);
 
