@@ -8,6 +8,7 @@
 import { Ring } from '../cluster/ring.js';
 import type { Codec } from './codecs.js';
 import { errorOf, StrataError } from './errors.js';
+import { type Answer, defaultTransport, type Transport, TransportError } from './transport.js';
 
 /** A node the client may send to. */
 export interface ClientNode {
@@ -64,6 +65,8 @@ export class StrataClient {
   #ring: Ring | null;
   /** When the members were last re-read after a node could not be reached (Date.now()). */
   #refreshedMs = 0;
+  /** How requests go out, made on first use (undici on Node.js, fetch elsewhere). */
+  #transport: Promise<Transport & { close?(): Promise<void> }> | null = null;
 
   constructor(options: ClientOptions) {
     if ((options.url === undefined) === (options.nodes === undefined || options.nodes.length === 0)) {
@@ -84,8 +87,8 @@ export class StrataClient {
   /** Re-reads the members from a node's /v1/cluster (their ids, URLs and weights) and routes by them from now on. */
   async refresh(): Promise<void> {
     const res = await this.request('GET', '/v1/cluster', null, {});
-    if (!res.ok) throw await errorOf(res);
-    const view = (await res.json()) as { members?: { id: string; url: string; weight: number }[] };
+    if (!res.ok) throw errorOf(res);
+    const view = res.json() as { members?: { id: string; url: string; weight: number }[] };
     const members = view.members ?? [];
     if (members.length === 0) throw new StrataError('E_CLIENT_PROTOCOL', res.status, '/v1/cluster listed no members');
     this.#nodes = members.map((m) => ({ id: m.id, url: trimUrl(m.url), weight: m.weight }));
@@ -112,20 +115,22 @@ export class StrataClient {
    * says it cannot serve now) the next node, up to `retries` more. Never
    * retries an answer about the request itself.
    */
-  async request(method: string, path: string, body: Uint8Array | string | null, headers: Record<string, string>, key: string | null = null): Promise<Response> {
+  async request(method: string, path: string, body: Uint8Array | string | null, headers: Record<string, string>, key: string | null = null): Promise<Answer> {
     const deadline = Date.now() + this.#timeoutMs;
     const nodes = this.#order(key);
     const all: Record<string, string> = { ...headers };
     if (this.#token !== undefined) all.authorization = `Bearer ${this.#token}`;
+    this.#transport ??= defaultTransport();
+    const send = await this.#transport;
     let last: StrataError | null = null;
     for (let attempt = 0; attempt <= this.#retries; attempt++) {
       const node = nodes[attempt % nodes.length] as ClientNode;
       const left = deadline - Date.now();
       if (left <= 0) break;
       try {
-        const res = await fetch(`${node.url}${path}`, { method, headers: all, body, signal: AbortSignal.timeout(left) });
+        const res = await send(method, `${node.url}${path}`, all, body, left);
         if (res.status === 503 && attempt < this.#retries) {
-          const err = await errorOf(res.clone());
+          const err = errorOf(res);
           if (TRY_ELSEWHERE.has(err.code)) {
             last = err;
             continue;
@@ -133,19 +138,26 @@ export class StrataClient {
         }
         return res;
       } catch (err) {
-        const timedOut = (err as Error).name === 'TimeoutError';
+        if (!(err instanceof TransportError)) throw err;
         last = new StrataError(
-          timedOut ? 'E_CLIENT_TIMEOUT' : 'E_CLIENT_UNREACHABLE',
+          err.timedOut ? 'E_CLIENT_TIMEOUT' : 'E_CLIENT_UNREACHABLE',
           0,
-          `${method} ${node.url}${path}: ${timedOut ? `no answer within ${this.#timeoutMs} ms` : (err as Error).message}`,
+          `${method} ${node.url}${path}: ${err.timedOut ? `no answer within ${this.#timeoutMs} ms` : err.message}`,
           { cause: err },
         );
-        if (timedOut) break;
+        if (err.timedOut) break;
         // A node that cannot be reached may have left the cluster: re-read the members (at most once a second).
         this.#refreshSoon();
       }
     }
     throw last ?? new StrataError('E_CLIENT_TIMEOUT', 0, `${method} ${path}: no answer within ${this.#timeoutMs} ms`);
+  }
+
+  /** Closes the client's connections (Node.js); later calls open new ones. */
+  async close(): Promise<void> {
+    const transport = this.#transport;
+    this.#transport = null;
+    await (await transport)?.close?.();
   }
 }
 
@@ -173,12 +185,9 @@ export class Namespace<T> {
   async get(key: string): Promise<T | undefined> {
     const full = this.#prefix + key;
     const res = await this.#client.request('GET', keyPath(full), null, {}, full);
-    if (res.status === 404) {
-      await res.body?.cancel();
-      return undefined;
-    }
-    if (!res.ok) throw await errorOf(res);
-    return this.#decode(full, new Uint8Array(await res.arrayBuffer()));
+    if (res.status === 404) return undefined;
+    if (!res.ok) throw errorOf(res);
+    return this.#decode(full, res.bytes);
   }
 
   /** Stores a value (the namespace's TTL and tags unless given). */
@@ -191,8 +200,7 @@ export class Namespace<T> {
   async delete(key: string): Promise<void> {
     const full = this.#prefix + key;
     const res = await this.#client.request('DELETE', keyPath(full), null, {}, full);
-    if (!res.ok) throw await errorOf(res);
-    await res.body?.cancel();
+    if (!res.ok) throw errorOf(res);
   }
 
   /** Several keys at once (the cache only): a Map of each key to its value or undefined. */
@@ -201,8 +209,8 @@ export class Namespace<T> {
     if (keys.length === 0) return out;
     const full = keys.map((k) => this.#prefix + k);
     const res = await this.#client.request('POST', '/v1/mget', JSON.stringify({ keys: full }), { 'content-type': 'application/json' }, full[0] as string);
-    if (!res.ok) throw await errorOf(res);
-    const { values } = (await res.json()) as { values: Record<string, string | null> };
+    if (!res.ok) throw errorOf(res);
+    const { values } = res.json() as { values: Record<string, string | null> };
     keys.forEach((key, i) => {
       const b64 = values[full[i] as string];
       out.set(key, b64 == null ? undefined : this.#decode(full[i] as string, fromBase64(b64)));
@@ -214,8 +222,8 @@ export class Namespace<T> {
   async invalidate(what: { readonly keys?: readonly string[]; readonly tags?: readonly string[] }): Promise<number> {
     const body = JSON.stringify({ keys: (what.keys ?? []).map((k) => this.#prefix + k), tags: what.tags ?? [] });
     const res = await this.#client.request('POST', '/v1/invalidate', body, { 'content-type': 'application/json' });
-    if (!res.ok) throw await errorOf(res);
-    return ((await res.json()) as { invalidated: number }).invalidated;
+    if (!res.ok) throw errorOf(res);
+    return (res.json() as { invalidated: number }).invalidated;
   }
 
   /**
@@ -245,20 +253,16 @@ export class Namespace<T> {
     const waitMs = options.waitMs ?? 2000;
     for (let attempt = 0; ; attempt++) {
       const res = await this.#client.request('GET', `${keyPath(full)}?lease=${leaseMs}&wait=${waitMs}`, null, {}, full);
-      if (res.ok) return this.#decode(full, new Uint8Array(await res.arrayBuffer()));
-      const lease = res.headers.get('strata-lease');
-      if (res.status !== 404) throw await errorOf(res);
-      await res.body?.cancel();
+      if (res.ok) return this.#decode(full, res.bytes);
+      const lease = res.header('strata-lease');
+      if (res.status !== 404) throw errorOf(res);
       if (lease !== null) {
         let value: T;
         try {
           value = await loader();
         } catch (err) {
           // Give the lease back at once, so that a waiter loads instead of waiting for it to expire.
-          await this.#client
-            .request('DELETE', keyPath(full), null, { 'strata-lease': lease }, full)
-            .then((r) => r.body?.cancel())
-            .catch(() => {});
+          await this.#client.request('DELETE', keyPath(full), null, { 'strata-lease': lease }, full).catch(() => {});
           throw err;
         }
         await this.#put(full, this.#encode(full, value), options, lease);
@@ -266,7 +270,7 @@ export class Namespace<T> {
       }
       // The wait for another caller's fill ended: ask again (the lease may be ours now), then load without the cache.
       if (attempt >= 2) return loader();
-      const retryS = Number(res.headers.get('retry-after') ?? 1);
+      const retryS = Number(res.header('retry-after') ?? 1);
       await new Promise((r) => setTimeout(r, Math.min(1000, 1000 * (Number.isFinite(retryS) ? retryS : 1))));
     }
   }
@@ -283,12 +287,8 @@ export class Namespace<T> {
     if (lease !== null) headers['strata-lease'] = lease;
     const res = await this.#client.request('PUT', `${keyPath(full)}${q === '' ? '' : `?${q}`}`, bytes, headers, full);
     // A voided lease: the value was loaded before a change of the key, so it is not stored; not an error for the caller.
-    if (res.status === 409 && lease !== null) {
-      await res.body?.cancel();
-      return;
-    }
-    if (!res.ok) throw await errorOf(res);
-    await res.body?.cancel();
+    if (res.status === 409 && lease !== null) return;
+    if (!res.ok) throw errorOf(res);
   }
 
   #encode(full: string, value: T): Uint8Array {

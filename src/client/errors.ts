@@ -1,3 +1,5 @@
+import type { Answer } from './transport.js';
+
 /** Errors the typed client throws: the server's stable codes (docs/errors.md), and its own. */
 
 /**
@@ -28,8 +30,8 @@ export class StrataError extends Error {
 }
 
 /** The error a non-2xx answer carries (`{"error":{"code","message"}}`), as a StrataError. */
-export async function errorOf(res: Response): Promise<StrataError> {
-  const text = await res.text().catch(() => '');
+export function errorOf(res: Answer): StrataError {
+  const text = res.text();
   try {
     const body = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
     const { code, message } = body.error ?? {};

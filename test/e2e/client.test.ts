@@ -4,6 +4,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createClient, json, msgpack, raw, StrataError, schema, text } from '../../src/client/index.js';
+import { fetchTransport, TransportError, undiciTransport } from '../../src/client/transport.js';
 import type { MemberConfig } from '../../src/cluster/members.js';
 import type { StrataNode } from '../../src/node.js';
 import { ROOT, startTestNode } from '../helpers/node.js';
@@ -110,6 +111,22 @@ describe('typed client, one node', () => {
     // And a value that does not match is not written.
     expect(await people.set('bad', { name: 'x', born: 1.5 }).catch((e: unknown) => e)).toMatchObject({ code: 'E_CLIENT_CODEC' });
     expect(await people.get('bad')).toBeUndefined();
+  });
+
+  it('both transports answer alike: undici on Node.js, fetch elsewhere', async () => {
+    const undici = await undiciTransport();
+    for (const send of [fetchTransport, undici]) {
+      const put = await send('PUT', `${node.url}/v1/keys/t%3Ax`, { authorization: 'Bearer client-token-1', 'content-type': 'text/plain' }, 'v', 2000);
+      expect(put.status).toBe(204);
+      const got = await send('GET', `${node.url}/v1/keys/t%3Ax`, {}, null, 2000);
+      expect([got.status, got.ok, got.text(), got.header('content-type'), got.header('x-strata-node')]).toEqual([200, true, 'v', 'text/plain', node.nodeId]);
+      const missing = await send('GET', `${node.url}/v1/keys/t%3Anone`, {}, null, 2000);
+      expect([missing.ok, (missing.json() as { error: { code: string } }).error.code]).toEqual([false, 'E_KEY_NOT_FOUND']);
+      const refused = await send('GET', `http://127.0.0.1:${await freePort()}/`, {}, null, 2000).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(TransportError);
+      expect((refused as TransportError).timedOut).toBe(false);
+    }
+    await undici.close();
   });
 
   it('a loader that fails gives its lease back: a waiting caller loads and stores at once', async () => {
