@@ -25,14 +25,21 @@ type NotJson = bigint | symbol | Function | Date | Map<unknown, unknown> | Set<u
  * not: `json<T>()` compiles only when T extends JsonSafe<T>. Optional properties are
  * fine (JSON omits them); `undefined` as a value is not.
  */
-export type JsonSafe<T> = T extends JsonPrimitive
+export type JsonSafe<T> = CarriedBy<T, JsonPrimitive, NotJson>;
+
+/**
+ * T where every part is a `Leaf` or built of them by arrays and objects, and
+ * `never` in every place holding a `Refused` (or anything else). Optional
+ * properties are checked without their `undefined`.
+ */
+type CarriedBy<T, Leaf, Refused> = T extends Leaf
   ? T
-  : T extends NotJson
+  : T extends Refused
     ? never
     : T extends readonly (infer U)[]
-      ? readonly JsonSafe<U>[]
+      ? readonly CarriedBy<U, Leaf, Refused>[]
       : T extends object
-        ? { [K in keyof T]: K extends symbol ? never : JsonSafe<Exclude<T[K], undefined>> }
+        ? { [K in keyof T]: K extends symbol ? never : CarriedBy<Exclude<T[K], undefined>, Leaf, Refused> }
         : never;
 
 const encoder = new TextEncoder();
@@ -75,15 +82,7 @@ export function text(): Codec<string> {
 type NotMsgpack = bigint | symbol | Function | Map<unknown, unknown> | Set<unknown> | undefined | RegExp;
 
 /** T itself where MessagePack round-trips it (a Date and bytes too, unlike JSON), `never` where it would not. */
-export type MsgpackSafe<T> = T extends JsonPrimitive | Date | Uint8Array
-  ? T
-  : T extends NotMsgpack
-    ? never
-    : T extends readonly (infer U)[]
-      ? readonly MsgpackSafe<U>[]
-      : T extends object
-        ? { [K in keyof T]: K extends symbol ? never : MsgpackSafe<Exclude<T[K], undefined>> }
-        : never;
+export type MsgpackSafe<T> = CarriedBy<T, JsonPrimitive | Date | Uint8Array, NotMsgpack>;
 
 type MsgpackGuard<T> = [T] extends [MsgpackSafe<T>]
   ? []
