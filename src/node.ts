@@ -151,21 +151,6 @@ async function startClaimed(config: StrataConfig, listenPort: number, options: S
         });
   postgres?.start();
   const self = selfMember(config, listenPort);
-  let membership: Membership | null = null;
-  const registry = config.registry && target !== null ? new RedisRegistry(target, config.l2TimeoutMs, (announcement) => membership?.hear(announcement)) : null;
-  // The fronts take the ring when they start (and every change after): the supervisor exists first.
-  let ringMembers: readonly MemberConfig[] = [];
-  let fronts: FrontSupervisor | null = null;
-  membership = new Membership({
-    self,
-    members: config.members,
-    registry,
-    onRing: (members) => {
-      ringMembers = members;
-      fronts?.setRing(members);
-    },
-    say,
-  });
   const stats = new StatsReporter({
     counters,
     fronts: frontTotals,
@@ -203,9 +188,10 @@ async function startClaimed(config: StrataConfig, listenPort: number, options: S
         return { status: 200, contentType: 'application/json', body: JSON.stringify(clusterView(membership, frontTotals, config.routing)) };
     }
   };
-  fronts = new FrontSupervisor({ config, port: listenPort, frontCounters, hotIndexShape: shape, shards: pool, answer, say, nodeId: self.id });
-  fronts.setRing(ringMembers);
-  const frontsStarted = fronts;
+  const fronts = new FrontSupervisor({ config, port: listenPort, frontCounters, hotIndexShape: shape, shards: pool, answer, say, nodeId: self.id });
+  // Every ring (the first one now) goes to the fronts, which take it before they listen.
+  const registry = config.registry && target !== null ? new RedisRegistry(target, config.l2TimeoutMs, (announcement) => membership.hear(announcement)) : null;
+  const membership = new Membership({ self, members: config.members, registry, onRing: (members) => fronts.setRing(members), say });
   /** Stops what runs behind the fronts; the supervisor's own ops may finish until shardsTimeoutMs. */
   const stopBackground = async (shardsTimeoutMs = 0) => {
     stats.close();
@@ -216,7 +202,7 @@ async function startClaimed(config: StrataConfig, listenPort: number, options: S
     await pool.close();
   };
   membership.start();
-  await frontsStarted.start().catch(async (err: unknown) => {
+  await fronts.start().catch(async (err: unknown) => {
     await stopBackground();
     throw err;
   });
@@ -229,8 +215,8 @@ async function startClaimed(config: StrataConfig, listenPort: number, options: S
       await membership.close();
       // In-flight requests (a body still arriving, ops at a shard) finish before the shards stop.
       const deadline = Date.now() + config.drainTimeoutMs;
-      await frontsStarted.drain(deadline);
-      await frontsStarted.close();
+      await fronts.drain(deadline);
+      await fronts.close();
       await stopBackground(Math.max(0, deadline - Date.now()));
     })();
     return closing;
@@ -242,7 +228,7 @@ async function startClaimed(config: StrataConfig, listenPort: number, options: S
     counters,
     l2Status,
     close,
-    internals: { pool, fronts: frontsStarted, stats, l2, postgres, membership },
+    internals: { pool, fronts: fronts, stats, l2, postgres, membership },
   };
 }
 

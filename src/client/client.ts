@@ -102,12 +102,15 @@ export class StrataClient {
     this.refresh().catch(() => {});
   }
 
-  /** The nodes to try for a key, its owner first, then the others in ring order of preference. */
-  #order(key: string | null): readonly ClientNode[] {
+  /** The node to try first for a key: its owner (the others follow in list order). */
+  #first(nodes: readonly ClientNode[], key: string | null): number {
     const ring = this.#ring;
-    if (ring === null || key === null) return this.#nodes;
+    if (ring === null || key === null) return 0;
     const owner = ring.owner(key);
-    return [...this.#nodes].sort((a, b) => (a.id === owner ? -1 : b.id === owner ? 1 : 0));
+    return Math.max(
+      0,
+      nodes.findIndex((n) => n.id === owner),
+    );
   }
 
   /**
@@ -117,14 +120,15 @@ export class StrataClient {
    */
   async request(method: string, path: string, body: Uint8Array | string | null, headers: Record<string, string>, key: string | null = null): Promise<Answer> {
     const deadline = Date.now() + this.#timeoutMs;
-    const nodes = this.#order(key);
+    const nodes = this.#nodes;
+    const first = this.#first(nodes, key);
     const all: Record<string, string> = { ...headers };
     if (this.#token !== undefined) all.authorization = `Bearer ${this.#token}`;
     this.#transport ??= defaultTransport();
     const send = await this.#transport;
     let last: StrataError | null = null;
     for (let attempt = 0; attempt <= this.#retries; attempt++) {
-      const node = nodes[attempt % nodes.length] as ClientNode;
+      const node = nodes[(first + attempt) % nodes.length] as ClientNode;
       const left = deadline - Date.now();
       if (left <= 0) break;
       try {

@@ -7,10 +7,10 @@
  * the forward's deadline: the owner waits no longer than that (a lease wait).
  *
  * Each peer has a breaker: after FAILURES_TO_OPEN forwards in a row that got
- * no answer (refused, reset, past the forward deadline) the node serves that
- * peer's keys itself for OPEN_MS, then lets one forward through to probe. An
- * answer of any status from the owner is the owner's answer: it is relayed,
- * and it closes the breaker.
+ * no answer (refused, reset, past the forward deadline, or a draining
+ * owner's 503) the node serves that peer's keys itself for OPEN_MS, then
+ * lets one forward through to probe. Any other answer from the owner is the
+ * owner's answer: it is relayed, and it closes the breaker.
  */
 import { Pool } from 'undici';
 import type { FallbackReason } from '../counters/layout.js';
@@ -19,7 +19,7 @@ import { Ring } from './ring.js';
 
 /** The request header that marks a forwarded request (its value: the forwarding node's id). */
 export const HOP_HEADER = 'x-strata-hop';
-/** The request header that carries the time the forwarding node has left, ms. */
+/** The request header that carries the forward's deadline, ms (the owner waits no longer than that). */
 export const DEADLINE_HEADER = 'x-strata-deadline-ms';
 /** The response header naming the node that served a key request. */
 export const NODE_HEADER = 'x-strata-node';
@@ -198,12 +198,16 @@ export class Forwarder {
   readonly #inFlight = new Set<ForwardHandler>();
   readonly #sweep: NodeJS.Timeout;
 
+  /** The headers every forward carries: the hop mark and the deadline. */
+  readonly #hopHeaders: string[];
+
   constructor(
     readonly self: string,
     /** How long a forward may take from the moment it is asked for, queue and connect included, ms. */
     readonly timeoutMs: number,
   ) {
     this.#ring = new Ring([{ id: self, weight: 1 }]);
+    this.#hopHeaders = [HOP_HEADER, self, DEADLINE_HEADER, String(timeoutMs)];
     this.#sweep = setInterval(() => this.#expire(), SWEEP_MS);
     this.#sweep.unref();
   }
@@ -230,10 +234,6 @@ export class Forwarder {
       this.#peers.delete(id);
       void peer.pool.close();
     }
-  }
-
-  get ring(): Ring {
-    return this.#ring;
   }
 
   /** The peer that owns a key hash, or null when this node does. */
@@ -264,7 +264,7 @@ export class Forwarder {
     });
     this.#inFlight.add(handler);
     try {
-      const headers = [HOP_HEADER, this.self, DEADLINE_HEADER, String(ms), ...(request.headers ?? [])];
+      const headers = request.headers === undefined ? this.#hopHeaders : [...this.#hopHeaders, ...request.headers];
       const body = request.body === undefined ? null : Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength);
       peer.pool.dispatch(
         { origin: peer.url, method: request.method, path: wirePath(request.path), headers, body, headersTimeout: ms, bodyTimeout: ms },

@@ -206,7 +206,7 @@ export class Membership {
       }
       // Right after the registry was unreachable, the others may not have written again yet: nobody is missed until
       // every live node has had a heartbeat's time to do so.
-      if (this.#recovered === 0 && this.#errors > 0 && this.#lastPollFailed) this.#recovered = now;
+      if (this.#recovered === 0 && this.#lastPollFailed) this.#recovered = now;
       this.#lastPollFailed = false;
       const settling = this.#recovered !== 0 && now - this.#recovered < RECORD_TTL_MS;
       for (const [id, seen] of this.#seen) {

@@ -43,7 +43,7 @@ export interface AppContext {
   readonly draining: () => boolean;
   /** Answers that need the whole node (readiness, metrics, stats, cluster), from the supervisor. */
   readonly ask: (question: Question) => Promise<SupervisorAnswer>;
-  /** Sends key reads to their owner node; null when the node serves every key itself (routing local). */
+  /** Sends key requests to their owner node; null when the node serves every key itself (routing local). */
   readonly forwarder: Forwarder | null;
 }
 
@@ -218,7 +218,6 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
   const maxWaitMs = Math.floor(answerWithinMs(config.requestTimeoutMs));
   const origins = config.origins;
   const forwarder = ctx.forwarder;
-  /** Sends a key read to the node that owns it and relays its answer; what gets none is served here, counted. */
   /**
    * Sends a key request to the node that owns the key and relays its answer;
    * what gets none (breaker open, unreachable, too slow, draining) is served
@@ -253,25 +252,21 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
       client.submit(shard, op, key, leaseArgs(get.waitMs === 0 ? get : { ...get, waitMs: Math.max(0, get.waitMs - spentMs) }), ex, 0);
     });
   };
-  /** The peer a write of `hash` goes to (null: this node writes it), and counts a write another node forwarded here. */
-  const writeOwner = (req: HttpRequest, hash: number): Peer | null => {
-    if (req.getHeader(HOP_HEADER) !== '') {
-      counters.servedForPeer();
-      return null;
-    }
-    return forwarder === null ? null : forwarder.ownerOf(hash);
+  /** Whether another node forwarded this request here (served here whatever this node's ring says: one hop at most); counted. */
+  const fromPeer = (req: HttpRequest): boolean => {
+    if (req.getHeader(HOP_HEADER) === '') return false;
+    counters.servedForPeer();
+    return true;
   };
+  /** The peer a write of `hash` goes to (null: this node writes it). */
+  const writeOwner = (req: HttpRequest, hash: number): Peer | null => (fromPeer(req) || forwarder === null ? null : forwarder.ownerOf(hash));
   const lookup = (head: boolean) => (res: HttpResponse, req: HttpRequest) => {
     const route = head ? 'head' : 'get';
     const h = scanHeaders(req);
     const query = req.getQuery() ?? '';
-    // Forwarded by another node: served here whatever this node's ring says (one hop at most).
-    const forwarded = req.getHeader(HOP_HEADER) !== '';
+    const forwarded = fromPeer(req);
     let get = query === '' ? NO_LEASE : parseGetQuery(query, maxWaitMs);
-    if (forwarded) {
-      counters.servedForPeer();
-      if (!isProblem(get) && get.waitMs > 0) get = withinDeadline(get, req.getHeader(DEADLINE_HEADER));
-    }
+    if (forwarded && !isProblem(get) && get.waitMs > 0) get = withinDeadline(get, req.getHeader(DEADLINE_HEADER));
     // Fast path: a valid key whose entry the shard has published is answered here, in the handler
     // (a lease request too: a fresh hit leaves nothing to load).
     if (!head && !isProblem(get) && h.contentLengths === 0 && h.codings === 0 && headerProblem(h) === null && !ctx.draining()) {
