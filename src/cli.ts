@@ -1,14 +1,15 @@
 #!/usr/bin/env -S node --max-semi-space-size=2
 // The flag keeps the main thread's young generation at 2 MiB per semi-space instead of V8's 16 (docs/memory.md);
 // `npm start` passes the same flag, since a flag cannot be set once V8's heap exists.
-import { helpText, loadConfig } from './config/load.js';
+import { earlyLogFormat, helpText, loadConfig } from './config/load.js';
 import type { StrataConfig } from './config/schema.js';
 import { ConfigError, EXIT, PortInUseError, StrataError } from './errors.js';
 import { CLOSE_WAIT_MS } from './front/supervisor.js';
+import { errorFields, Logger } from './log.js';
 import { startNode } from './node.js';
 
 /** Entry point: `strata [options]`. Exit 2 on bad configuration, 1 on other startup failures. */
-async function main(argv: readonly string[]): Promise<void> {
+async function main(argv: readonly string[], log: { current: Logger }): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(helpText());
     return;
@@ -18,45 +19,37 @@ async function main(argv: readonly string[]): Promise<void> {
     config = await loadConfig({ argv, env: process.env, cwd: process.cwd() });
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`strata: ${err.message}\n`);
+      log.current.event('node.start_failed', { code: err.code, exitCode: EXIT.CONFIG, option: err.option }, `strata: ${err.message}`);
       process.exit(EXIT.CONFIG);
     }
     throw err;
   }
-  const node = await startNode(config, { say: (line) => process.stdout.write(`${line}\n`) });
-  const mib = (config.l1MaxBytes / 1048576).toFixed(config.l1MaxBytes % 1048576 === 0 ? 0 : 1);
-  const l2 = node.internals.l2;
-  process.stdout.write(
-    `strata listening on http://${config.host}:${node.port} with ${config.fronts} front${config.fronts === 1 ? '' : 's'} and ${config.shards} shard${config.shards === 1 ? '' : 's'}, L1 budget ${mib} MiB, ${l2 === null ? 'no L2 configured (L1 only)' : `L2 ${l2.describe()}`}, node ${node.nodeId}${clusterSummary(config)}\n`,
-  );
-  const status = node.l2Status();
-  if (status.configured && !status.up) {
-    const why = status.lastError ? ` (${status.lastError})` : '';
-    process.stderr.write(
-      `strata: warning: the L2 is not reachable yet${why}; L1 hits are served, everything else gets 503 E_L2_UNAVAILABLE and /readyz 503 until it is\n`,
-    );
-  }
+  const logger = new Logger({ format: config.logFormat });
+  log.current = logger;
+  // The node logs its start, configuration, listening line and L2 state (docs/logs.md).
+  const node = await startNode(config, { log: logger });
   let signalled = false;
   const stop = (signal: string) => {
     if (signalled) return;
     signalled = true;
-    process.stdout.write(`strata: ${signal}: draining\n`);
+    logger.event('node.draining', { signal, drainTimeoutMs: config.drainTimeoutMs }, `strata: ${signal}: draining`);
     // The drain (a hung front is waited for CLOSE_WAIT_MS past it), the fronts' stop (CLOSE_WAIT_MS), then the workers, PostgreSQL and the L2.
-    const force = setTimeout(
-      () => {
-        process.stderr.write('strata: drain took too long; exiting\n');
-        process.exit(EXIT.FAILURE);
-      },
-      config.drainTimeoutMs + 2 * CLOSE_WAIT_MS + 1500,
-    );
+    const waitedMs = config.drainTimeoutMs + 2 * CLOSE_WAIT_MS + 1500;
+    const force = setTimeout(() => {
+      logger.event('node.drain_timeout', { waitedMs }, 'strata: drain took too long; exiting');
+      process.exit(EXIT.FAILURE);
+    }, waitedMs);
     force.unref();
     node.close().then(
       () => {
-        process.stdout.write('strata: stopped\n');
+        logger.event('node.stopped', {}, 'strata: stopped');
         process.exit(EXIT.OK);
       },
       (err: unknown) => {
-        process.stderr.write(`strata: shutdown failed: ${(err as Error).stack ?? err}\n`);
+        const fields = errorFields(err);
+        // A StrataError's message is the node's own words; another error's may quote data (docs/logs.md).
+        const why = err instanceof StrataError ? `[${err.code}] ${err.message}` : `${fields.error}${fields.at === undefined ? '' : ` at ${fields.at}`}`;
+        logger.event('node.stop_failed', fields, `strata: shutdown failed: ${why}`);
         process.exit(EXIT.FAILURE);
       },
     );
@@ -65,17 +58,16 @@ async function main(argv: readonly string[]): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
-main(process.argv.slice(2)).catch((err: unknown) => {
-  const code = err instanceof StrataError ? ` [${err.code}]` : '';
-  process.stderr.write(`strata: cannot start${code}: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(err instanceof PortInUseError ? EXIT.PORT_IN_USE : EXIT.FAILURE);
+// Until the configuration is loaded, failures are logged in the format its flag or variable names, if valid.
+const log = { current: new Logger({ format: earlyLogFormat(process.argv.slice(2), process.env) }) };
+main(process.argv.slice(2), log).catch((err: unknown) => {
+  const code = err instanceof StrataError ? err.code : null;
+  const exitCode = err instanceof PortInUseError ? EXIT.PORT_IN_USE : EXIT.FAILURE;
+  // Nothing has been served yet: the message holds no request data.
+  log.current.event(
+    'node.start_failed',
+    { code, exitCode },
+    `strata: cannot start${code === null ? '' : ` [${code}]`}: ${err instanceof Error ? err.message : String(err)}`,
+  );
+  process.exit(exitCode);
 });
-
-/** How the node finds its peers, for the start line. */
-function clusterSummary(config: StrataConfig): string {
-  const parts: string[] = [];
-  if (config.members.length > 0) parts.push(`${config.members.length} configured members`);
-  if (config.registry) parts.push('the registry');
-  if (parts.length === 0) return '';
-  return ` (ring from ${parts.join(' and ')}, routing ${config.routing})`;
-}

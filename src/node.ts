@@ -14,11 +14,13 @@ import { loadNativeUws } from './http/uws.js';
 import { invalidate, remoteDrops } from './invalidation/invalidate.js';
 import { PostgresInvalidation } from './invalidation/postgres.js';
 import { allocatedBytes, hotIndexShapeFor } from './l1/hot-index.js';
-import { type L2Status, l2TargetOf, NodeL2Link } from './l2/node-link.js';
+import { downReason, healthOf, type L2Status, l2TargetOf, NodeL2Link } from './l2/node-link.js';
+import { configSummary, type Logger, SILENT_LOG } from './log.js';
 import { MetricsRegistry } from './metrics/registry.js';
 import { StatsReporter } from './metrics/stats.js';
 import { OriginSlots } from './origin/slots.js';
 import { ShardSupervisor } from './shards/supervisor.js';
+import { VERSION } from './version.js';
 
 /** A running node. */
 export interface StrataNode {
@@ -53,10 +55,16 @@ const PURGE_INTERVAL_MS = 1000;
  */
 export const L2_START_WAIT_MS = 5000;
 
-/** What the process running the node wants to hear while it starts. */
+/** What the process running the node wants to hear while it starts and runs. */
 export interface StartOptions {
-  /** A line for the operator (the CLI prints it on stdout). @default ignore */
-  readonly say?: (line: string) => void;
+  /** Where the node logs its events (docs/logs.md); the CLI's writes to stdout and stderr. @default SILENT_LOG */
+  readonly log?: Logger;
+}
+
+/** One startNode call's log, and whether node.start and node.config are out (once, whatever port 0 retries). */
+interface StartLog {
+  readonly log: Logger;
+  announced: boolean;
 }
 
 /**
@@ -67,11 +75,12 @@ export interface StartOptions {
 export async function startNode(config: StrataConfig, options: StartOptions = {}): Promise<StrataNode> {
   // Refuses a fallback JS server before anything starts (each front loads it again in its thread).
   loadNativeUws();
+  const log: StartLog = { log: options.log ?? SILENT_LOG, announced: false };
   // Port 0: the port picked may be taken before the fronts bind it (by another process, or an outgoing
   // connection of this one); another pick is as good, so a few are tried.
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startOn(config.port === 0 ? await pickPort(config.host) : config.port, config, options);
+      return await startOn(config.port === 0 ? await pickPort(config.host) : config.port, config, log);
     } catch (err) {
       if (config.port !== 0 || !(err instanceof PortInUseError) || attempt >= PORT_ZERO_ATTEMPTS) throw err;
     }
@@ -81,12 +90,12 @@ export async function startNode(config: StrataConfig, options: StartOptions = {}
 /** How many free ports a node started on port 0 tries before it gives up. */
 const PORT_ZERO_ATTEMPTS = 3;
 
-async function startOn(port: number, config: StrataConfig, options: StartOptions): Promise<StrataNode> {
+async function startOn(port: number, config: StrataConfig, startLog: StartLog): Promise<StrataNode> {
   // First: a node whose port is taken must not start workers or touch the L2.
   const claim = await claimPort(config.host, port);
   let node: StrataNode;
   try {
-    node = await startClaimed(config, port, options);
+    node = await startClaimed(config, port, startLog);
   } catch (err) {
     claim.release();
     throw err;
@@ -95,8 +104,19 @@ async function startOn(port: number, config: StrataConfig, options: StartOptions
   return { ...node, close: () => close().finally(() => claim.release()) };
 }
 
-async function startClaimed(config: StrataConfig, listenPort: number, options: StartOptions): Promise<StrataNode> {
-  const say = options.say ?? (() => {});
+async function startClaimed(config: StrataConfig, listenPort: number, startLog: StartLog): Promise<StrataNode> {
+  const log = startLog.log;
+  // Its id is known once the port is (derived from it when not configured).
+  const self = selfMember(config, listenPort);
+  if (!startLog.announced) {
+    startLog.announced = true;
+    log.event(
+      'node.start',
+      { version: VERSION, nodeId: self.id, pid: process.pid, nodeVersion: process.version },
+      `strata: starting Strata ${VERSION} as node ${self.id} (pid ${process.pid})`,
+    );
+    log.event('node.config', configSummary(config), 'strata: configuration');
+  }
   const counters = new Counters(config.shards, undefined, config.origins.length);
   const frontCounters = allocateFrontCounters(config.fronts, config.shards);
   const frontTotals = new FrontTotals(frontCounters, config.fronts, config.shards);
@@ -105,10 +125,11 @@ async function startClaimed(config: StrataConfig, listenPort: number, options: S
   const l1MaxBytesPerShard = Math.floor(config.l1MaxBytes / config.shards);
   const shape = hotIndexShapeFor(l1MaxBytesPerShard, config.fronts);
   const target = l2TargetOf(config);
-  const l2 = target === null ? null : new NodeL2Link(target, config);
+  const l2 = target === null ? null : new NodeL2Link(target, config, log);
   const l2Status = (): L2Status => l2?.status(counters) ?? { configured: false, up: false };
   const pool = new ShardSupervisor({
     shards: config.shards,
+    log,
     workerData: {
       shards: config.shards,
       countersBuffer: counters.buffer,
@@ -135,7 +156,13 @@ async function startClaimed(config: StrataConfig, listenPort: number, options: S
     // A Redis that is down now is not fatal: the node listens, reports not ready, and heals when Redis answers.
     const deadline = Date.now() + L2_START_WAIT_MS;
     await new Promise((r) => setTimeout(r, 20));
-    if (!l2Status().up) say(`strata: connecting to the L2 (${l2.describe()}); serving in at most ${L2_START_WAIT_MS / 1000} s, with or without it`);
+    if (!l2Status().up) {
+      log.event(
+        'l2.connecting',
+        { ...l2.addresses, waitMs: L2_START_WAIT_MS },
+        `strata: connecting to the L2 (${l2.describe()}); serving in at most ${L2_START_WAIT_MS / 1000} s, with or without it`,
+      );
+    }
     while (!l2Status().up && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   }
   // Invalidations from PostgreSQL go through the node's own invalidation path (L2, bus, every L1).
@@ -147,10 +174,10 @@ async function startClaimed(config: StrataConfig, listenPort: number, options: S
           channels: config.postgresChannels,
           shared: l2 !== null,
           apply: (keys, tags) => invalidate(shards, keys, tags),
-          say,
+          // Its lines name outbox ids, gap bounds and PostgreSQL's errors: no keys, tags or credentials.
+          say: (line) => log.event('postgres.notice', {}, line),
         });
   postgres?.start();
-  const self = selfMember(config, listenPort);
   const stats = new StatsReporter({
     counters,
     fronts: frontTotals,
@@ -188,10 +215,10 @@ async function startClaimed(config: StrataConfig, listenPort: number, options: S
         return { status: 200, contentType: 'application/json', body: JSON.stringify(clusterView(membership, frontTotals, config.routing)) };
     }
   };
-  const fronts = new FrontSupervisor({ config, port: listenPort, frontCounters, hotIndexShape: shape, shards: pool, answer, say, nodeId: self.id });
+  const fronts = new FrontSupervisor({ config, port: listenPort, frontCounters, hotIndexShape: shape, shards: pool, answer, log, nodeId: self.id });
   // Every ring (the first one now) goes to the fronts, which take it before they listen.
   const registry = config.registry && target !== null ? new RedisRegistry(target, config.l2TimeoutMs, (announcement) => membership.hear(announcement)) : null;
-  const membership = new Membership({ self, members: config.members, registry, onRing: (members) => fronts.setRing(members), say });
+  const membership = new Membership({ self, members: config.members, registry, onRing: (members) => fronts.setRing(members), log });
   /** Stops what runs behind the fronts; the supervisor's own ops may finish until shardsTimeoutMs. */
   const stopBackground = async (shardsTimeoutMs = 0) => {
     stats.close();
@@ -206,11 +233,17 @@ async function startClaimed(config: StrataConfig, listenPort: number, options: S
     await stopBackground();
     throw err;
   });
+  const l2AtStart = l2Status();
+  logListening(log, config, listenPort, self.id, l2 === null ? null : { link: l2, status: l2AtStart });
+  // From here on, transitions only: the listening line said how the L2 was.
+  l2?.watch(counters, l2AtStart.up);
 
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
     closing ??= (async () => {
       draining = true;
+      // The node takes its L2 down itself now: not an event.
+      l2?.unwatch();
       // Off the ring first: the other nodes stop forwarding here while this one drains.
       await membership.close();
       // In-flight requests (a body still arriving, ops at a shard) finish before the shards stop.
@@ -230,6 +263,37 @@ async function startClaimed(config: StrataConfig, listenPort: number, options: S
     close,
     internals: { pool, fronts: fronts, stats, l2, postgres, membership },
   };
+}
+
+/**
+ * The listening line (start, config and L2 in one sentence, as the node has
+ * always printed it), and the L2's state when it is not up yet.
+ */
+function logListening(log: Logger, config: StrataConfig, port: number, nodeId: string, l2: { link: NodeL2Link; status: L2Status } | null): void {
+  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  const mib = (config.l1MaxBytes / 1048576).toFixed(config.l1MaxBytes % 1048576 === 0 ? 0 : 1);
+  const { fronts, shards } = config;
+  log.event(
+    'node.listening',
+    { url, nodeId, fronts, shards, l2: l2 === null ? 'none' : l2.status.up ? 'up' : 'down' },
+    `strata listening on http://${config.host}:${port} with ${fronts} front${fronts === 1 ? '' : 's'} and ${shards} shard${shards === 1 ? '' : 's'}, L1 budget ${mib} MiB, ${l2 === null ? 'no L2 configured (L1 only)' : `L2 ${l2.link.describe()}`}, node ${nodeId}${clusterSummary(config)}`,
+  );
+  if (l2 === null || l2.status.up) return;
+  const why = l2.status.lastError ? ` (${l2.status.lastError})` : '';
+  log.event(
+    'l2.down',
+    { ...healthOf(l2.status, shards), reason: downReason(l2.status, shards), atStart: true },
+    `strata: warning: the L2 is not reachable yet${why}; L1 hits are served, everything else gets 503 E_L2_UNAVAILABLE and /readyz 503 until it is`,
+  );
+}
+
+/** How the node finds its peers, for the listening line. */
+function clusterSummary(config: StrataConfig): string {
+  const parts: string[] = [];
+  if (config.members.length > 0) parts.push(`${config.members.length} configured members`);
+  if (config.registry) parts.push('the registry');
+  if (parts.length === 0) return '';
+  return ` (ring from ${parts.join(' and ')}, routing ${config.routing})`;
 }
 
 /** Characters a node id may not have, replaced in the one derived from the host name. */

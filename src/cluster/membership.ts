@@ -17,6 +17,7 @@
  * When the registry cannot be read (the L2 is down), the last ring stays:
  * losing Redis must not move keys between nodes that are all still up.
  */
+import type { Logger } from '../log.js';
 import type { MemberConfig } from './members.js';
 import type { Announcement, MemberRecord, RedisRegistry } from './registry.js';
 import { Ring } from './ring.js';
@@ -60,8 +61,8 @@ export interface MembershipOptions {
   readonly registry: RedisRegistry | null;
   /** Called with the ring's members whenever they change (and once at start). */
   readonly onRing: (members: readonly MemberConfig[]) => void;
-  /** A line for the operator. */
-  readonly say: (line: string) => void;
+  /** Where members joining and leaving the ring are logged. */
+  readonly log: Logger;
 }
 
 /** What the registry told of another node. */
@@ -79,6 +80,8 @@ export class Membership {
   /** Every other node the config names or the registry lists. */
   readonly #seen = new Map<string, Seen>();
   readonly #static: ReadonlySet<string>;
+  /** Members that announced their leave and have not been dropped yet (the log says why they went). */
+  readonly #leaving = new Set<string>();
   #ring: Ring;
   #ringMembers: readonly MemberConfig[] = [];
   #timer: NodeJS.Timeout | null = null;
@@ -116,6 +119,7 @@ export class Membership {
     if (this.#closed || announcement.id === this.#options.self.id) return;
     const seen = this.#seen.get(announcement.id);
     if (announcement.event === 'leave' && seen !== undefined) {
+      this.#leaving.add(announcement.id);
       // It was up to say so: not a static member still starting.
       seen.lastSeenMs ??= Date.now();
       seen.missingSinceMs = Date.now() - GRACE_MS - 1;
@@ -197,7 +201,10 @@ export class Membership {
         if (id === self.id) continue;
         const seen = this.#seen.get(id);
         if (record !== null) {
-          if (seen === undefined || seen.missingSinceMs !== 0) this.#options.say(`strata: member ${id} is on the ring (${record.url})`);
+          if (seen === undefined || seen.missingSinceMs !== 0) {
+            this.#leaving.delete(id);
+            this.#options.log.event('member.join', { id, url: record.url }, `strata: member ${id} is on the ring (${record.url})`);
+          }
           this.#seen.set(id, { record, lastSeenMs: now, missingSinceMs: 0 });
         } else if (seen === undefined) {
           // Expired before this node ever saw it alive: not on this ring; dropped from the set eventually.
@@ -236,7 +243,13 @@ export class Membership {
     for (const [id, seen] of this.#seen) {
       if (this.#belongs(id, seen, now)) continue;
       if (!this.#static.has(id)) this.#seen.delete(id);
-      if (this.#onRing(id)) this.#options.say(`strata: member ${id} left the ring (no heartbeat in the registry)`);
+      const left = this.#leaving.delete(id);
+      if (!this.#onRing(id)) continue;
+      this.#options.log.event(
+        'member.leave',
+        { id, reason: left ? 'left' : 'expired' },
+        `strata: member ${id} left the ring (${left ? 'it said it was leaving' : 'no heartbeat in the registry'})`,
+      );
     }
   }
 

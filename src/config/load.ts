@@ -56,6 +56,26 @@ export function parseFlags(argv: readonly string[]): Map<string, string> {
   return flags;
 }
 
+/**
+ * The log format to report a configuration error in, when the configuration
+ * could not be loaded: the flag's, else the variable's, if it names one
+ * (`text` otherwise; a config file's logFormat is not read then).
+ */
+export function earlyLogFormat(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): StrataConfig['logFormat'] {
+  const option = OPTIONS.find((o) => o.key === 'logFormat') as OptionSpec<'logFormat'>;
+  let raw = env[option.env];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === option.flag) raw = argv[i + 1];
+    else if (arg.startsWith(`${option.flag}=`)) raw = arg.slice(option.flag.length + 1);
+  }
+  try {
+    return raw === undefined || raw === '' ? 'text' : option.parse(raw);
+  } catch {
+    return 'text';
+  }
+}
+
 /** Loads a config file (.ts through a type-stripping transform, or .js/.mjs/.json) and returns its default export. */
 export async function loadConfigFile(path: string): Promise<Record<string, unknown>> {
   let source: string;

@@ -108,6 +108,12 @@ export interface StrataConfig {
    * forwarded to it (one hop); `local`: every node serves every key itself. @default "owner"
    */
   readonly routing: 'owner' | 'local';
+  /**
+   * How the node logs its events (docs/logs.md): `text`, a line for a person
+   * (warnings and errors on stderr); `json`, one JSON object per line, every
+   * event on stdout. @default "text"
+   */
+  readonly logFormat: 'text' | 'json';
 }
 
 /** What a config file may set: any subset of the options (origin rules with only the fields they change). */
@@ -288,6 +294,11 @@ function checkChannels(value: unknown): readonly string[] {
 
 function checkRouting(value: unknown): 'owner' | 'local' {
   if (value !== 'owner' && value !== 'local') throw new ConfigError('routing', value, 'must be "owner" or "local"');
+  return value;
+}
+
+function checkLogFormat(value: unknown): 'text' | 'json' {
+  if (value !== 'text' && value !== 'json') throw new ConfigError('logFormat', value, 'must be "text" or "json"');
   return value;
 }
 
@@ -611,4 +622,14 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: () => 60,
     defaultText: '60',
   }),
+  {
+    key: 'logFormat',
+    env: 'STRATA_LOG_FORMAT',
+    flag: '--log-format',
+    doc: 'text: one line per event for a person (warnings and errors on stderr); json: one JSON object per line, all on stdout (docs/logs.md)',
+    defaultText: 'text',
+    default: () => 'text' as const,
+    parse: (raw) => checkLogFormat(raw.trim()),
+    check: checkLogFormat,
+  },
 ];

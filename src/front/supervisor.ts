@@ -4,6 +4,7 @@ import type { StrataConfig } from '../config/schema.js';
 import { FrontCounters } from '../counters/counters.js';
 import { PortInUseError } from '../errors.js';
 import type { HotIndexShape } from '../l1/hot-index.js';
+import { describeError, errorFields, type Logger } from '../log.js';
 import type { ShardSupervisor } from '../shards/supervisor.js';
 import { type FromFront, type FrontWorkerData, internalAnswer, type Question, type SupervisorAnswer, type ToFront } from './messages.js';
 
@@ -34,8 +35,8 @@ export interface FrontSupervisorOptions {
   readonly nodeId: string;
   /** Renders the answers a front asks for (readiness, metrics, stats, cluster). */
   readonly answer: (question: Question) => Promise<SupervisorAnswer>;
-  /** A line for the operator. */
-  readonly say: (line: string) => void;
+  /** Where fronts that fail, are replaced or hang are logged. */
+  readonly log: Logger;
 }
 
 /** One front's seat: the thread running it now, if any. */
@@ -140,7 +141,8 @@ export class FrontSupervisor {
         }
       });
       worker.on('error', (err) => {
-        this.#options.say(`strata: front ${seat.index} failed: ${err.message}`);
+        // Not the message: a front's error may quote the request it failed on (docs/logs.md).
+        this.#options.log.event('front.error', { front: seat.index, ...errorFields(err) }, `strata: front ${seat.index} failed: ${describeError(err)}`);
       });
       worker.once('exit', (code) => {
         seat.forget?.();
@@ -163,12 +165,27 @@ export class FrontSupervisor {
     const stable = Date.now() - seat.startedAt > STABLE_AFTER_MS;
     const delay = stable ? RESTART_DELAY_MS : seat.restartDelayMs;
     seat.restartDelayMs = Math.min(MAX_RESTART_DELAY_MS, delay * 2);
-    this.#options.say(`strata: front ${seat.index} exited with code ${code}; replacing it in ${delay} ms`);
+    const log = this.#options.log;
+    log.event(
+      'front.exit',
+      { front: seat.index, exitCode: code, replaceInMs: delay },
+      `strata: front ${seat.index} exited with code ${code}; replacing it in ${delay} ms`,
+    );
     setTimeout(() => {
       if (this.#closing) return;
-      this.#spawn(seat, true).catch((err: unknown) => {
-        this.#options.say(`strata: front ${seat.index} could not be replaced: ${(err as Error).message}`);
-      });
+      this.#spawn(seat, true).then(
+        () => log.event('front.replaced', { front: seat.index, exitCode: code }, `strata: front ${seat.index} replaced; it listens again`),
+        (err: unknown) => {
+          // Strata's own errors (the port taken, the thread ended before it listened): no request data in them.
+          const failure = err instanceof Error ? err : new Error(String(err));
+          const errCode = (failure as { code?: unknown }).code;
+          log.event(
+            'front.replace_failed',
+            { front: seat.index, code: typeof errCode === 'string' ? errCode : null },
+            `strata: front ${seat.index} could not be replaced: ${failure.message}`,
+          );
+        },
+      );
     }, delay).unref();
   }
 
@@ -200,14 +217,20 @@ export class FrontSupervisor {
   }
 
   /** Waits for `work` at most `ms`; says so when it gave up. */
-  async #within(work: Promise<unknown>, ms: number, what: string): Promise<void> {
+  async #within(work: Promise<unknown>, ms: number, what: 'drain' | 'stop'): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => {
       timer = setTimeout(() => resolve('late'), ms);
     });
     const ended = await Promise.race([work, late]);
     clearTimeout(timer);
-    if (ended === 'late') this.#options.say(`strata: a front did not ${what} within ${ms} ms (hung); shutdown goes on without it`);
+    if (ended === 'late') {
+      this.#options.log.event(
+        'front.hung',
+        { step: what, waitedMs: ms },
+        `strata: a front did not ${what} within ${ms} ms (hung); shutdown goes on without it`,
+      );
+    }
   }
 
   /**

@@ -1,7 +1,14 @@
 import type { Counters } from '../counters/counters.js';
 import { SHARD_SLOT } from '../counters/layout.js';
+import { addressOf, type BreakerName, type L2Health, type Logger, SILENT_LOG } from '../log.js';
 import { BusSubscriber, newNodeId } from './bus.js';
 import { type L2Target, redactPasswords } from './target.js';
+
+/** How often the main thread samples the L2's health and the shards' breakers for the log, ms. */
+export const L2_WATCH_INTERVAL_MS = 1000;
+
+/** The SHARD_SLOT.L2_BREAKER gauge's values (0 closed, 1 half-open, 2 open) as the log names them. */
+const BREAKER_NAMES: readonly BreakerName[] = ['closed', 'half_open', 'open'];
 
 /** What the node's L2 side needs of the configuration (the node passes its L2Config). */
 export interface L2Config {
@@ -72,11 +79,14 @@ export class NodeL2Link {
   readonly bus: BusCounts = { received: 0, gaps: 0 };
   readonly #target: L2Target;
   readonly #config: L2Config;
+  readonly #log: Logger;
   #subscriber: BusSubscriber | null = null;
+  #watch: NodeJS.Timeout | null = null;
 
-  constructor(target: L2Target, config: L2Config) {
+  constructor(target: L2Target, config: L2Config, log: Logger = SILENT_LOG) {
     this.#target = target;
     this.#config = config;
+    this.#log = log;
   }
 
   /** What each shard worker needs to reach the L2 itself. */
@@ -96,9 +106,17 @@ export class NodeL2Link {
     return 'url' in target ? `Redis ${redactPasswords(target.url)}` : `Redis Cluster ${redactPasswords(target.cluster.join(','))}`;
   }
 
+  /** The L2's mode and addresses (without user, password or query), as log fields. */
+  get addresses(): { readonly l2: 'standalone' | 'cluster'; readonly l2Addresses: readonly string[] } {
+    const target = this.#target;
+    return 'url' in target ? { l2: 'standalone', l2Addresses: [addressOf(target.url)] } : { l2: 'cluster', l2Addresses: target.cluster.map(addressOf) };
+  }
+
   /** Subscribes to the bus; other nodes' invalidations go to `apply` (L1-only drops on the owning shards). */
   start(apply: BusApply): void {
     const bus = this.bus;
+    const log = this.#log;
+    let subscriptions = 0;
     this.#subscriber = BusSubscriber.start(
       this.#target,
       this.nodeId,
@@ -111,9 +129,25 @@ export class NodeL2Link {
           bus.received++;
           apply.tags(tags);
         },
-        onGap() {
+        onGap(reason) {
           bus.gaps++;
           apply.gap();
+          if (reason.kind === 'gap') {
+            const { from, expected, got } = reason;
+            log.event(
+              'bus.gap',
+              { reason: 'skipped', gaps: bus.gaps, stream: from, expected, got },
+              `strata: bus gap: stream ${from} skipped from ${expected} to ${got}; invalidations may have been lost, L1 emptied`,
+            );
+          } else if (subscriptions++ === 0) {
+            log.event('bus.subscribed', {}, 'strata: subscribed to the invalidation bus');
+          } else {
+            log.event(
+              'bus.gap',
+              { reason: 'resubscribed', gaps: bus.gaps },
+              'strata: bus gap: subscribed to the invalidation bus again; invalidations sent meanwhile are lost, L1 emptied',
+            );
+          }
         },
       },
       this.#config.l2TimeoutMs,
@@ -143,7 +177,93 @@ export class NodeL2Link {
     };
   }
 
+  /**
+   * Logs the L2's transitions from now on: l2.up and l2.down, and each
+   * shard's breaker opening, half-opening and closing, sampled every
+   * L2_WATCH_INTERVAL_MS on the main thread (a state that comes and goes
+   * between two samples is not logged). A breaker that cycles between open
+   * and half-open while the L2 stays down (a probe per cooldown, each
+   * failing) is logged open and half-open once, then closed when it closes:
+   * three lines per shard per outage, not two a second. `upNow` is the state
+   * the node last reported (its listening line).
+   */
+  watch(counters: Counters, upNow: boolean): void {
+    if (this.#watch !== null) return;
+    let up = upNow;
+    const breakers = Array.from({ length: this.#config.shards }, (_, shard) => ({
+      code: counters.shard(shard, SHARD_SLOT.L2_BREAKER),
+      /** What this outage has logged already (cleared when the breaker closes). */
+      logged: new Set<BreakerName>(),
+    }));
+    this.#watch = setInterval(() => {
+      const status = this.status(counters);
+      breakers.forEach((breaker, shard) => {
+        const code = counters.shard(shard, SHARD_SLOT.L2_BREAKER);
+        if (code === breaker.code) return;
+        const was = BREAKER_NAMES[breaker.code] ?? 'open';
+        const now = BREAKER_NAMES[code] ?? 'open';
+        breaker.code = code;
+        if (now === 'closed') breaker.logged.clear();
+        else if (breaker.logged.has(now)) return;
+        else breaker.logged.add(now);
+        this.#logBreaker(shard, was, now);
+      });
+      if (status.up === up) return;
+      up = status.up;
+      const health = healthOf(status, this.#config.shards);
+      if (up) {
+        this.#log.event('l2.up', health, `strata: the L2 is up again (${health.shardsReady} of ${health.shards} shards connected, bus subscribed)`);
+      } else {
+        const reason = downReason(status, this.#config.shards);
+        this.#log.event(
+          'l2.down',
+          { ...health, reason, atStart: false },
+          `strata: warning: the L2 is down (${reason}); L1 hits are served, everything else gets 503 E_L2_UNAVAILABLE and /readyz 503 until it is back`,
+        );
+      }
+    }, L2_WATCH_INTERVAL_MS);
+    this.#watch.unref();
+  }
+
+  /** Stops the watch (a node shutting down takes the L2 down itself: not an event). */
+  unwatch(): void {
+    if (this.#watch !== null) clearInterval(this.#watch);
+    this.#watch = null;
+  }
+
+  #logBreaker(shard: number, was: BreakerName, now: BreakerName): void {
+    const log = this.#log;
+    const fields = { shard, was };
+    if (now === 'open') {
+      log.event(
+        'l2.breaker.open',
+        fields,
+        `strata: shard ${shard}'s L2 circuit breaker opened; its L2 calls fail at once (503 E_L2_UNAVAILABLE) until a probe succeeds`,
+      );
+    } else if (now === 'half_open') {
+      log.event('l2.breaker.half_open', fields, `strata: shard ${shard}'s L2 circuit breaker is half-open; one probe goes to the L2`);
+    } else {
+      log.event('l2.breaker.closed', fields, `strata: shard ${shard}'s L2 circuit breaker closed; the L2 answers it again`);
+    }
+  }
+
   async close(): Promise<void> {
+    this.unwatch();
     await this.#subscriber?.close();
   }
+}
+
+/** The counts l2.up and l2.down carry. */
+export function healthOf(status: L2Status, shards: number): L2Health {
+  return { shards, shardsReady: status.shardsReady ?? 0, breakersOpen: status.breakersOpen ?? 0, busSubscribed: status.busSubscribed ?? false };
+}
+
+/** Why the L2 counts as down: what Redis or the socket said, else which part is not up. */
+export function downReason(status: L2Status, shards: number): string {
+  if (status.lastError !== undefined && status.lastError !== '') return status.lastError;
+  const { shardsReady, breakersOpen, busSubscribed } = healthOf(status, shards);
+  if (breakersOpen > 0) return `${breakersOpen} of ${shards} shard breakers open`;
+  if (shardsReady < shards) return `${shards - shardsReady} of ${shards} shards not connected`;
+  if (!busSubscribed) return 'the bus is not subscribed';
+  return 'unknown';
 }

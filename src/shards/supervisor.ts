@@ -2,6 +2,7 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { ErrorCode } from '../errors.js';
 import { allocateHotIndex, type HotIndexShape, revokeHotIndex } from '../l1/hot-index.js';
+import { type ErrorFields, errorFields, type Logger, type ShardLoss, SILENT_LOG } from '../log.js';
 import { OriginSlots } from '../origin/slots.js';
 import { ShardClient } from './client.js';
 import type { AttachTask, ConnectMessage } from './protocol.js';
@@ -26,6 +27,8 @@ class ShardSeat {
   hotIndex: SharedArrayBuffer | null = null;
   /** The worker's row of origin slots: retired with the worker, so what it held is given back (origin/slots.ts). */
   originRow: SharedArrayBuffer | null = null;
+  /** The worker this seat lost last and why, until its replacement has taken the shard (then logged as shard.replaced). */
+  lost: { readonly threadId: number; readonly reason: ShardLoss } | null = null;
   constructor(readonly index: number) {}
 }
 
@@ -34,7 +37,12 @@ export interface ShardSupervisorOptions {
   readonly workerData: ShardWorkerData;
   /** The worker module (URL); tests substitute one that misbehaves. @default ./worker.js */
   readonly workerFile?: string;
+  /** Where workers lost and replaced are logged. @default SILENT_LOG */
+  readonly log?: Logger;
 }
+
+/** Why a seat is vacated: a worker lost (logged, replaced) or the node shutting down (neither). */
+type Vacancy = { readonly reason: ShardLoss; readonly error?: unknown } | { readonly reason: 'shutdown' };
 
 const WORKER_FILE = new URL('./worker.js', import.meta.url).href;
 /**
@@ -68,10 +76,12 @@ export class ShardSupervisor {
   /** The node's origin slots (null without origins), and how many rules they count. */
   readonly #originSlots: OriginSlots | null;
   readonly #originRules: number;
+  readonly #log: Logger;
   #closed = false;
 
   constructor(options: ShardSupervisorOptions) {
     this.shards = options.shards;
+    this.#log = options.log ?? SILENT_LOG;
     this.#hotShape = options.workerData.hotIndexShape;
     const origins = options.workerData.origins;
     this.#originRules = origins?.rules.length ?? 0;
@@ -98,7 +108,7 @@ export class ShardSupervisor {
     this.#pool.on('workerCreate', (worker: { id: number }) => this.#adopt(worker.id));
     this.#pool.on('workerDestroy', (worker: { id: number }) => {
       const seat = seats.find((l) => l.threadId === worker.id);
-      if (seat !== undefined) this.#vacate(seat, 'E_SHARD_UNAVAILABLE', `shard ${seat.index} lost its worker; retry`);
+      if (seat !== undefined) this.#vacate(seat, 'E_SHARD_UNAVAILABLE', `shard ${seat.index} lost its worker; retry`, { reason: 'exit' });
     });
     // A dying worker's error reaches its attach task; the pool-level event must not crash the node.
     this.#pool.on('error', () => {});
@@ -115,6 +125,15 @@ export class ShardSupervisor {
     control.once('message', () => {
       if (seat.control !== control) return;
       seat.attached = true;
+      const lost = seat.lost;
+      seat.lost = null;
+      if (lost !== null) {
+        this.#log.event(
+          'shard.replaced',
+          { shard: seat.index, threadId, previousThreadId: lost.threadId, reason: lost.reason },
+          `strata: shard ${seat.index} has a new worker (thread ${threadId}, replacing thread ${lost.threadId}: ${lost.reason})`,
+        );
+      }
       for (const wake of this.#attachWaiters) wake();
     });
     seat.hotIndex = this.#hotShape === null ? null : allocateHotIndex(this.#hotShape);
@@ -127,8 +146,15 @@ export class ShardSupervisor {
       [kQueueOptions]: { shard: seat.index },
     };
     this.#pool.run(task, { transferList: [workerControl] }).then(
-      () => this.#vacate(seat, 'E_SHARD_UNAVAILABLE', `shard ${seat.index} worker stopped`, threadId),
-      (err: unknown) => this.#vacate(seat, 'E_SHARD_UNAVAILABLE', `shard ${seat.index} worker failed: ${(err as Error)?.message ?? err}`, threadId),
+      () => this.#vacate(seat, 'E_SHARD_UNAVAILABLE', `shard ${seat.index} worker stopped`, { reason: 'exit' }, threadId),
+      (err: unknown) =>
+        this.#vacate(
+          seat,
+          'E_SHARD_UNAVAILABLE',
+          `shard ${seat.index} worker failed: ${(err as Error)?.message ?? err}`,
+          { reason: 'crash', error: err },
+          threadId,
+        ),
     );
     for (const client of this.#clients) this.#link(seat, client);
   }
@@ -143,9 +169,19 @@ export class ShardSupervisor {
   }
 
   /** Unlinks a shard from its worker (gone or hung): every client fails what it owed. */
-  #vacate(seat: ShardSeat, code: ErrorCode, message: string, threadId = seat.threadId): void {
+  #vacate(seat: ShardSeat, code: ErrorCode, message: string, vacancy: Vacancy, threadId = seat.threadId): void {
     if (seat.threadId !== threadId || threadId === -1) return;
     seat.threadId = -1;
+    if (vacancy.reason !== 'shutdown' && !this.#closed) {
+      // A replacement that dies before it took the shard keeps the first loss's thread as the one replaced.
+      seat.lost ??= { threadId, reason: vacancy.reason };
+      const error: Partial<ErrorFields> = 'error' in vacancy ? errorFields(vacancy.error) : {};
+      this.#log.event(
+        'shard.exit',
+        { shard: seat.index, threadId, reason: vacancy.reason, ...error },
+        `strata: shard ${seat.index} lost its worker (thread ${threadId}: ${vacancy.reason}${error.error === undefined ? '' : `, ${error.error}`}); replacing it`,
+      );
+    }
     seat.control?.close();
     seat.control = null;
     seat.attached = false;
@@ -183,7 +219,7 @@ export class ShardSupervisor {
   replace(shard: number, threadId: number): void {
     const seat = this.#seats[shard];
     if (seat === undefined || seat.threadId !== threadId || threadId === -1) return;
-    this.#vacate(seat, 'E_SHARD_TIMEOUT', `shard ${shard} did not answer in time; its worker is being replaced`);
+    this.#vacate(seat, 'E_SHARD_TIMEOUT', `shard ${shard} did not answer in time; its worker is being replaced`, { reason: 'timeout' });
     for (const worker of this.#pool.threads) if (worker.threadId === threadId) void worker.terminate();
   }
 
@@ -217,7 +253,7 @@ export class ShardSupervisor {
   /** Stops the workers (the clients have closed their ports by now). */
   async close(): Promise<void> {
     this.#closed = true;
-    for (const seat of this.#seats) this.#vacate(seat, 'E_SHUTTING_DOWN', 'the node is shutting down');
+    for (const seat of this.#seats) this.#vacate(seat, 'E_SHUTTING_DOWN', 'the node is shutting down', { reason: 'shutdown' });
     this.#clients.clear();
     await this.#pool.destroy();
   }
