@@ -179,6 +179,7 @@ async function startClaimed(config: StrataConfig, listenPort: number, startLog: 
         });
   postgres?.start();
   const stats = new StatsReporter({
+    nodeId: self.id,
     counters,
     fronts: frontTotals,
     pool,
@@ -195,6 +196,8 @@ async function startClaimed(config: StrataConfig, listenPort: number, startLog: 
     ringSize: () => membership.ring.members.length,
     stats,
     shards: config.shards,
+    l1MaxBytes: config.l1MaxBytes,
+    version: VERSION,
     pool,
     l2Status,
     bus: l2?.bus ?? null,

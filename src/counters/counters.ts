@@ -12,6 +12,7 @@ import {
   HIST_SLOTS,
   HIST_SUM,
   type HistOp,
+  HOT_KEYS_BOARD_SLOTS,
   type Layout,
   layoutFor,
   ORIGIN_SLOTS,
@@ -37,6 +38,18 @@ export function bucketOf(ns: number): number {
 export function bucketBoundSeconds(i: number): number {
   return 2 ** i / 1e6;
 }
+
+/** One of a shard's most read keys (src/l1/hot-keys.ts counts them; the shard publishes them here). */
+export interface HotKey {
+  readonly key: string;
+  /** Estimated reads lately (a sampled count, scaled back up). */
+  readonly estimate: number;
+  /** How much of `estimate` may be overcount. */
+  readonly error: number;
+}
+
+/** Keys longer than this are shown cut, with an ellipsis. */
+const MAX_SHOWN_KEY_CHARS = 200;
 
 /** A histogram read out of the shared buffer. */
 export interface HistogramSnapshot {
@@ -127,6 +140,52 @@ export class Counters {
     return this.#histogram(this.layout.shardHistBase + (shard * HIST_OPS.length + HIST_OP_INDEX[op]) * HIST_SLOTS);
   }
 
+  /**
+   * Publishes shard `shard`'s hot keys (its worker only): as many of `keys`
+   * (highest first) as fit on its board, as JSON `[[key, estimate, error], …]`,
+   * between two increments of the board's sequence word (a seqlock: odd while
+   * writing), so a reader never takes a half-written list.
+   */
+  publishHotKeys(shard: number, keys: readonly HotKey[]): void {
+    const { words, bytes } = this.#board(shard);
+    let json = '[';
+    for (const k of keys) {
+      const key = k.key.length > MAX_SHOWN_KEY_CHARS ? `${k.key.slice(0, MAX_SHOWN_KEY_CHARS)}…` : k.key;
+      const item = `${json.length > 1 ? ',' : ''}${JSON.stringify([key, k.estimate, k.error])}`;
+      if (Buffer.byteLength(json) + Buffer.byteLength(item) + 1 > bytes.byteLength) break;
+      json += item;
+    }
+    json += ']';
+    // Odd from here: a dead predecessor may have left the word odd, so it is set, not incremented.
+    const seq = Atomics.load(words, 0);
+    const writing = seq % 2 === 0 ? seq + 1 : seq + 2;
+    Atomics.store(words, 0, writing);
+    const { written } = new TextEncoder().encodeInto(json, bytes);
+    Atomics.store(words, 1, written);
+    Atomics.store(words, 0, writing + 1);
+  }
+
+  /** Shard `shard`'s last published hot keys ([] before the first, or if the board kept changing while read). */
+  hotKeys(shard: number): HotKey[] {
+    const { words, bytes } = this.#board(shard);
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const before = Atomics.load(words, 0);
+      if (before % 2 === 1) continue;
+      const length = Atomics.load(words, 1);
+      const copy = bytes.slice(0, Math.min(length, bytes.byteLength));
+      if (Atomics.load(words, 0) !== before) continue;
+      if (length === 0) return [];
+      const items = JSON.parse(new TextDecoder().decode(copy)) as [string, number, number][];
+      return items.map(([key, estimate, error]) => ({ key, estimate, error }));
+    }
+    return [];
+  }
+
+  #board(shard: number): { words: Int32Array; bytes: Uint8Array } {
+    const at = (this.layout.hotKeysBase + shard * HOT_KEYS_BOARD_SLOTS) * 8;
+    return { words: new Int32Array(this.buffer, at, 2), bytes: new Uint8Array(this.buffer, at + 8, HOT_KEYS_BOARD_SLOTS * 8 - 8) };
+  }
+
   #observe(base: number, ns: number, count: number): void {
     const n = count === 1 ? 1n : BigInt(count);
     Atomics.add(this.#slots, base + bucketOf(ns), n);
@@ -171,6 +230,7 @@ export class FrontCounters {
     const slots = this.#slots;
     slots[FRONT_SLOT.ACTIVE] = 0;
     slots[FRONT_SLOT.UTILIZATION] = 0;
+    slots[FRONT_SLOT.LOOP_DELAY_P99] = 0;
     slots[FRONT_SLOT.THREAD_ID] = threadId;
     slots[FRONT_SLOT.STARTS] = (slots[FRONT_SLOT.STARTS] as number) + 1;
   }
@@ -180,6 +240,7 @@ export class FrontCounters {
     const slots = this.#slots;
     slots[FRONT_SLOT.ACTIVE] = 0;
     slots[FRONT_SLOT.UTILIZATION] = 0;
+    slots[FRONT_SLOT.LOOP_DELAY_P99] = 0;
   }
 
   /** Requests begun and not yet answered or aborted. */
@@ -195,8 +256,10 @@ export class FrontCounters {
     this.#slots[FRONT_SLOT.ACTIVE] = (this.#slots[FRONT_SLOT.ACTIVE] as number) - 1;
   }
 
-  setUtilization(utilization: number): void {
+  /** The last second's event-loop utilization (0–1) and 99th-percentile event-loop delay (seconds). */
+  setLoop(utilization: number, delayP99Seconds: number): void {
     this.#slots[FRONT_SLOT.UTILIZATION] = utilization;
+    this.#slots[FRONT_SLOT.LOOP_DELAY_P99] = delayP99Seconds;
   }
 
   /** The front's V8 heap now: live, reserved and off-heap bytes. */
@@ -252,6 +315,8 @@ export interface FrontSnapshot {
   readonly starts: number;
   readonly threadId: number;
   readonly utilization: number;
+  /** The 99th percentile of its event-loop delay over the last second, seconds. */
+  readonly loopDelayP99Seconds: number;
   readonly requestsInFlight: number;
   /** Requests this front answered (every route). */
   readonly requests: number;
@@ -330,6 +395,7 @@ export class FrontTotals {
       starts: slot(FRONT_SLOT.STARTS),
       threadId: slot(FRONT_SLOT.THREAD_ID),
       utilization: slot(FRONT_SLOT.UTILIZATION),
+      loopDelayP99Seconds: slot(FRONT_SLOT.LOOP_DELAY_P99),
       requestsInFlight: slot(FRONT_SLOT.ACTIVE),
       requests,
       hotHits,

@@ -126,12 +126,12 @@ export const HIST_COUNT = HIST_BUCKETS + 2;
 export const HIST_SLOTS = HIST_BUCKETS + 3;
 
 /** Front routes with their own request counters and duration histogram. */
-export const ROUTES = ['get', 'head', 'put', 'delete', 'mget', 'invalidate', 'health', 'metrics', 'stats', 'cluster', 'other'] as const;
+export const ROUTES = ['get', 'head', 'put', 'delete', 'mget', 'invalidate', 'health', 'metrics', 'stats', 'cluster', 'dashboard', 'other'] as const;
 export type Route = (typeof ROUTES)[number];
 export const ROUTE_INDEX = Object.fromEntries(ROUTES.map((r, i) => [r, i])) as Readonly<Record<Route, number>>;
 
 /** HTTP statuses counted per route (the `code` label); anything else counts as the last, "other". */
-export const STATUS_CODES = [200, 204, 304, 400, 401, 404, 405, 413, 500, 503] as const;
+export const STATUS_CODES = [200, 204, 303, 304, 400, 401, 404, 405, 409, 413, 500, 502, 503, 504] as const;
 export const STATUS_LABELS = [...STATUS_CODES.map(String), 'other'] as const;
 /** Index into STATUS_LABELS by status code (0..599). */
 export const STATUS_INDEX: Readonly<Int8Array> = (() => {
@@ -174,14 +174,22 @@ export const ORIGIN_RESULT_SLOTS = {
   busy: ORIGIN_SLOT.BUSY,
 } as const;
 
+/**
+ * Per shard, a board of bytes where its worker publishes its hot keys once a
+ * second (counters.ts: a sequence word, a length word, then JSON), read by the
+ * main thread for /v1/stats. 4 KiB: the top keys that fit.
+ */
+export const HOT_KEYS_BOARD_SLOTS = 512;
+
 /** Where each region of the shared buffer starts, in slots, for a node with `shards` shards and `origins` origin rules. */
 export function layoutFor(shards: number, origins = 0) {
   const shardBase = 0;
   const shardHistBase = shardBase + shards * SHARD_SLOTS;
   const originBase = shardHistBase + shards * HIST_OPS.length * HIST_SLOTS;
   const originHistBase = originBase + origins * ORIGIN_SLOTS;
-  const total = originHistBase + origins * HIST_SLOTS;
-  return { shards, origins, shardBase, shardHistBase, originBase, originHistBase, total } as const;
+  const hotKeysBase = originHistBase + origins * HIST_SLOTS;
+  const total = hotKeysBase + shards * HOT_KEYS_BOARD_SLOTS;
+  return { shards, origins, shardBase, shardHistBase, originBase, originHistBase, hotKeysBase, total } as const;
 }
 
 /** Slots per route in a front's region: answers by status, then a histogram. */
@@ -211,6 +219,8 @@ export const FRONT_SLOT = {
   FORWARD_TIMEOUT: 10,
   /** Key requests another node forwarded here (x-strata-hop), served here. */
   SERVED_FOR_PEERS: 11,
+  /** Gauge: the 99th percentile of the front's event-loop delay over the last second, seconds (timers late by that much). */
+  LOOP_DELAY_P99: 12,
 } as const;
 const FRONT_GAUGES = 16;
 /** The slot of each reason a forward fell back to serving here. */

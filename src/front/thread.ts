@@ -5,6 +5,7 @@
  * shards over its own ports, and asks the supervisor (the main thread) for
  * the answers that need the whole node: /readyz, /metrics, /v1/stats.
  */
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Forwarder } from '../cluster/forward.js';
@@ -17,8 +18,10 @@ import { ShardClient } from '../shards/client.js';
 import { linuxThreadId } from '../thread-id.js';
 import { type FromFront, type FrontWorkerData, internalAnswer, type Question, type SupervisorAnswer, type ToFront } from './messages.js';
 
-/** How often the front publishes its event-loop utilization and heap, ms. */
+/** How often the front publishes its event-loop utilization and delay, and its heap, ms. */
 const UTILIZATION_INTERVAL_MS = 1000;
+/** How often the event-loop delay is sampled, ms. */
+const LOOP_DELAY_RESOLUTION_MS = 10;
 
 const data = workerData as FrontWorkerData;
 const port = parentPort;
@@ -84,9 +87,15 @@ function listen(): void {
 }
 
 let lastElu = performance.eventLoopUtilization();
+// Event-loop delay sampled by a libuv timer every LOOP_DELAY_RESOLUTION_MS (no cost per request); reset each period.
+const loopDelay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
+loopDelay.enable();
 const utilization = setInterval(() => {
   const elu = performance.eventLoopUtilization();
-  counters.setUtilization(performance.eventLoopUtilization(elu, lastElu).utilization);
+  // The histogram holds the time between the timer's runs: the resolution itself plus the delay.
+  const delayP99Seconds = loopDelay.count === 0 ? 0 : Math.max(0, loopDelay.percentile(99) / 1e6 - LOOP_DELAY_RESOLUTION_MS) / 1e3;
+  loopDelay.reset();
+  counters.setLoop(performance.eventLoopUtilization(elu, lastElu).utilization, delayP99Seconds);
   lastElu = elu;
   // This isolate's heap only (process.memoryUsage() would also read the process's RSS from /proc).
   const heap = getHeapStatistics();
@@ -105,6 +114,7 @@ async function drain(deadlineMs: number): Promise<void> {
 
 async function close(): Promise<void> {
   clearInterval(utilization);
+  loopDelay.disable();
   await shards.close(0);
   await forwarder?.close();
   // Give responses corked in the last turn a chance to flush before sockets close.

@@ -3,6 +3,7 @@ import { hashKey } from '../hash.js';
 import type { Validators } from '../l2/envelope.js';
 import { ExpiryWheel } from './expiry-wheel.js';
 import { FrequencySketch } from './frequency-sketch.js';
+import { HotKeys } from './hot-keys.js';
 
 /** One cached value with the metadata the HTTP layer answers with. */
 export interface L1Entry {
@@ -144,6 +145,8 @@ export class L1Partition {
   readonly #byTag = new Map<string, Set<string>>();
   /** Recent access frequency by key hash, for admit(); null with admission 'lru'. */
   readonly #sketch: FrequencySketch | null;
+  /** The most read keys lately (hits and misses alike), for the dashboard and /v1/stats. */
+  readonly hotKeys = new HotKeys();
 
   constructor(options: L1PartitionOptions) {
     this.#events = options.events;
@@ -173,6 +176,7 @@ export class L1Partition {
   /** The live entry for key, or undefined. Counts the access (hit or miss) for admission. */
   get(key: string): L1Entry | undefined {
     this.#sketch?.add(hashKey(key));
+    this.hotKeys.read(key);
     return this.#lru.get(key);
   }
 

@@ -25,6 +25,13 @@ export interface BusMessage {
   readonly seq: number;
   /** Keys (or tags) whose L1 entries the others must drop. */
   readonly items: readonly string[];
+  /**
+   * When it was published, epoch ms by its node's clock: the bus's delay is
+   * measured on the messages a node gets back from itself (one clock).
+   * Written after the items, so a reader that predates it reads the rest
+   * the same. @default absent
+   */
+  readonly sentMs?: number;
 }
 
 const MAGIC = 0x53; // 'S'
@@ -41,7 +48,7 @@ export function newNodeId(): string {
 /**
  * Encodes a message: u8 magic | u8 version | u8 kind | 8-byte node id |
  * 4-byte stream id | f64 stream start | f64 seq | u16 item count | per item:
- * u16 length | UTF-8 bytes.
+ * u16 length | UTF-8 bytes | f64 sent (optional).
  */
 export function encodeBusMessage(message: BusMessage): Buffer {
   const node = Buffer.from(message.node, 'hex');
@@ -50,7 +57,8 @@ export function encodeBusMessage(message: BusMessage): Buffer {
   if (stream.length !== STREAM_ID_BYTES) throw new RangeError('stream id must be 4 bytes of hex');
   const items = message.items.map((k) => Buffer.from(k, 'utf8'));
   if (items.length > 0xffff || items.some((k) => k.length > 0xffff)) throw new RangeError('bus message too large');
-  const out = Buffer.allocUnsafe(HEAD_BYTES + items.reduce((n, k) => n + 2 + k.length, 0));
+  const sent = message.sentMs === undefined ? 0 : 8;
+  const out = Buffer.allocUnsafe(HEAD_BYTES + items.reduce((n, k) => n + 2 + k.length, 0) + sent);
   let at = 0;
   out[at++] = MAGIC;
   out[at++] = VERSION;
@@ -71,6 +79,7 @@ export function encodeBusMessage(message: BusMessage): Buffer {
     item.copy(out, at);
     at += item.length;
   }
+  if (message.sentMs !== undefined) out.writeDoubleLE(message.sentMs, at);
   return out;
 }
 
@@ -99,6 +108,7 @@ export function decodeBusMessage(bytes: Buffer): BusMessage | null {
     items.push(bytes.toString('utf8', at, at + length));
     at += length;
   }
+  if (at + 8 <= bytes.length) return { kind, node, stream, streamStartedMs, seq, items, sentMs: bytes.readDoubleLE(at) };
   return { kind, node, stream, streamStartedMs, seq, items };
 }
 
@@ -118,7 +128,7 @@ export class BusPublisher {
   /** The next message: drop these keys (or tagged entries) from your L1. */
   next(kind: typeof BUS_KIND.KEYS | typeof BUS_KIND.TAGS, items: readonly string[]): Buffer {
     this.#heartbeatsOwed = HEARTBEATS_AFTER_ACTIVITY;
-    return encodeBusMessage({ kind, node: this.node, stream: this.stream, streamStartedMs: this.startedMs, seq: ++this.#seq, items });
+    return encodeBusMessage({ kind, node: this.node, stream: this.stream, streamStartedMs: this.startedMs, seq: ++this.#seq, items, sentMs: Date.now() });
   }
 
   /**
@@ -130,7 +140,15 @@ export class BusPublisher {
   heartbeat(): Buffer | null {
     if (this.#heartbeatsOwed === 0) return null;
     this.#heartbeatsOwed--;
-    return encodeBusMessage({ kind: BUS_KIND.HEARTBEAT, node: this.node, stream: this.stream, streamStartedMs: this.startedMs, seq: this.#seq, items: [] });
+    return encodeBusMessage({
+      kind: BUS_KIND.HEARTBEAT,
+      node: this.node,
+      stream: this.stream,
+      streamStartedMs: this.startedMs,
+      seq: this.#seq,
+      items: [],
+      sentMs: Date.now(),
+    });
   }
 }
 

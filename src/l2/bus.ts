@@ -14,6 +14,8 @@ export interface BusHandlers {
   onTags(tags: readonly string[], from: string): void;
   /** Messages may have been lost: drop (or revalidate) whatever L1 holds. */
   onGap(reason: GapReason): void;
+  /** One of this node's own messages came back, `delayMs` after it was published (one clock: the bus's delay). @default ignored */
+  onOwnDelay?(delayMs: number): void;
 }
 
 /** Streams whose numbers a subscriber keeps (a few bytes each; one stream per shard worker incarnation of every node). */
@@ -161,6 +163,7 @@ export class BusSubscriber {
     const message = decodeBusMessage(payload);
     if (message === null) return;
     const handlers = this.#handlers;
+    if (message.node === this.node && message.sentMs !== undefined) handlers.onOwnDelay?.(Date.now() - message.sentMs);
     const from = `${message.node}/${message.stream}`;
     const streams = this.#streams;
     const stream = streams.get(from);

@@ -6,7 +6,7 @@ import type { PostgresStatus } from '../invalidation/postgres.js';
 import type { BusCounts, L2Status } from '../l2/node-link.js';
 import type { OriginRule } from '../origin/rules.js';
 import type { OriginSlots } from '../origin/slots.js';
-import type { StatsReporter } from './stats.js';
+import { type StatsReporter, sumHistograms } from './stats.js';
 
 type MetricValue = { value: number; labels: Record<string, string | number>; metricName?: string };
 
@@ -47,6 +47,10 @@ export interface MetricsSources {
   readonly ringSize: () => number;
   readonly stats: StatsReporter;
   readonly shards: number;
+  /** The node's L1 budget, bytes. */
+  readonly l1MaxBytes: number;
+  /** Strata's version (package.json). */
+  readonly version: string;
   readonly pool: { isUp(shard: number): boolean };
   /** @default not configured */
   readonly l2Status?: () => L2Status;
@@ -59,6 +63,8 @@ export interface MetricsSources {
   /** The PostgreSQL invalidation listener, if configured. @default null */
   readonly postgres?: { status(): PostgresStatus } | null;
 }
+
+const START_TIME_SECONDS = Math.round(Date.now() / 1000 - process.uptime());
 
 /** Shard slots summed into one counter each: name, help, slot. */
 const COORDINATION_COUNTERS: readonly (readonly [string, string, number])[] = [
@@ -122,6 +128,40 @@ export class MetricsRegistry {
     level('strata_cache_expirations_total', 'Entries dropped when their TTL ran out.', SHARD_SLOT.L1_EXPIRATIONS, 'counter');
     level('strata_cache_items', 'Entries held by the level.', SHARD_SLOT.L1_ITEMS, 'gauge');
     level('strata_cache_bytes', 'Bytes the level charges against its budget.', SHARD_SLOT.L1_BYTES, 'gauge');
+    new client.Gauge({
+      name: 'strata_cache_max_bytes',
+      help: 'The L1 budget of the node (l1MaxBytes), split evenly across its shards.',
+      labelNames: ['level'],
+      registers,
+      collect() {
+        this.set({ level: 'L1' }, sources.l1MaxBytes);
+      },
+    });
+    new client.Gauge({
+      name: 'strata_memory_rss_bytes',
+      help: 'Resident memory of the node process, all threads (docs/memory.md bounds it from the L1 budget).',
+      registers,
+      collect() {
+        this.set(process.memoryUsage.rss());
+      },
+    });
+    new client.Gauge({
+      name: 'strata_build_info',
+      help: 'Always 1; the labels say which Strata and Node.js versions this node runs.',
+      labelNames: ['version', 'node_version'],
+      registers,
+      collect() {
+        this.set({ version: sources.version, node_version: process.versions.node }, 1);
+      },
+    });
+    new client.Gauge({
+      name: 'strata_start_time_seconds',
+      help: 'When the node started, seconds since the Unix epoch.',
+      registers,
+      collect() {
+        this.set(START_TIME_SECONDS);
+      },
+    });
 
     new client.Counter({
       name: 'strata_requests_total',
@@ -139,7 +179,7 @@ export class MetricsRegistry {
       },
     });
     new client.Gauge({
-      name: 'strata_shard_utilization',
+      name: 'strata_shard_utilization_ratio',
       help: 'Share of the last second each shard worker spent processing batches (0..1).',
       labelNames: ['shard'],
       registers,
@@ -151,13 +191,23 @@ export class MetricsRegistry {
       },
     });
     new client.Gauge({
-      name: 'strata_front_utilization',
+      name: 'strata_front_utilization_ratio',
       help: 'Share of the last second each front thread spent running (event-loop utilization, 0..1).',
       labelNames: ['front'],
       registers,
       collect() {
         this.reset();
         for (let front = 0; front < fronts.fronts; front++) this.set({ front }, fronts.front(front).utilization);
+      },
+    });
+    new client.Gauge({
+      name: 'strata_front_event_loop_delay_p99_seconds',
+      help: "99th percentile of each front's event-loop delay over the last second (how late its timers and I/O callbacks ran).",
+      labelNames: ['front'],
+      registers,
+      collect() {
+        this.reset();
+        for (let front = 0; front < fronts.fronts; front++) this.set({ front }, fronts.front(front).loopDelayP99Seconds);
       },
     });
     new client.Gauge({
@@ -375,7 +425,7 @@ export class MetricsRegistry {
         },
       });
       new client.Gauge({
-        name: 'strata_pg_applier',
+        name: 'strata_pg_applier_state',
         help: '1 on the node that applies the outbox for the cluster (or, without an L2, on every node, for itself).',
         registers,
         collect() {
@@ -399,6 +449,15 @@ export class MetricsRegistry {
         () => postgres.status().rejected,
       );
     }
+    if (bus !== null) {
+      this.registry.registerMetric(
+        new SharedHistogram(
+          'strata_bus_delay_seconds',
+          "Time from publishing an invalidation (or heartbeat) on the bus to this node's subscriber receiving it back (one clock).",
+          () => [{ labels: {}, histogram: bus.delay }],
+        ) as unknown as client.Metric,
+      );
+    }
     this.registry.registerMetric(
       new SharedHistogram('strata_request_duration_seconds', 'Time from request to response, by route.', () =>
         ROUTES.map((route) => ({ labels: { route }, histogram: fronts.routeHistogram(route) })),
@@ -408,13 +467,13 @@ export class MetricsRegistry {
       new SharedHistogram('strata_shard_op_duration_seconds', 'Time from the front batching an op to its shard finishing it, by op.', () =>
         (['get', 'put', 'delete'] as const).map((op) => ({
           labels: { op },
-          histogram: merge(Array.from({ length: shards }, (_, s) => counters.shardHistogram(s, op))),
+          histogram: sumHistograms(Array.from({ length: shards }, (_, s) => counters.shardHistogram(s, op))),
         })),
       ) as unknown as client.Metric,
     );
     this.registry.registerMetric(
       new SharedHistogram('strata_l2_duration_seconds', 'Time of one L2 operation (read, write, delete) as the shard saw it.', () => [
-        { labels: {}, histogram: merge(Array.from({ length: shards }, (_, s) => counters.shardHistogram(s, 'l2'))) },
+        { labels: {}, histogram: sumHistograms(Array.from({ length: shards }, (_, s) => counters.shardHistogram(s, 'l2'))) },
       ]) as unknown as client.Metric,
     );
   }
@@ -426,18 +485,4 @@ export class MetricsRegistry {
   render(): Promise<string> {
     return this.registry.metrics();
   }
-}
-
-function merge(parts: HistogramSnapshot[]): HistogramSnapshot {
-  const buckets = new Array<number>(HIST_BUCKETS + 1).fill(0);
-  let sumSeconds = 0;
-  let count = 0;
-  for (const p of parts) {
-    p.buckets.forEach((b, i) => {
-      buckets[i] = (buckets[i] as number) + b;
-    });
-    sumSeconds += p.sumSeconds;
-    count += p.count;
-  }
-  return { buckets, sumSeconds, count };
 }

@@ -1,11 +1,13 @@
 import { performance } from 'node:perf_hooks';
 import type { StrataConfig } from '../config/schema.js';
-import type { Counters, FrontSnapshot, FrontTotals } from '../counters/counters.js';
-import { L2_ERROR_KINDS, ORIGIN_SLOT, SHARD_SLOT } from '../counters/layout.js';
+import type { Counters, FrontSnapshot, FrontTotals, HistogramSnapshot } from '../counters/counters.js';
+import { bucketBoundSeconds } from '../counters/counters.js';
+import { HIST_BUCKETS, L2_ERROR_KINDS, ORIGIN_SLOT, ROUTES, SHARD_SLOT, STATUS_LABELS } from '../counters/layout.js';
 import type { PostgresStatus } from '../invalidation/postgres.js';
 import type { BusCounts, L2Status } from '../l2/node-link.js';
 import type { OriginSlots } from '../origin/slots.js';
 import { linuxThreadId } from '../thread-id.js';
+import { VERSION } from '../version.js';
 
 /** L1 counters of one shard or of the node. */
 export interface LevelStats {
@@ -53,6 +55,73 @@ function l2LevelOf(read: (slot: number) => number): L2LevelStats {
   };
 }
 
+/**
+ * A latency histogram as /v1/stats reports it: the count, the mean and
+ * percentiles in seconds (interpolated within the power-of-two bucket that
+ * holds them, so within a factor of 2; past the last bound, that bound), and
+ * the buckets themselves (non-cumulative counts; bucket i holds observations
+ * up to `2^i` µs, the last one the rest) so a reader can take percentiles of
+ * the difference of two snapshots: the latency of a window.
+ */
+export interface LatencyStats {
+  count: number;
+  meanSeconds: number;
+  p50Seconds: number;
+  p90Seconds: number;
+  p99Seconds: number;
+  p999Seconds: number;
+  buckets: number[];
+}
+
+/** The q-quantile (0..1) of a histogram's non-cumulative bucket counts, in seconds; 0 when it is empty. */
+export function quantileSeconds(buckets: readonly number[], q: number): number {
+  let count = 0;
+  for (const b of buckets) count += b;
+  if (count === 0) return 0;
+  const rank = q * count;
+  let seen = 0;
+  for (let i = 0; i < buckets.length; i++) {
+    const n = buckets[i] as number;
+    if (n > 0 && seen + n >= rank) {
+      if (i >= HIST_BUCKETS) return bucketBoundSeconds(HIST_BUCKETS - 1);
+      const low = i === 0 ? 0 : bucketBoundSeconds(i - 1);
+      return low + (bucketBoundSeconds(i) - low) * ((rank - seen) / n);
+    }
+    seen += n;
+  }
+  return bucketBoundSeconds(HIST_BUCKETS - 1);
+}
+
+export function latencyOf(h: HistogramSnapshot): LatencyStats {
+  return {
+    count: h.count,
+    meanSeconds: h.count === 0 ? 0 : h.sumSeconds / h.count,
+    p50Seconds: quantileSeconds(h.buckets, 0.5),
+    p90Seconds: quantileSeconds(h.buckets, 0.9),
+    p99Seconds: quantileSeconds(h.buckets, 0.99),
+    p999Seconds: quantileSeconds(h.buckets, 0.999),
+    buckets: h.buckets,
+  };
+}
+
+/** Histograms added bucket by bucket (the shards' into the node's). */
+export function sumHistograms(parts: readonly HistogramSnapshot[]): HistogramSnapshot {
+  const buckets = new Array<number>(HIST_BUCKETS + 1).fill(0);
+  let sumSeconds = 0;
+  let count = 0;
+  for (const p of parts) {
+    p.buckets.forEach((b, i) => {
+      buckets[i] = (buckets[i] as number) + b;
+    });
+    sumSeconds += p.sumSeconds;
+    count += p.count;
+  }
+  return { buckets, sumSeconds, count };
+}
+
+/** Hot keys /v1/stats lists, over every shard. */
+const HOT_KEYS_LISTED = 20;
+
 /** A per-second rate sample of one shard. */
 interface Rate {
   opsPerSecond: number;
@@ -96,6 +165,8 @@ export interface StatsOptions {
   readonly originSlots?: OriginSlots | null;
   /** The PostgreSQL invalidation listener, if configured. @default null */
   readonly postgres?: { status(): PostgresStatus } | null;
+  /** This node's id (config.nodeId, or the one derived from host name and port). @default config.nodeId */
+  readonly nodeId?: string;
 }
 
 /** V8 heap figures of one thread (or a sum of threads), bytes. */
@@ -151,6 +222,7 @@ export class StatsReporter {
   readonly #hotIndexBytes: number;
   readonly #originSlots: OriginSlots | null;
   readonly #postgres: { status(): PostgresStatus } | null;
+  readonly #nodeId: string;
 
   constructor(options: StatsOptions) {
     const { counters, fronts, pool, config, sampleMs = 1000 } = options;
@@ -159,6 +231,7 @@ export class StatsReporter {
     this.#hotIndexBytes = options.hotIndexBytesPerShard;
     this.#originSlots = options.originSlots ?? null;
     this.#postgres = options.postgres ?? null;
+    this.#nodeId = options.nodeId ?? config.nodeId;
     this.#counters = counters;
     this.#fronts = fronts;
     this.#pool = pool;
@@ -210,7 +283,7 @@ export class StatsReporter {
       opsPerSecond: Math.round((this.#rates[s] as Rate).opsPerSecond),
       utilization: (this.#rates[s] as Rate).utilization,
       l1: levelOf((slot) => c.shard(s, slot)),
-      ...(this.#bus === null ? {} : { l2: l2LevelOf((slot) => c.shard(s, slot)) }),
+      ...(this.#bus === null ? {} : { l2: l2LevelOf((slot) => c.shard(s, slot)), l2Breaker: c.shard(s, SHARD_SLOT.L2_BREAKER) }),
     }));
     const total = levelOf((slot) => c.total(slot));
     const fronts = this.#frontSnapshots();
@@ -228,11 +301,55 @@ export class StatsReporter {
         shards: { used: c.total(SHARD_SLOT.HEAP_USED_BYTES), total: c.total(SHARD_SLOT.HEAP_TOTAL_BYTES), external: c.total(SHARD_SLOT.EXTERNAL_BYTES) },
       },
     };
+    const fronts0 = this.#fronts;
+    const shardCount = this.#config.shards;
+    const shardOp = (op: 'get' | 'put' | 'delete' | 'l2') => latencyOf(sumHistograms(Array.from({ length: shardCount }, (_, s) => c.shardHistogram(s, op))));
+    /** Answers by route and status (routes and statuses with none left out). */
+    const requests: Record<string, Record<string, number>> = {};
+    let requestsTotal = 0;
+    for (const route of ROUTES) {
+      STATUS_LABELS.forEach((code, i) => {
+        const n = fronts0.requests(route, i);
+        if (n === 0) return;
+        requests[route] ??= {};
+        (requests[route] as Record<string, number>)[code] = n;
+        requestsTotal += n;
+      });
+    }
+    const latency = {
+      /** From request to response, by route (the front's view). */
+      routes: Object.fromEntries(ROUTES.map((route) => [route, latencyOf(fronts0.routeHistogram(route))])),
+      /** From the front batching an op to its shard finishing it. */
+      shardOps: { get: shardOp('get'), put: shardOp('put'), delete: shardOp('delete') },
+      /** One L2 operation as the shards saw it. */
+      l2: shardOp('l2'),
+      origins: Object.fromEntries(this.#config.origins.map((rule, o) => [rule.name, latencyOf(c.originHistogram(o))])),
+    };
     return {
+      /** When the snapshot was taken, ms since the Unix epoch (rates are differences of two snapshots over their times). */
+      timeMs: Date.now(),
       uptimeSeconds: Math.floor((Date.now() - this.#startedMs) / 1000),
+      node: { id: this.#nodeId, version: VERSION },
       config: { fronts: this.#config.fronts, shards: this.#config.shards, l1MaxBytes: this.#config.l1MaxBytes, l2: l2.configured ? l2.mode : null },
       levels: this.#bus === null ? { L1: total } : { L1: total, L2: l2LevelOf((slot) => c.total(slot)) },
-      l2: this.#bus === null ? l2 : { ...l2, bus: { ...this.#bus, sent: c.total(SHARD_SLOT.BUS_SENT), l1Drops: c.total(SHARD_SLOT.L1_REMOTE_DROPS) } },
+      l2:
+        this.#bus === null
+          ? l2
+          : {
+              ...l2,
+              bus: {
+                received: this.#bus.received,
+                gaps: this.#bus.gaps,
+                sent: c.total(SHARD_SLOT.BUS_SENT),
+                l1Drops: c.total(SHARD_SLOT.L1_REMOTE_DROPS),
+                /** From publishing to receiving back, this node's own messages. */
+                delay: latencyOf(this.#bus.delay),
+              },
+            },
+      /** Answers since start, every route and status. */
+      requestsTotal,
+      requests,
+      latency,
       opsPerSecond: shards.reduce((sum, s) => sum + s.opsPerSecond, 0),
       /** Requests begun and not yet answered, on every front, this one included. */
       requestsInFlight: this.#fronts.active,
@@ -273,6 +390,16 @@ export class StatsReporter {
       },
       ...(this.#postgres === null ? {} : { postgres: this.#postgres.status() }),
       memory,
+      /**
+       * The most read keys lately, per shard, highest first (a sample of the
+       * reads, space-saving counters: `estimate` never undercounts and may
+       * overcount by `error`). /v1/stats is guarded by the tokens when the
+       * node has them, so keys are shown to their holders only.
+       */
+      hotKeys: shards
+        .flatMap((s) => c.hotKeys(s.shard).map((k) => ({ ...k, shard: s.shard })))
+        .sort((a, b) => b.estimate - a.estimate)
+        .slice(0, HOT_KEYS_LISTED),
       fronts: fronts.map(({ threadId: _, ...front }) => front),
       shards,
       /** Linux thread ids (0 where unknown), for per-thread CPU from /proc/PID/task/TID/stat. */

@@ -69,6 +69,8 @@ export type SendAnswer = (answer: ArrayBuffer) => void;
 export const FAILURE_NOTE_MS = 1000;
 /** Retry-After (s) for a lease waiter whose wait ended, and for E_ORIGIN_BUSY. */
 const RETRY_AFTER_S = 1;
+/** Hot keys each shard publishes for /v1/stats and the dashboard. */
+const HOT_KEYS_SHOWN = 10;
 
 const HOT_HEAD_PREFIX = asciiBytes('content-type: ');
 const HOT_HEAD_SUFFIX = asciiBytes('\r\nage');
@@ -275,6 +277,11 @@ export class Shard {
       counters.setShard(this.index, SHARD_SLOT.L2_READY, l2.store.ready ? 1 : 0);
       counters.setShard(this.index, SHARD_SLOT.L2_BREAKER, l2.store.breakerCode);
     }
+  }
+
+  /** Publishes the partition's most read keys for /v1/stats (once a second, not per batch). */
+  publishHotKeys(): void {
+    this.counters.publishHotKeys(this.index, this.l1.hotKeys.top(HOT_KEYS_SHOWN));
   }
 
   /** Publishes this worker's memory: V8 heap and off-heap bytes (a few µs: once a second, not per batch). */

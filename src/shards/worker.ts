@@ -74,6 +74,7 @@ export default function attach(task: AttachTask): Promise<void> {
     shard.l1.purgeExpired();
     shard.publishGauges();
     shard.publishMemory();
+    shard.publishHotKeys();
   }, data.purgeIntervalMs);
   purge.unref();
   const gauges =

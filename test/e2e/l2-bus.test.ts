@@ -44,6 +44,11 @@ describe('bus message format', () => {
     expect(decodeBusMessage(encodeBusMessage(message))).toEqual(message);
     expect(decodeBusMessage(Buffer.from('hello'))).toBeNull();
     expect(decodeBusMessage(encodeBusMessage(message).subarray(0, 30))).toBeNull();
+    // The send time rides after the items: a message with it decodes with it, and its bytes up to
+    // the items are those of the same message without it (what a reader that predates it reads).
+    const timed = { ...message, sentMs: 1_790_000_000_123.5 };
+    expect(decodeBusMessage(encodeBusMessage(timed))).toEqual(timed);
+    expect(encodeBusMessage(timed).subarray(0, -8).equals(encodeBusMessage(message))).toBe(true);
   });
 });
 

@@ -90,13 +90,13 @@ describe('shared counters', () => {
     front.begin();
     front.begin();
     front.end();
-    front.setUtilization(0.25);
+    front.setLoop(0.25, 0.002);
     expect(totals.active).toBe(1);
-    expect(totals.front(1)).toMatchObject({ starts: 1, threadId: 1234, utilization: 0.25, requestsInFlight: 1 });
+    expect(totals.front(1)).toMatchObject({ starts: 1, threadId: 1234, utilization: 0.25, loopDelayP99Seconds: 0.002, requestsInFlight: 1 });
     expect(totals.front(0)).toMatchObject({ starts: 0, requestsInFlight: 0 });
     new FrontCounters(buffer, 1, 2).started(5678);
     expect(totals.active).toBe(0);
-    expect(totals.front(1)).toMatchObject({ starts: 2, threadId: 5678, utilization: 0 });
+    expect(totals.front(1)).toMatchObject({ starts: 2, threadId: 5678, utilization: 0, loopDelayP99Seconds: 0 });
     expect(() => new FrontCounters(buffer, 2, 2)).toThrow(RangeError);
   });
 
