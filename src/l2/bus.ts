@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { BUS_CHANNEL, BUS_KIND, decodeBusMessage } from './bus-format.js';
+import { BUS_CHANNEL, BUS_KIND, decodeBusMessage, preciseNowMs } from './bus-format.js';
 import { type ClusterSeeds, clusterAuth, type L2Target, parseClusterSeeds } from './target.js';
 
 export * from './bus-format.js';
@@ -163,7 +163,7 @@ export class BusSubscriber {
     const message = decodeBusMessage(payload);
     if (message === null) return;
     const handlers = this.#handlers;
-    if (message.node === this.node && message.sentMs !== undefined) handlers.onOwnDelay?.(Date.now() - message.sentMs);
+    if (message.node === this.node && message.sentMs !== undefined) handlers.onOwnDelay?.(preciseNowMs() - message.sentMs);
     const from = `${message.node}/${message.stream}`;
     const streams = this.#streams;
     const stream = streams.get(from);
