@@ -36,6 +36,7 @@ export const ERROR_CODES = {
     summary: 'the lease was voided (a DELETE, invalidation or plain PUT of the key since, or the lease expired and another caller took it); nothing was stored',
   },
   E_INTERNAL: { status: 500, summary: 'a bug: the node could not complete the request' },
+  E_DASHBOARD_NOT_BUILT: { status: 500, summary: 'the /dashboard page is not in dist/ (`npm run build` bundles it); everything else is served' },
   E_ORIGIN_ERROR: {
     status: 502,
     summary: "the key's origin failed (5xx, an unexpected status, or unreachable) and no stale copy could be served; originStatus has its status",

@@ -6,6 +6,7 @@ import type { StrataConfig } from '../config/schema.js';
 import { tokenEpoch } from '../coordination/lease-token.js';
 import type { FrontCounters } from '../counters/counters.js';
 import type { Route } from '../counters/layout.js';
+import { loadDashboard, SESSION_COOKIE, sessionToken, signInPage } from '../dashboard/asset.js';
 import type { ErrorCode } from '../errors.js';
 import { hashKey } from '../hash.js';
 import { type InvalidationFailure, invalidate, l2ErrorMessage } from '../invalidation/invalidate.js';
@@ -468,7 +469,8 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     if (authorized(ex, h)) relay(ex, 'metrics');
   });
   getAndHead('/v1/stats', 'stats', (ex, h) => {
-    if (authorized(ex, h)) relay(ex, 'stats');
+    // The dashboard's page reads it with its sign-in cookie (a browser cannot add an Authorization header to fetch on its own).
+    if ((h.authorizations === 0 && guard.allowsToken(sessionToken(h.cookie))) || authorized(ex, h)) relay(ex, 'stats');
   });
   // The ring and its members as the supervisor sees them, with this front's breakers per peer.
   getAndHead('/v1/cluster', 'cluster', (ex, h) => {
@@ -480,6 +482,7 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
       ex.json(JSON.stringify(view));
     });
   });
+  dashboardRoutes(app, guard, counters, headersOk, methodNotAllowed);
   for (const path of ['/healthz', '/livez', '/readyz', '/metrics', '/v1/stats', '/v1/cluster']) {
     app.any(path, (res, req) => methodNotAllowed(res, req, 'GET, HEAD'));
   }
@@ -496,4 +499,76 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
 
 function routeOfMethod(method: string): Route {
   return method === 'get' ? 'get' : method === 'head' ? 'head' : method === 'put' ? 'put' : method === 'delete' ? 'delete' : 'other';
+}
+
+/** Largest sign-in form body (`token=…`). */
+const SIGN_IN_MAX_BYTES = 4096;
+const HTML_TYPE = 'text/html; charset=utf-8';
+const FORM_TYPE = 'application/x-www-form-urlencoded';
+
+/**
+ * `/dashboard`: the page bundled at build time (src/dashboard/), guarded like
+ * the admin routes. A browser cannot send a bearer token by itself, so when
+ * the node has tokens, a browser without one gets a sign-in form (401) that
+ * posts to `/dashboard/sign-in`, which sets an HttpOnly, SameSite=Strict
+ * cookie carrying the token; the page and `/v1/stats` accept that cookie.
+ * Other clients get the usual JSON 401.
+ */
+function dashboardRoutes(
+  app: TemplatedApp,
+  guard: TokenGuard,
+  counters: FrontCounters,
+  headersOk: (ex: Exchange, h: HeaderScan) => boolean,
+  methodNotAllowed: (res: HttpResponse, req: HttpRequest, allow: string) => void,
+): void {
+  const asset = loadDashboard();
+  const pageHeaders = (csp: string) =>
+    [
+      ['content-security-policy', csp],
+      ['x-content-type-options', 'nosniff'],
+      ['referrer-policy', 'no-referrer'],
+    ] as const;
+  const SIGN_IN_CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+  const signedIn = (h: HeaderScan): boolean => guard.allows(h.authorization) || (h.authorizations === 0 && guard.allowsToken(sessionToken(h.cookie)));
+  const refuse = (ex: Exchange, h: HeaderScan, wantsHtml: boolean, failed: boolean): void => {
+    if (wantsHtml) ex.send(401, HTML_TYPE, signInPage(failed), [...pageHeaders(SIGN_IN_CSP), ['www-authenticate', 'Bearer realm="strata"']]);
+    else ex.error('E_UNAUTHORIZED', 'the dashboard needs Authorization: Bearer <token> (browsers: sign in at /dashboard)', h.hasBody, WWW_AUTHENTICATE);
+  };
+  const page = (res: HttpResponse, req: HttpRequest, head: boolean) => {
+    const ex = new Exchange(res, 'dashboard', counters);
+    ex.head = head;
+    const wantsHtml = (req.getHeader('accept') ?? '').includes('text/html');
+    const h = scanHeaders(req);
+    if (!headersOk(ex, h)) return;
+    if (!signedIn(h)) return refuse(ex, h, wantsHtml, false);
+    if (asset === null) return ex.error('E_DASHBOARD_NOT_BUILT', 'dist/src/dashboard/dashboard.json is missing: run `npm run build`', h.hasBody);
+    ex.send(200, HTML_TYPE, asset.html, pageHeaders(asset.csp));
+  };
+  app.get('/dashboard', (res, req) => page(res, req, false));
+  app.head('/dashboard', (res, req) => page(res, req, true));
+  app.post('/dashboard/sign-in', (res, req) => {
+    const ex = new Exchange(res, 'dashboard', counters);
+    const h = scanHeaders(req);
+    if (!headersOk(ex, h)) return;
+    if (h.contentType.split(';')[0]?.trim().toLowerCase() !== FORM_TYPE) {
+      return ex.error('E_INVALID_CONTENT_TYPE', `the sign-in form is sent as ${FORM_TYPE}`, h.hasBody);
+    }
+    readBody(res, h, {
+      maxBytes: SIGN_IN_MAX_BYTES,
+      onBody: (bytes) => {
+        if (ex.aborted) return;
+        const token = new URLSearchParams(Buffer.from(bytes).toString('utf8')).get('token') ?? '';
+        if (!guard.enabled) return ex.send(303, HTML_TYPE, '', [['location', '/dashboard']]);
+        if (token === '' || !guard.allowsToken(token)) return refuse(ex, h, true, true);
+        ex.send(303, HTML_TYPE, '', [
+          ['location', '/dashboard'],
+          ['set-cookie', `${SESSION_COOKIE}=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict`],
+        ]);
+      },
+      onTooLarge: () => ex.error('E_BODY_TOO_LARGE', `the sign-in form is larger than ${SIGN_IN_MAX_BYTES} bytes`, true),
+      onBadFraming: (why) => ex.error('E_BAD_FRAMING', why, true),
+    });
+  });
+  app.any('/dashboard', (res, req) => methodNotAllowed(res, req, 'GET, HEAD'));
+  app.any('/dashboard/sign-in', (res, req) => methodNotAllowed(res, req, 'POST'));
 }

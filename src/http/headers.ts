@@ -25,6 +25,8 @@ export class HeaderScan {
   /** `strata-lease`: a lease token a PUT fills under. */
   leases = 0;
   lease = '';
+  /** `cookie`: read only by the dashboard's routes (its sign-in cookie). */
+  cookie = '';
 
   /** True when the request announces a body (a non-zero Content-Length, or a Transfer-Encoding). */
   get hasBody(): boolean {
@@ -55,6 +57,10 @@ function visit(name: string, value: string): void {
     case 'strata-lease':
       if (scan.leases++ === 0) scan.lease = value;
       break;
+    case 'cookie':
+      // RFC 6265 §5.4: a user agent sends one Cookie line; more (from a proxy) are joined as HTTP/2 does (RFC 9113 §8.2.3).
+      scan.cookie = scan.cookie === '' ? value : `${scan.cookie}; ${value}`;
+      break;
   }
 }
 
@@ -72,6 +78,7 @@ export function scanHeaders(req: HttpRequest): HeaderScan {
   scan.contentType = '';
   scan.leases = 0;
   scan.lease = '';
+  scan.cookie = '';
   req.forEach(visit);
   return scan;
 }

@@ -133,8 +133,12 @@ export class TokenGuard {
   allows(authorization: string): boolean {
     if (this.#tokens.length === 0) return true;
     const match = /^Bearer +(\S+) *$/i.exec(authorization);
-    if (match === null) return false;
-    const given = Buffer.from(match[1] as string);
+    return match !== null && this.allowsToken(match[1] as string);
+  }
+  /** True when no tokens are configured or `token` is one of them (the dashboard's sign-in cookie carries one). */
+  allowsToken(token: string): boolean {
+    if (this.#tokens.length === 0) return true;
+    const given = Buffer.from(token);
     let ok = false;
     for (const token of this.#tokens) {
       if (token.length === given.length && timingSafeEqual(token, given)) ok = true;

@@ -11,6 +11,7 @@ import type { HttpResponse } from './uws.js';
 const STATUS_LINE: Record<number, string> = {
   200: '200 OK',
   204: '204 No Content',
+  303: '303 See Other',
   400: '400 Bad Request',
   401: '401 Unauthorized',
   404: '404 Not Found',
@@ -144,8 +145,8 @@ export class Exchange {
     this.send(status, JSON_TYPE, body);
   }
 
-  /** A whole body with its type. */
-  send(status: number, contentType: string, body: string): void {
+  /** A whole body with its type, and `headers` besides (the dashboard's security headers, a redirect's Location). */
+  send(status: number, contentType: string, body: string, headers: readonly Header[] = []): void {
     if (!this.#finish(status)) return;
     const res = this.res;
     res.cork(() => {
@@ -154,6 +155,7 @@ export class Exchange {
         .writeHeader('content-type', contentType)
         .writeHeader('cache-control', 'no-store')
         .writeHeader(NODE_HEADER, nodeId);
+      for (const [name, value] of headers) res.writeHeader(name, value);
       if (this.head) endHead(res, Buffer.byteLength(body), false);
       else res.end(body);
     });

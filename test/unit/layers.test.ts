@@ -7,10 +7,26 @@ import { ROOT } from '../helpers/node.js';
  * The layers of src/, lowest first (docs/architecture.md, "Layout"): a module
  * may import from its own layer and the layers below it, never above. The
  * modules at the top of src/ are the process's entry (node.ts, cli.ts) and
- * three leaves every layer may use (errors.ts, hash.ts, thread-id.ts).
+ * leaves every layer may use (errors.ts, hash.ts, thread-id.ts, version.ts, log.ts).
  */
-const LAYERS = ['api', 'counters', 'l2', 'l1', 'coordination', 'origin', 'cluster', 'config', 'shards', 'invalidation', 'metrics', 'http', 'front', 'client'];
-const LEAVES = new Set(['errors.ts', 'hash.ts', 'thread-id.ts']);
+const LAYERS = [
+  'api',
+  'counters',
+  'l2',
+  'l1',
+  'coordination',
+  'origin',
+  'cluster',
+  'config',
+  'shards',
+  'invalidation',
+  'metrics',
+  'dashboard',
+  'http',
+  'front',
+  'client',
+];
+const LEAVES = new Set(['errors.ts', 'hash.ts', 'thread-id.ts', 'version.ts', 'log.ts']);
 
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
