@@ -19,6 +19,8 @@
  *   bytes encoded once: the client's cost without any serialization. A CPU
  *   profile of one more `json` run then says where the client's CPU goes.
  *
+ * Writes native-bench/results/codecs.json and the figure figures/codecs.svg.
+ *
  *   npm run bench:codecs [-- --seconds 3 --rounds 3 --concurrency 64]
  */
 import assert from 'node:assert/strict';
@@ -33,6 +35,8 @@ import { Bench } from 'tinybench';
 import { z } from 'zod';
 import { type Codec, createClient, json, msgpack, raw, schema } from '../src/client/index.js';
 import { cpuOf, fmt, median, SERVER_CPU, type Server, startProcess, stop, WRK_CPU } from './harness.js';
+import { type BarGroup, barChart } from './plot.js';
+import { Progress, Report } from './report.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -53,6 +57,21 @@ const WARMUP_SECONDS = 0.5;
 const SLICE_SECONDS = 0.5;
 const CLIENT_CPU = WRK_CPU;
 const CLI = join(new URL('../../', import.meta.url).pathname, 'dist/src/cli.js');
+/** tinybench tasks: encode and decode of 4 codecs on 2 payloads, 1 s each after 200 ms of warm-up. */
+const IN_PROCESS_TASKS = 16;
+const STEPS = {
+  inProcess: `in process: ${IN_PROCESS_TASKS} tinybench tasks`,
+  start: 'end to end: start a node, check every codec through it, warm up',
+  round: (round: number) => `end to end: round ${round + 1} of ${ROUNDS}`,
+  profile: "profile of the client's CPU: one json run",
+};
+const report = new Report('codecs');
+const progress = new Progress([
+  { name: STEPS.inProcess, seconds: IN_PROCESS_TASKS * 1.5 },
+  { name: STEPS.start, seconds: 1 + 5 * WARMUP_SECONDS },
+  ...Array.from({ length: ROUNDS }, (_, round) => ({ name: STEPS.round(round), seconds: 5 * SECONDS })),
+  { name: STEPS.profile, seconds: WARMUP_SECONDS + SECONDS + 0.5 },
+]);
 
 // ---------------------------------------------------------------- payloads
 
@@ -364,6 +383,11 @@ async function inProcess(): Promise<InProcessRow[]> {
       });
     }
   }
+  let done = 0;
+  bench.addEventListener('cycle', () => {
+    done++;
+    progress.update(`${done} of ${bench.tasks.length} done`, done / bench.tasks.length);
+  });
   await bench.run();
   if (sink === null) throw new Error('no task ran');
   const rows: InProcessRow[] = [];
@@ -391,6 +415,9 @@ interface E2eRun {
   wallS: number;
   clientCpuS: number;
   serverCpuS: number;
+  /** Latency of one set+get (both awaited in turn), over the round's slices, ms. */
+  p50Ms: number;
+  p99Ms: number;
 }
 
 /** A codec of the order for the end-to-end runs, and the value it writes. */
@@ -411,8 +438,8 @@ function clientCpuS(): number {
   return (u.user + u.system) / 1e6;
 }
 
-/** `concurrency` loops of set then get of the order, until `seconds` have passed; set+get pairs completed. */
-async function loops(url: string, c: E2eCodec, seconds: number): Promise<number> {
+/** `concurrency` loops of set then get of the order, until `seconds` have passed; set+get pairs completed (each one's ms pushed to `latencies`). */
+async function loops(url: string, c: E2eCodec, seconds: number, latencies?: number[]): Promise<number> {
   const client = createClient({ url });
   const ns = client.namespace('bench', { codec: c.codec, ttl: 3600 });
   const until = performance.now() + seconds * 1000;
@@ -421,8 +448,10 @@ async function loops(url: string, c: E2eCodec, seconds: number): Promise<number>
     Array.from({ length: CONCURRENCY }, async (_, loop) => {
       for (let i = 0; performance.now() < until; i++) {
         const key = `order-${loop}-${i % 16}`;
+        const t0 = performance.now();
         await ns.set(key, c.value);
         if ((await ns.get(key)) === undefined) throw new Error(`${c.name}: ${key} missing right after its set`);
+        latencies?.push(performance.now() - t0);
         pairs++;
       }
     }),
@@ -441,7 +470,8 @@ async function loops(url: string, c: E2eCodec, seconds: number): Promise<number>
 async function e2eRound(node: Server, round: number): Promise<E2eRun[]> {
   const url = `http://127.0.0.1:${node.port}`;
   const pid = node.child.pid as number;
-  const runs = e2eCodecs.map((c) => ({ codec: c.name, pairs: 0, wallS: 0, clientCpuS: 0, serverCpuS: 0 }));
+  const runs: E2eRun[] = e2eCodecs.map((c) => ({ codec: c.name, pairs: 0, wallS: 0, clientCpuS: 0, serverCpuS: 0, p50Ms: 0, p99Ms: 0 }));
+  const latencies = e2eCodecs.map(() => [] as number[]);
   const slices = Math.max(1, Math.round(SECONDS / SLICE_SECONDS));
   for (let slice = 0; slice < slices; slice++) {
     for (let k = 0; k < e2eCodecs.length; k++) {
@@ -451,12 +481,19 @@ async function e2eRound(node: Server, round: number): Promise<E2eRun[]> {
       const server0 = cpuOf(pid).total;
       const client0 = clientCpuS();
       const t0 = performance.now();
-      run.pairs += await loops(url, e2eCodecs[i] as E2eCodec, SECONDS / slices);
+      run.pairs += await loops(url, e2eCodecs[i] as E2eCodec, SECONDS / slices, latencies[i]);
       run.wallS += (performance.now() - t0) / 1000;
       run.clientCpuS += clientCpuS() - client0;
       run.serverCpuS += cpuOf(pid).total - server0;
     }
+    progress.update(`slice ${slice + 1} of ${slices}`, (slice + 1) / slices);
   }
+  runs.forEach((run, i) => {
+    const sorted = (latencies[i] as number[]).sort((a, b) => a - b);
+    const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? Number.NaN;
+    run.p50Ms = at(0.5);
+    run.p99Ms = at(0.99);
+  });
   return runs;
 }
 
@@ -576,11 +613,9 @@ function printInProcess(rows: InProcessRow[]): void {
   );
 }
 
-function printEndToEnd(runs: E2eRun[]): void {
-  console.log(
-    `\n### End to end: set + get of the order through one node (${CONCURRENCY} loops in flight, ${SECONDS} s per codec per round in ${SLICE_SECONDS} s slices taken in turn, ${ROUNDS} rounds, medians; client CPU ${CLIENT_CPU}, node CPU ${SERVER_CPU})\n`,
-  );
-  const rows = e2eCodecs.map((c) => {
+/** Each codec's end-to-end figures, medians over the rounds. */
+function endToEndRows(runs: E2eRun[]) {
+  return e2eCodecs.map((c) => {
     const mine = runs.filter((r) => r.codec === c.name);
     return {
       codec: c.name,
@@ -590,8 +625,17 @@ function printEndToEnd(runs: E2eRun[]): void {
       serverUs: median(mine.map((r) => (r.serverCpuS / r.pairs) * 1e6)),
       clientBusy: median(mine.map((r) => r.clientCpuS / r.wallS)),
       serverBusy: median(mine.map((r) => r.serverCpuS / r.wallS)),
+      p50Ms: median(mine.map((r) => r.p50Ms)),
+      p99Ms: median(mine.map((r) => r.p99Ms)),
     };
   });
+}
+
+function printEndToEnd(runs: E2eRun[]): void {
+  console.log(
+    `\n### End to end: set + get of the order through one node (${CONCURRENCY} loops in flight, ${SECONDS} s per codec per round in ${SLICE_SECONDS} s slices taken in turn, ${ROUNDS} rounds, medians; client CPU ${CLIENT_CPU}, node CPU ${SERVER_CPU})\n`,
+  );
+  const rows = endToEndRows(runs);
   const base = rows[0] as (typeof rows)[number];
   printTable(
     [
@@ -605,8 +649,10 @@ function printEndToEnd(runs: E2eRun[]): void {
       'server µs / set+get',
       'client CPU busy',
       'node CPU busy',
+      'p50 ms',
+      'p99 ms',
     ],
-    [false, true, true, true, true, true, true, true, true, true],
+    [false, true, true, true, true, true, true, true, true, true, true, true],
     rows.map((r) => [
       r.codec,
       fmt(r.bytes),
@@ -618,6 +664,8 @@ function printEndToEnd(runs: E2eRun[]): void {
       us(r.serverUs),
       `${(r.clientBusy * 100).toFixed(0)}%`,
       `${(r.serverBusy * 100).toFixed(0)}%`,
+      fmt(r.p50Ms, 2),
+      fmt(r.p99Ms, 2),
     ]),
   );
   console.log('\nBy round, set+get pairs per client CPU-second:');
@@ -630,6 +678,65 @@ function printEndToEnd(runs: E2eRun[]): void {
     );
 }
 
+// ---------------------------------------------------------------- the figure
+
+function drawFigure(inProcessRows: InProcessRow[], runs: E2eRun[]): void {
+  const payloads = [...new Set(inProcessRows.map((r) => r.payload))];
+  const timing = (payload: string): BarGroup[] =>
+    (['encode', 'decode'] as const).map((side) => ({
+      label: side,
+      bars: inProcessRows.filter((r) => r.payload === payload).map((r) => ({ label: r.codec, value: r[side].meanUs })),
+    }));
+  // raw last: the codecs keep the in-process panels' colours.
+  const e2e = endToEndRows(runs);
+  const ordered = [...e2e.slice(1), ...e2e.slice(0, 1)];
+  report.figure(
+    'codecs',
+    "bench:codecs: the typed client's codecs in process and end to end through a node",
+    [
+      ...payloads.map((payload) =>
+        barChart({ title: `In process: ${payload}`, yLabel: 'µs per call (tinybench mean)', width: 400, height: 320, groups: timing(payload) }),
+      ),
+      barChart({
+        title: 'Encoded size',
+        yLabel: 'bytes',
+        width: 400,
+        height: 320,
+        groups: payloads.map((payload) => ({
+          label: payload,
+          bars: inProcessRows.filter((r) => r.payload === payload).map((r) => ({ label: r.codec, value: r.bytes })),
+        })),
+      }),
+      barChart({
+        title: 'End to end: set+get of the order per CPU-second',
+        yLabel: 'set+get pairs per CPU-second',
+        width: 600,
+        height: 320,
+        groups: [
+          { label: 'per client CPU-second', bars: ordered.map((r) => ({ label: r.codec, value: 1e6 / r.clientUs })) },
+          { label: 'per node CPU-second', bars: ordered.map((r) => ({ label: r.codec, value: 1e6 / r.serverUs })) },
+        ],
+      }),
+      barChart({
+        title: 'End to end: latency of a set+get',
+        yLabel: 'latency of a set+get (ms)',
+        width: 600,
+        height: 320,
+        groups: [
+          { label: 'p50', bars: ordered.map((r) => ({ label: r.codec, value: r.p50Ms })) },
+          { label: 'p99', bars: ordered.map((r) => ({ label: r.codec, value: r.p99Ms })) },
+        ],
+      }),
+    ],
+    {
+      columns: 3,
+      notes: [
+        `end to end: one node (1 front, 1 shard, L1 only) on CPU ${SERVER_CPU}, this process on CPU ${CLIENT_CPU}; ${CONCURRENCY} loops of set then get, ${SECONDS} s per codec per round in ${SLICE_SECONDS} s slices taken in turn, medians over ${ROUNDS} round(s); raw: the order's JSON bytes without serialization`,
+      ],
+    },
+  );
+}
+
 // ---------------------------------------------------------------- main
 
 const machine = `${cpus()[0]?.model ?? '?'} x${availableParallelism()}, node ${process.version}, ${new Date().toISOString().slice(0, 10)}`;
@@ -640,23 +747,44 @@ if (availableParallelism() > 1) {
 console.log(`machine: ${machine}; msgpackr native acceleration: ${isNativeAccelerationEnabled ? 'on' : 'off'}; bench on CPU ${CLIENT_CPU}`);
 console.log(`payload bytes as JSON: order ${json<Order>().encode(order).byteLength}, 100 products ${json<Product[]>().encode(products).byteLength}`);
 
-printInProcess(await inProcess());
+progress.start(STEPS.inProcess);
+const inProcessRows = await inProcess();
+printInProcess(inProcessRows);
 
+progress.start(STEPS.start);
 const node = await startProcess(['--max-semi-space-size=2', CLI, '--port', '$PORT', '--fronts', '1', '--shards', '1'], {}, SERVER_CPU);
 try {
   await checkThroughNode(node);
   // Untimed: the fetch path and every codec optimised before the first measured slice.
   for (const c of e2eCodecs) await loops(`http://127.0.0.1:${node.port}`, c, WARMUP_SECONDS);
   const runs: E2eRun[] = [];
-  for (let round = 0; round < ROUNDS; round++) runs.push(...(await e2eRound(node, round)));
+  for (let round = 0; round < ROUNDS; round++) {
+    progress.start(STEPS.round(round));
+    runs.push(...(await e2eRound(node, round)));
+  }
   printEndToEnd(runs);
+  progress.start(STEPS.profile);
   const profile = await profileClient(node);
+  progress.end();
   console.log(`\n### Where the client's CPU goes: self time of one profiled json run (${SECONDS} s, 100 µs sampling), share of non-idle samples\n`);
   printTable(
     ['where', 'share'],
     [false, true],
     profile.filter((p) => p.share >= 0.005).map((p) => [p.what, `${(p.share * 100).toFixed(1)}%`]),
   );
+  const options = { seconds: SECONDS, rounds: ROUNDS, concurrency: CONCURRENCY, sliceSeconds: SLICE_SECONDS, warmupSeconds: WARMUP_SECONDS };
+  const payloadBytes = { order: json<Order>().encode(order).byteLength, products: json<Product[]>().encode(products).byteLength };
+  report.json({
+    options,
+    msgpackrNativeAcceleration: isNativeAccelerationEnabled,
+    payloadBytes,
+    inProcess: inProcessRows,
+    endToEnd: { medians: endToEndRows(runs), runs },
+    clientProfile: profile,
+  });
+  drawFigure(inProcessRows, runs);
+  console.log(report.summary());
 } finally {
+  progress.end();
   await stop(node);
 }

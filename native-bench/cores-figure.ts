@@ -1,30 +1,36 @@
-/** The figure of bench:cores (native-bench/cores.svg): measured efficiency, the projection, and the Zipf comparison. */
+/**
+ * The panels of bench:cores's figure (native-bench/figures/cores.svg): measured
+ * efficiency and p99 by fronts × shards, the projection, and the Zipf comparison.
+ */
 import type { ZipfRun } from './cluster-comparison.js';
 import { type Config, configName, LOADS, type LoadRun, type Projection } from './cores-runs.js';
 import { median } from './harness.js';
-import { barChart, figure, lineChart, type Series } from './plot.js';
+import { barChart, lineChart, type Panel, type Series } from './plot.js';
 
-export function drawCoresFigure(input: {
-  runs: LoadRun[];
-  projections: Projection[];
-  basis: Config;
-  configs: Config[];
-  zipf: ZipfRun[];
-  machine: { cpu: string; node: string; date: string };
-}): string {
-  const { runs, projections, basis, configs, zipf, machine } = input;
+export function coresPanels(input: { runs: LoadRun[]; projections: Projection[]; basis: Config; configs: Config[]; zipf: ZipfRun[] }): Panel[] {
+  const { runs, projections, basis, configs, zipf } = input;
+  /** Per load, a bar per configuration with valid runs: the median of `field` over its rounds. */
+  const byConfig = (field: 'perCpuSecond' | 'p99ms') =>
+    LOADS.map((load) => ({
+      label: load,
+      bars: configs
+        .map((c) => ({ c, mine: runs.filter((r) => r.invalid === null && r.load === load && r.fronts === c.fronts && r.shards === c.shards) }))
+        .filter(({ mine }) => mine.length > 0)
+        .map(({ c, mine }) => ({ label: `${configName(c)} (fronts×shards)`, value: median(mine.map((r) => r[field])) })),
+    }));
   const measured = barChart({
     title: 'Measured: requests per server CPU-second',
     yLabel: 'requests per CPU-second',
     width: 460,
     height: 360,
-    groups: LOADS.map((load) => ({
-      label: load,
-      bars: configs
-        .map((c) => ({ c, mine: runs.filter((r) => r.invalid === null && r.load === load && r.fronts === c.fronts && r.shards === c.shards) }))
-        .filter(({ mine }) => mine.length > 0)
-        .map(({ c, mine }) => ({ label: `${configName(c)} (fronts×shards)`, value: median(mine.map((r) => r.perCpuSecond)) })),
-    })),
+    groups: byConfig('perCpuSecond'),
+  });
+  const p99 = barChart({
+    title: 'Measured: p99 latency (wrk -c50)',
+    yLabel: 'p99 latency (ms)',
+    width: 460,
+    height: 360,
+    groups: byConfig('p99ms'),
   });
 
   const series: Series[] = [];
@@ -71,10 +77,5 @@ export function drawCoresFigure(input: {
       },
     ],
   });
-  const caption = `bench:cores ${machine.date.slice(0, 10)}, ${machine.cpu}, Node.js ${machine.node}; every server pinned to one CPU, wrk and Redis on the other; model: min(F/c_f, S/c_s, N/(c_f+c_s+c_o))`;
-  return figure(
-    'Strata: CPU per request by fronts × shards, projected throughput on many cores, and Zipf reads against node:cluster',
-    [measured, projected, zipfChart],
-    caption,
-  );
+  return [measured, p99, projected, zipfChart];
 }

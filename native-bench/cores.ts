@@ -20,24 +20,26 @@
  * server shares one core, so req/s is one core's worth, and requests per
  * CPU-second and CPU per request are what compare. Only ratios within one run
  * mean anything on a shared host. Writes native-bench/results/cores.json and
- * the figure native-bench/cores.svg.
+ * the figure native-bench/figures/cores.svg (a --quick run: both as
+ * results/cores-quick.*).
  *
  *   npm run bench:cores [-- --seconds 5 --rounds 1 --quick]
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { RedisServer } from '../test/helpers/redis.js';
 import { compareWithCluster, type ZipfRun } from './cluster-comparison.js';
-import { drawCoresFigure } from './cores-figure.js';
+import { coresPanels } from './cores-figure.js';
 import { type Config, configName, LOADS, type LoadName, type LoadRun, type Projection } from './cores-runs.js';
 import { cpuOf, fmt, getJson, measured, median, pct, requireWrk, runWrk, SERVER_CPU, stop, WRK_CPU } from './harness.js';
 import { uniformGetScript, uniformPutScript } from './load-scripts.js';
 import { preloadStrataLayout } from './preload.js';
 import { bestSplit, defaultSplit, MODEL_TEXT, type RequestCost, redisCeiling, type Split } from './projection.js';
+import { Progress, Report } from './report.js';
 import { l1Delta, l2Errors, opsPerBatch, readRoles, type StrataNode, type StrataStats, startStrata, workersReplaced } from './strata-node.js';
 import { cpuByRole, describeRoles, ROLES, type Role } from './threads.js';
 
@@ -61,11 +63,13 @@ const HOT_KEYS = QUICK ? 1000 : 10_000;
 const L2_KEYS = QUICK ? 10_000 : 100_000;
 const VALUE_BYTES = 1024;
 const PROJECTED_CORES = [16, 32, 64];
-const root = new URL('../../', import.meta.url).pathname;
-const OUT_DIR = join(root, 'native-bench/results');
-const JSON_PATH = join(OUT_DIR, QUICK ? 'cores-quick.json' : 'cores.json');
-// A quick run is a smoke test: its figure must not replace the one the README shows.
-const SVG_PATH = QUICK ? join(OUT_DIR, 'cores-quick.svg') : join(root, 'native-bench/cores.svg');
+// A quick run is a smoke test: its figure must not replace the one the README shows (Report keeps it in results/).
+const results = new Report('cores', { quick: QUICK });
+let progress: Progress;
+const preloadStep = () => `redis-server: writing ${fmt(L2_KEYS)} values in Strata's layout`;
+const hotStep = (config: Config, round: number) => `round ${round + 1}, ${configName(config)}: GET hits and PUTs`;
+const coldStep = (config: Config, round: number) => `round ${round + 1}, ${configName(config)}: L2 hits`;
+const zipfStep = () => 'Zipf reads: node:cluster against Strata';
 
 const started = performance.now();
 function step(message: string): void {
@@ -193,6 +197,7 @@ function report(run: LoadRun): void {
 async function measureConfig(config: Config, redis: RedisServer, scripts: Record<LoadName, string>, round: number): Promise<LoadRun[]> {
   const runs: LoadRun[] = [];
   const redisPid = redis.pid as number;
+  progress.start(hotStep(config, round));
   step(`${configName(config)}: starting (GET hits and PUTs), preloading ${fmt(HOT_KEYS)} keys`);
   const hot = await startStrata({ ...config, redisUrl: redis.url, extra: ['--l1-max-bytes', '1g'] });
   try {
@@ -206,6 +211,7 @@ async function measureConfig(config: Config, redis: RedisServer, scripts: Record
   } finally {
     await stop(hot);
   }
+  progress.start(coldStep(config, round));
   step(`${configName(config)}: starting (L2 hits: 1 MiB L1, lru admission)`);
   // lru admission: every L2 value is taken in (and soon evicted), the worst case for an L1 this small.
   const cold = await startStrata({ ...config, redisUrl: redis.url, extra: ['--l1-max-bytes', '1m', '--l1-admission', 'lru', '--max-value-bytes', '4k'] });
@@ -343,6 +349,19 @@ async function main(): Promise<void> {
   const configs = args.configs.split(',').map(parseConfig);
   const zipfConfig = parseConfig(args['zipf-config']);
   const clusterWorkers = Number(args['cluster-workers']);
+  const measuredSeconds = WARM_SECONDS + SECONDS;
+  progress = new Progress([
+    { name: preloadStep(), seconds: L2_KEYS / 30_000 },
+    ...Array.from({ length: ROUNDS }, (_, round) =>
+      configs.flatMap((c) => [
+        // A start, the preload by PUTs (~5,000/s), and two loads.
+        { name: hotStep(c, round), seconds: 1 + HOT_KEYS / 5000 + 2 * measuredSeconds },
+        { name: coldStep(c, round), seconds: 1 + measuredSeconds },
+      ]),
+    ).flat(),
+    // The cluster's plain values, then per round three servers: a start, the fill, the warm-up and the run.
+    { name: zipfStep(), seconds: L2_KEYS / 30_000 + ROUNDS * 3 * (1 + (QUICK ? 1 : 5) + measuredSeconds) },
+  ]);
 
   console.log(
     `machine: ${cpus()[0]?.model ?? '?'} x${availableParallelism()}, node ${process.version}; servers on cpu ${SERVER_CPU}, wrk and redis-server on cpu ${WRK_CPU}`,
@@ -362,12 +381,14 @@ async function main(): Promise<void> {
   const redis = await RedisServer.start();
   execFileSync('taskset', ['-pc', WRK_CPU, String(redis.pid)], { stdio: 'ignore' });
   try {
+    progress.start(preloadStep());
     step(`redis-server on port ${redis.port}; writing ${fmt(L2_KEYS)} values in Strata's layout`);
     await preloadStrataLayout(redis.url, L2_KEYS, VALUE_BYTES);
     const runs: LoadRun[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       for (const config of configs) runs.push(...(await measureConfig(config, redis, scripts, round)));
     }
+    progress.start(zipfStep());
     const zipf = await compareWithCluster({
       redis,
       dir,
@@ -383,6 +404,7 @@ async function main(): Promise<void> {
       step,
     });
 
+    progress.end();
     const projections = project(runs, configs);
     const basis = basisConfig(configs);
     printRuns(runs);
@@ -394,7 +416,6 @@ async function main(): Promise<void> {
     printZipf(zipf.runs);
     printZipfMedians(zipf.runs);
 
-    mkdirSync(OUT_DIR, { recursive: true });
     const machine = {
       cpu: cpus()[0]?.model ?? '?',
       cores: availableParallelism(),
@@ -406,13 +427,21 @@ async function main(): Promise<void> {
     const options = { seconds: SECONDS, rounds: ROUNDS, connections: CONNECTIONS, quick: QUICK };
     const atProjected = (splits: Split[]) => splits.filter((s) => PROJECTED_CORES.includes(s.cores));
     const projectionsOut = projections.map((p) => ({ ...p, curve: atProjected(p.curve), defaults: atProjected(p.defaults) }));
-    writeFileSync(
-      JSON_PATH,
-      `${JSON.stringify({ machine, options, model: MODEL_TEXT, basis: configName(basis), runs, projections: projectionsOut, zipf }, null, 2)}\n`,
+    results.json({ machine, options, model: MODEL_TEXT, basis: configName(basis), runs, projections: projectionsOut, zipf });
+    results.figure(
+      'cores',
+      'Strata: CPU per request and p99 by fronts × shards, projected throughput on many cores, and Zipf reads against node:cluster',
+      coresPanels({ runs, projections, basis, configs, zipf: zipf.runs }),
+      {
+        columns: 2,
+        notes: [
+          `${SECONDS} s per run, ${ROUNDS} round(s), wrk -c${CONNECTIONS}; every server pinned to CPU ${SERVER_CPU}, wrk and Redis to CPU ${WRK_CPU}; bars: medians over rounds; model: min(F/c_f, S/c_s, N/(c_f+c_s+c_o))`,
+        ],
+      },
     );
-    writeFileSync(SVG_PATH, drawCoresFigure({ runs, projections, basis, configs, zipf: zipf.runs, machine }));
-    step(`wrote ${JSON_PATH} and ${SVG_PATH}; load average (1 min) now ${machine.loadAverageAtEnd.toFixed(2)}`);
+    step(`wrote ${results.written().join(', ')}; load average (1 min) now ${machine.loadAverageAtEnd.toFixed(2)}`);
   } finally {
+    progress.end();
     await redis.stop();
   }
 }

@@ -6,6 +6,8 @@
  * requests/s, p50/p99 latency and requests per server CPU-second (utime+stime
  * of every thread of the server process, from /proc), and the ratio of Strata
  * to bare. Rounds alternate bare and Strata so drift hits both alike.
+ * Writes native-bench/results/http.json and the figure figures/http.svg
+ * (requests per server CPU-second and p99 per server and workload).
  *
  *   npm run bench:http [-- --seconds 10 --rounds 2 --fronts 1 --shards 1]
  */
@@ -15,6 +17,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cpuOf, fmt, getJson, type Measured, measured, median, requireWrk, runWrk, SERVER_CPU, type Server, startProcess, stop, WRK_CPU } from './harness.js';
 import { uniformGetScript, uniformPutScript } from './load-scripts.js';
+import { barChart } from './plot.js';
+import { Progress, Report } from './report.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -34,6 +38,10 @@ const VALUE_BYTES = Number(args['value-bytes']);
 const CONNECTIONS = Number(args.connections);
 const wrk = (port: number, script: string, seconds = SECONDS) => runWrk(port, script, seconds, CONNECTIONS);
 const root = new URL('../../', import.meta.url).pathname;
+/** Unmeasured seconds of each run: the start, the preload of KEYS values, and wrk's 2 s warm-up. */
+const SETUP_SECONDS = 5;
+const SERVERS = ['bare', 'strata'] as const;
+const stepName = (kind: string, workload: string, round: number | null) => `${workload}, ${kind}${round === null ? '' : `, round ${round + 1}`}`;
 
 function startServer(kind: 'bare' | 'strata'): Promise<Server> {
   const argv =
@@ -93,8 +101,41 @@ async function measure(kind: 'bare' | 'strata', workload: 'GET' | 'PUT', script:
   }
 }
 
+/** Median over rounds of `field`, for one server and workload. */
+function medianOf(results: Run[], kind: string, workload: string, field: 'perCpuSecond' | 'p99ms' | 'rps'): number {
+  const mine = results.filter((r) => r.kind === kind && r.workload === workload).map((r) => r[field]);
+  return mine.length === 0 ? Number.NaN : median(mine);
+}
+
+function drawFigure(report: Report, results: Run[]): void {
+  const groups = (field: 'perCpuSecond' | 'p99ms') =>
+    (['GET', 'PUT'] as const).map((workload) => ({
+      label: workload === 'GET' ? 'GET hits' : 'PUTs',
+      bars: SERVERS.map((kind) => ({ label: kind === 'bare' ? 'bare uWS + Map' : 'Strata', value: medianOf(results, kind, workload, field) })),
+    }));
+  report.figure(
+    'http',
+    'bench:http: Strata against a bare uWebSockets.js + Map server',
+    [
+      barChart({ title: 'Requests per server CPU-second', yLabel: 'requests per CPU-second', groups: groups('perCpuSecond'), width: 420, height: 320 }),
+      barChart({ title: 'p99 latency', yLabel: 'p99 latency (ms)', groups: groups('p99ms'), width: 420, height: 320 }),
+    ],
+    {
+      notes: [
+        `${fmt(KEYS)} keys × ${fmt(VALUE_BYTES)} B, wrk -c${CONNECTIONS} for ${SECONDS} s per run; server on CPU ${SERVER_CPU}, wrk on CPU ${WRK_CPU}; GET: median over ${ROUNDS} round(s), PUT: one run`,
+      ],
+    },
+  );
+}
+
 async function main(): Promise<void> {
   requireWrk();
+  const report = new Report('http');
+  const plan = [
+    ...Array.from({ length: ROUNDS }, (_, round) => SERVERS.map((kind) => stepName(kind, 'GET', round))).flat(),
+    ...SERVERS.map((kind) => stepName(kind, 'PUT', null)),
+  ].map((name) => ({ name, seconds: SECONDS + SETUP_SECONDS }));
+  const progress = new Progress(plan);
   const dir = mkdtempSync(join(tmpdir(), 'strata-bench-'));
   const scripts = { get: uniformGetScript(dir, KEYS), put: uniformPutScript(dir, KEYS, VALUE_BYTES) };
   console.log(`machine: ${cpus()[0]?.model ?? '?'} x${availableParallelism()}, node ${process.version}; server on cpu ${SERVER_CPU}, wrk on cpu ${WRK_CPU}`);
@@ -103,9 +144,10 @@ async function main(): Promise<void> {
   );
   const results: Run[] = [];
   for (let round = 0; round < ROUNDS; round++) {
-    for (const kind of ['bare', 'strata'] as const) results.push(await measure(kind, 'GET', scripts.get));
+    for (const kind of SERVERS) results.push(await progress.run(stepName(kind, 'GET', round), () => measure(kind, 'GET', scripts.get)));
   }
-  for (const kind of ['bare', 'strata'] as const) results.push(await measure(kind, 'PUT', scripts.put));
+  for (const kind of SERVERS) results.push(await progress.run(stepName(kind, 'PUT', null), () => measure(kind, 'PUT', scripts.put)));
+  progress.end();
 
   console.log('| server | workload | req/s | p50 ms | p99 ms | server CPU-s | req per CPU-s | errors | busiest threads |');
   console.log('|---|---|---:|---:|---:|---:|---:|---:|---|');
@@ -127,6 +169,10 @@ async function main(): Promise<void> {
       .map((r) => r.toFixed(3))
       .join(', ')}`,
   );
+  const options = { seconds: SECONDS, rounds: ROUNDS, keys: KEYS, valueBytes: VALUE_BYTES, connections: CONNECTIONS, fronts: args.fronts, shards: args.shards };
+  report.json({ options, runs: results, getRatios: get, getRatioMedian: median(get), putRatios: ratios('PUT') });
+  drawFigure(report, results);
+  console.log(report.summary());
 }
 
 main().catch((err: unknown) => {

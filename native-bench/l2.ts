@@ -18,7 +18,9 @@
  *    ops per batch and L2 reads per request; and both servers again on the
  *    same keys without the PUTs, which gives what one PUT costs each.
  *
- * Servers are pinned to CPU 0, wrk and Redis to CPU 1.
+ * Servers are pinned to CPU 0, wrk and Redis to CPU 1. Writes
+ * native-bench/results/l2.json and a figure per section run:
+ * figures/l2-hits.svg, l2-admission.svg, l2-window.svg and l2-mix.svg.
  *
  *   npm run bench:l2 [-- --seconds 10 --rounds 3 --sections hits,zipf,window,mix --put-share 0.05]
  *   ('--strata-node-args=--cpu-prof --cpu-prof-dir=/tmp/prof' profiles every thread of section 4's Strata runs)
@@ -46,7 +48,9 @@ import {
   WRK_CPU,
 } from './harness.js';
 import { uniformGetScript, zipfL1Budget, zipfScript, zipfStaticOptimum } from './load-scripts.js';
+import { type BarGroup, barChart, percent } from './plot.js';
 import { preloadStrataLayout } from './preload.js';
+import { Progress, Report } from './report.js';
 import { hotHitsDelta, l1Delta, opsPerBatch, type StrataStats, startStrata as startStrataNode } from './strata-node.js';
 import { cpuByRole, ROLES, type Role, threadRoles } from './threads.js';
 
@@ -75,6 +79,45 @@ const KEYS = 100_000;
 const VALUE_BYTES = 1024;
 const ZIPF_S = 0.99;
 const root = new URL('../../', import.meta.url).pathname;
+/** Planned seconds of one preload of KEYS values into Redis, and of a server's start. */
+const PRELOAD_SECONDS = 3;
+const START_SECONDS = 1;
+const ADMISSIONS = ['lru', 'tinylfu'] as const;
+/** Section 4's loads: the Zipf mix, and the same keys without its PUTs. */
+const MIX_LOADS = [
+  { name: 'mix', putShare: PUT_SHARE },
+  { name: 'GETs only', putShare: 0 },
+] as const;
+
+/** Every step of the run, with the seconds it should take: the progress line's plan. */
+function plan(): { name: string; seconds: number }[] {
+  const steps = [{ name: `preload Redis: ${fmt(KEYS)} values`, seconds: PRELOAD_SECONDS }];
+  const measured = 2 + SECONDS;
+  for (let round = 0; round < ROUNDS; round++) {
+    if (!SECTIONS.has('hits')) break;
+    steps.push({ name: hitsStep('bare', round), seconds: START_SECONDS + measured }, { name: hitsStep('strata', round), seconds: START_SECONDS + measured });
+  }
+  for (let round = 0; round < ROUNDS; round++) {
+    if (!SECTIONS.has('zipf')) break;
+    for (const admission of ADMISSIONS) steps.push({ name: zipfStep(admission, round), seconds: PRELOAD_SECONDS + START_SECONDS + 5 + measured });
+  }
+  if (SECTIONS.has('window')) steps.push({ name: windowStep(), seconds: 2 + WINDOW_SAMPLES * 0.01 });
+  for (let round = 0; round < ROUNDS; round++) {
+    if (!SECTIONS.has('mix')) break;
+    for (const load of MIX_LOADS) {
+      steps.push({ name: mixStep(load.name, 'bare', round), seconds: PRELOAD_SECONDS + START_SECONDS + measured });
+      steps.push({ name: mixStep(load.name, 'strata', round), seconds: PRELOAD_SECONDS + START_SECONDS + 5 + measured });
+    }
+  }
+  return steps;
+}
+const hitsStep = (server: 'bare' | 'strata', round: number) => `§1 L2 hits, ${server === 'bare' ? 'bare proxy' : 'Strata'}, round ${round + 1}`;
+const zipfStep = (admission: string, round: number) => `§2 Zipf, ${admission} admission, round ${round + 1}`;
+const windowStep = () => `§3 invalidation window, ${WINDOW_SAMPLES} writes`;
+const mixStep = (load: string, server: 'bare' | 'strata', round: number) =>
+  `§4 Zipf ${load}, ${server === 'bare' ? 'bare proxy' : 'Strata'}, round ${round + 1}`;
+
+let progress: Progress;
 
 function startStrata(redisUrl: string, extra: string[], cpu: string | null = SERVER_CPU): Promise<Server> {
   return startProcess([join(root, 'dist/src/cli.js'), '--port', '$PORT', '--shards', '1', '--max-value-bytes', '4k', ...extra], { REDIS_URL: redisUrl }, cpu);
@@ -154,15 +197,22 @@ function printRatios(what: string, ratios: number[]): void {
   console.log(`\n${what}, req per server CPU-second, strata/bare by round: ${ratios.map((r) => r.toFixed(3)).join(', ')}; median ${median(ratios).toFixed(3)}`);
 }
 
-async function l2Hits(redis: RedisServer, dir: string): Promise<void> {
-  console.log('\n## 1. L2 hits, L1 cold (1 MiB L1, 100,000 keys read uniformly)\n');
+/** Section 1's results. */
+interface HitsResult {
+  runs: Run[];
+  ratios: number[];
+}
+
+async function l2Hits(redis: RedisServer, dir: string): Promise<HitsResult> {
   const script = uniformGetScript(dir, KEYS);
   const runs: Run[] = [];
   const ratios: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
+    progress.start(hitsStep('bare', round));
     const bare = await startBareProxy(redis.url);
     const b = await measure('bare uWS + ioredis GET', bare, redis.pid as number, script, false);
     await stop(bare);
+    progress.start(hitsStep('strata', round));
     // lru admission: every L2 value is taken in (and soon evicted), the worst case for an L1 this small.
     const strata = await startStrata(redis.url, ['--l1-max-bytes', '1m', '--l1-admission', 'lru']);
     const s = await measure('strata L2 hit', strata, redis.pid as number, script, true);
@@ -170,6 +220,11 @@ async function l2Hits(redis: RedisServer, dir: string): Promise<void> {
     runs.push(b, s);
     ratios.push(s.perCpuSecond / b.perCpuSecond);
   }
+  return { runs, ratios };
+}
+
+function printHits({ runs, ratios }: HitsResult): void {
+  console.log('\n## 1. L2 hits, L1 cold (1 MiB L1, 100,000 keys read uniformly)\n');
   table(runs);
   printRatios('L2 hits', ratios);
 }
@@ -177,17 +232,23 @@ async function l2Hits(redis: RedisServer, dir: string): Promise<void> {
 /** The L1 budget of the Zipf sections. */
 const zipfL1 = () => zipfL1Budget(KEYS, VALUE_BYTES);
 
-async function zipf(redis: RedisServer, dir: string): Promise<void> {
+/** Section 2's results: the L1 budget, what the best static choice of keys would serve, every run, and the medians by admission. */
+interface ZipfResult {
+  l1Bytes: number;
+  capacity: number;
+  staticOptimum: number;
+  runs: Run[];
+  medians: Record<(typeof ADMISSIONS)[number], { l1HitRatio: number; redisShare: number; perCpuSecond: number; p99ms: number }>;
+}
+
+async function zipf(redis: RedisServer, dir: string): Promise<ZipfResult> {
   const s = ZIPF_S;
   const { l1Bytes, capacity } = zipfL1();
-  console.log(
-    `\n## 2. Zipf s=${s}, ${fmt(KEYS)} keys x ${VALUE_BYTES} B, L1 ${fmt(l1Bytes / 1048576, 1)} MiB (~${fmt(capacity)} entries, 10% of the keyspace), ${mixName()}\n`,
-  );
-  console.log(`best static choice of ${fmt(capacity)} keys would serve ${(zipfStaticOptimum(KEYS, capacity, s) * 100).toFixed(1)}% of reads\n`);
   const script = zipfScript(dir, { keys: KEYS, s, putShare: PUT_SHARE, valueBytes: VALUE_BYTES });
   const runs: Run[] = [];
   for (let round = 0; round < ROUNDS; round++) {
-    for (const admission of ['lru', 'tinylfu']) {
+    for (const admission of ADMISSIONS) {
+      progress.start(zipfStep(admission, round));
       await preloadRedis(redis.url);
       const strata = await startStrata(redis.url, ['--l1-max-bytes', String(l1Bytes), '--l1-admission', admission]);
       // Fill L1 first: one pass of the workload not measured (beyond measure()'s own warm-up).
@@ -196,12 +257,28 @@ async function zipf(redis: RedisServer, dir: string): Promise<void> {
       await stop(strata);
     }
   }
-  table(runs);
-  for (const admission of ['lru', 'tinylfu']) {
+  const medianOf = (admission: string) => {
     const mine = runs.filter((r) => r.label === `strata ${admission}`);
-    console.log(
-      `${admission}: L1 hit ratio median ${(median(mine.map((r) => r.l1HitRatio ?? 0)) * 100).toFixed(1)}%, requests reaching Redis median ${(median(mine.map((r) => r.redisShare ?? 0)) * 100).toFixed(1)}%`,
-    );
+    return {
+      l1HitRatio: median(mine.map((r) => r.l1HitRatio ?? 0)),
+      redisShare: median(mine.map((r) => r.redisShare ?? 0)),
+      perCpuSecond: median(mine.map((r) => r.perCpuSecond)),
+      p99ms: median(mine.map((r) => r.p99ms)),
+    };
+  };
+  const medians = { lru: medianOf('lru'), tinylfu: medianOf('tinylfu') };
+  return { l1Bytes, capacity, staticOptimum: zipfStaticOptimum(KEYS, capacity, s), runs, medians };
+}
+
+function printZipf(z: ZipfResult): void {
+  console.log(
+    `\n## 2. Zipf s=${ZIPF_S}, ${fmt(KEYS)} keys x ${VALUE_BYTES} B, L1 ${fmt(z.l1Bytes / 1048576, 1)} MiB (~${fmt(z.capacity)} entries, 10% of the keyspace), ${mixName()}\n`,
+  );
+  console.log(`best static choice of ${fmt(z.capacity)} keys would serve ${(z.staticOptimum * 100).toFixed(1)}% of reads\n`);
+  table(z.runs);
+  for (const admission of ADMISSIONS) {
+    const m = z.medians[admission];
+    console.log(`${admission}: L1 hit ratio median ${(m.l1HitRatio * 100).toFixed(1)}%, requests reaching Redis median ${(m.redisShare * 100).toFixed(1)}%`);
   }
 }
 
@@ -219,26 +296,31 @@ function mixName(): string {
  * both servers on the same key sequence without its PUTs, so that what the
  * PUTs cost each of them shows beside the mix.
  */
-async function zipfMix(redis: RedisServer, dir: string): Promise<void> {
-  const { l1Bytes, capacity } = zipfL1();
-  console.log(
-    `\n## 4. Zipf mix (s=${ZIPF_S}, ${mixName()}, L1 ${fmt(l1Bytes / 1048576, 1)} MiB ~${fmt(capacity)} entries, tinylfu) vs the bare uWS + ioredis proxy\n`,
-  );
-  /** Each load's runs, a bare and a Strata run per round. */
-  const loads = [
-    { name: 'mix', putShare: PUT_SHARE, rounds: [] as { bare: Run; strata: Run }[] },
-    { name: 'GETs only', putShare: 0, rounds: [] as { bare: Run; strata: Run }[] },
-  ];
+/**
+ * Section 4's results: each load's runs, a bare and a Strata run per round;
+ * Strata/bare per round by load, and what one PUT costs each server (µs, per round).
+ */
+interface MixResult {
+  loads: { name: string; putShare: number; rounds: { bare: Run; strata: Run }[] }[];
+  ratios: Record<string, number[]>;
+  putCostUs: { bare: number[]; strata: number[] } | null;
+}
+
+async function zipfMix(redis: RedisServer, dir: string): Promise<MixResult> {
+  const { l1Bytes } = zipfL1();
+  const loads = MIX_LOADS.map((l) => ({ ...l, rounds: [] as { bare: Run; strata: Run }[] }));
   const redisPid = redis.pid as number;
   for (let round = 0; round < ROUNDS; round++) {
     for (const load of loads) {
       const script = zipfScript(dir, { keys: KEYS, s: ZIPF_S, putShare: load.putShare, valueBytes: VALUE_BYTES });
+      progress.start(mixStep(load.name, 'bare', round));
       await preloadRedis(redis.url);
       const bareServer = await startBareProxy(redis.url);
       // The proxy has no shards: its main thread is its one front, the rest V8's threads and libuv's.
       const bareRoles = await threadRoles(bareServer.child.pid as number, null, 0);
       const bare = await measure(`bare uWS + ioredis, ${load.name}`, { ...bareServer, roles: bareRoles }, redisPid, script, false);
       await stop(bareServer);
+      progress.start(mixStep(load.name, 'strata', round));
       await preloadRedis(redis.url);
       const node = await startStrataNode({
         fronts: 1,
@@ -253,7 +335,20 @@ async function zipfMix(redis: RedisServer, dir: string): Promise<void> {
       load.rounds.push({ bare, strata });
     }
   }
-  const ratiosOf = (load: (typeof loads)[number]) => load.rounds.map(({ bare, strata }) => strata.perCpuSecond / bare.perCpuSecond);
+  const ratios = Object.fromEntries(loads.map((l) => [l.name, l.rounds.map(({ bare, strata }) => strata.perCpuSecond / bare.perCpuSecond)]));
+  const [mix, getsOnly] = loads as [(typeof loads)[number], (typeof loads)[number]];
+  // What one PUT costs a server, from the same round's two loads: (µs/req of the mix − (1 − p) · µs/req without PUTs) / p.
+  const putCost = (side: 'bare' | 'strata') =>
+    mix.rounds.map((m, i) => (1e6 / m[side].perCpuSecond - (1 - PUT_SHARE) * (1e6 / (getsOnly.rounds[i] as typeof m)[side].perCpuSecond)) / PUT_SHARE);
+  return { loads, ratios, putCostUs: PUT_SHARE > 0 ? { bare: putCost('bare'), strata: putCost('strata') } : null };
+}
+
+function printMix({ loads, ratios, putCostUs }: MixResult): void {
+  const { l1Bytes, capacity } = zipfL1();
+  console.log(
+    `\n## 4. Zipf mix (s=${ZIPF_S}, ${mixName()}, L1 ${fmt(l1Bytes / 1048576, 1)} MiB ~${fmt(capacity)} entries, tinylfu) vs the bare uWS + ioredis proxy\n`,
+  );
+  const ratiosOf = (load: (typeof loads)[number]) => ratios[load.name] ?? [];
   const runs = Array.from({ length: ROUNDS }, (_, i) => loads.flatMap((l) => [l.rounds[i]?.bare, l.rounds[i]?.strata] as Run[])).flat();
   table(runs);
   console.log(`\n| round | ${loads.map((l) => `strata/bare, ${l.name}`).join(' | ')} |`);
@@ -270,14 +365,9 @@ async function zipfMix(redis: RedisServer, dir: string): Promise<void> {
       `| ${r.label} | ${us} | ${pct(r.hotShare)} | ${num(r.opsPerBatch, 1)} | ${num(r.l2Reads === undefined ? undefined : r.l2Reads / r.requests, 3)} |`,
     );
   }
-  const [mix, getsOnly] = loads as [(typeof loads)[number], (typeof loads)[number]];
-  if (PUT_SHARE > 0) {
-    // What one PUT costs a server, from the same round's two loads: (µs/req of the mix − (1 − p) · µs/req without PUTs) / p.
-    const putCost = (side: 'bare' | 'strata') =>
-      mix.rounds.map((m, i) => fmt((1e6 / m[side].perCpuSecond - (1 - PUT_SHARE) * (1e6 / (getsOnly.rounds[i] as typeof m)[side].perCpuSecond)) / PUT_SHARE));
-    console.log(
-      `\nserver CPU per PUT in the mix (from each round's two loads), µs: bare ${putCost('bare').join(', ')}; strata ${putCost('strata').join(', ')}`,
-    );
+  if (putCostUs !== null) {
+    const us = (xs: number[]) => xs.map((x) => fmt(x)).join(', ');
+    console.log(`\nserver CPU per PUT in the mix (from each round's two loads), µs: bare ${us(putCostUs.bare)}; strata ${us(putCostUs.strata)}`);
   }
   for (const load of loads) printRatios(`Zipf ${load.name}`, ratiosOf(load));
 }
@@ -288,8 +378,25 @@ async function body(url: string): Promise<string> {
   return res.text();
 }
 
-async function invalidationWindow(redis: RedisServer): Promise<void> {
-  console.log(`\n## 3. Invalidation window (${WINDOW_SAMPLES} writes, nodes idle otherwise, not pinned)\n`);
+/** p50, p99 and the largest of a sample, ms. */
+interface Spread {
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+/** Section 3's results: per write, how long after A's ack B answered the old value, and when its first new answer arrived. */
+interface WindowResult {
+  samples: number;
+  writesWithStale: number;
+  lastStaleMs: Spread;
+  firstFreshMs: Spread;
+  roundTripP50Ms: number;
+  perWrite: { lastStaleMs: number[]; firstFreshMs: number[] };
+}
+
+async function invalidationWindow(redis: RedisServer): Promise<WindowResult> {
+  progress.start(windowStep());
   const a = await startStrata(redis.url, [], null);
   const b = await startStrata(redis.url, [], null);
   try {
@@ -299,6 +406,7 @@ async function invalidationWindow(redis: RedisServer): Promise<void> {
     const firstFresh: number[] = [];
     let writesWithStale = 0;
     for (let i = 0; i < WINDOW_SAMPLES; i++) {
+      if (i % 10 === 0) progress.update(`write ${i + 1} of ${WINDOW_SAMPLES}`, i / WINDOW_SAMPLES);
       const key = `w${i % 10}`;
       const old = `old-${i}`;
       const fresh = `new-${i}`;
@@ -325,26 +433,179 @@ async function invalidationWindow(redis: RedisServer): Promise<void> {
       lastStale.push(stale.length === 0 ? 0 : Math.max(...stale.map((r) => r.sent - acked)));
       firstFresh.push((log.find((r) => r.value === fresh)?.received ?? acked) - acked);
     }
-    const q = (xs: number[], p: number) => [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor(p * xs.length))] as number;
-    const row = (xs: number[]) => `p50 ${q(xs, 0.5).toFixed(3)} ms, p99 ${q(xs, 0.99).toFixed(3)} ms, max ${q(xs, 1).toFixed(3)} ms`;
-    console.log(
-      `B answered the old value to a GET sent after A's ack in ${writesWithStale} of ${WINDOW_SAMPLES} writes; latest such GET sent after the ack: ${row(lastStale)}`,
-    );
-    console.log(`B's first new answer arrived after A's ack: ${row(firstFresh)}`);
     const rtt: number[] = [];
     for (let i = 0; i < 200; i++) {
       const t = performance.now();
       await body(`http://127.0.0.1:${b.port}/v1/keys/w0`);
       rtt.push(performance.now() - t);
     }
-    console.log(`for scale, one GET round trip to B (L1 hit): p50 ${q(rtt, 0.5).toFixed(3)} ms`);
+    const spread = (xs: number[]): Spread => ({ p50: quantile(xs, 0.5), p99: quantile(xs, 0.99), max: quantile(xs, 1) });
+    return {
+      samples: WINDOW_SAMPLES,
+      writesWithStale,
+      lastStaleMs: spread(lastStale),
+      firstFreshMs: spread(firstFresh),
+      roundTripP50Ms: quantile(rtt, 0.5),
+      perWrite: { lastStaleMs: lastStale, firstFreshMs: firstFresh },
+    };
   } finally {
     await Promise.all([stop(a), stop(b)]);
   }
 }
 
+const quantile = (xs: number[], p: number) => [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor(p * xs.length))] as number;
+
+function printWindow(w: WindowResult): void {
+  console.log(`\n## 3. Invalidation window (${w.samples} writes, nodes idle otherwise, not pinned)\n`);
+  const row = (x: Spread) => `p50 ${x.p50.toFixed(3)} ms, p99 ${x.p99.toFixed(3)} ms, max ${x.max.toFixed(3)} ms`;
+  console.log(
+    `B answered the old value to a GET sent after A's ack in ${w.writesWithStale} of ${w.samples} writes; latest such GET sent after the ack: ${row(w.lastStaleMs)}`,
+  );
+  console.log(`B's first new answer arrived after A's ack: ${row(w.firstFreshMs)}`);
+  console.log(`for scale, one GET round trip to B (L1 hit): p50 ${w.roundTripP50Ms.toFixed(3)} ms`);
+}
+
+/** What every section that ran measured. */
+interface Results {
+  hits?: HitsResult;
+  zipf?: ZipfResult;
+  window?: WindowResult;
+  mix?: MixResult;
+}
+
+/** A figure per section that ran. */
+function drawFigures(report: Report, r: Results): void {
+  const where = `servers on CPU ${SERVER_CPU}, wrk and redis-server on CPU ${WRK_CPU}; wrk -c${CONNECTIONS} for ${SECONDS} s per run; medians over ${ROUNDS} round(s)`;
+  const med = (runs: Run[], field: 'perCpuSecond' | 'p99ms') => (runs.length === 0 ? Number.NaN : median(runs.map((x) => x[field])));
+  if (r.hits !== undefined) {
+    const { runs } = r.hits;
+    const groups = (field: 'perCpuSecond' | 'p99ms'): BarGroup[] => [
+      {
+        label: 'GETs of values only in Redis',
+        bars: [
+          {
+            label: 'bare uWS + ioredis GET',
+            value: med(
+              runs.filter((x) => x.label.startsWith('bare')),
+              field,
+            ),
+          },
+          {
+            label: 'Strata (L2 hit, 1 MiB L1)',
+            value: med(
+              runs.filter((x) => x.label.startsWith('strata')),
+              field,
+            ),
+          },
+        ],
+      },
+    ];
+    report.figure(
+      'l2-hits',
+      'bench:l2 §1: L2 hits with a cold L1, against a bare uWS + ioredis proxy',
+      [
+        barChart({ title: 'Requests per server CPU-second', yLabel: 'requests per CPU-second', groups: groups('perCpuSecond'), width: 340, height: 320 }),
+        barChart({ title: 'p99 latency', yLabel: 'p99 latency (ms)', groups: groups('p99ms'), width: 340, height: 320 }),
+      ],
+      { notes: [`${fmt(KEYS)} keys × ${fmt(VALUE_BYTES)} B in Redis read uniformly; ${where}`] },
+    );
+  }
+  if (r.zipf !== undefined) {
+    const z = r.zipf;
+    const name = (a: string) => (a === 'lru' ? 'LRU' : 'TinyLFU');
+    const per = (field: 'perCpuSecond' | 'p99ms'): BarGroup[] => [
+      { label: 'Zipf mix through Strata', bars: ADMISSIONS.map((a) => ({ label: name(a), value: z.medians[a][field] })) },
+    ];
+    report.figure(
+      'l2-admission',
+      'bench:l2 §2: L1 hit ratio and requests reaching Redis by admission policy (LRU vs TinyLFU)',
+      [
+        barChart({
+          title: 'L1 hit ratio and Redis share by admission',
+          yLabel: 'share of requests (%)',
+          width: 460,
+          height: 320,
+          format: percent,
+          groups: [
+            {
+              label: 'L1 hit ratio',
+              bars: [...ADMISSIONS.map((a) => ({ label: name(a), value: z.medians[a].l1HitRatio })), { label: 'best static choice', value: z.staticOptimum }],
+            },
+            { label: 'requests reaching Redis', bars: ADMISSIONS.map((a) => ({ label: name(a), value: z.medians[a].redisShare })) },
+          ],
+        }),
+        barChart({ title: 'Requests per server CPU-second', yLabel: 'requests per CPU-second', groups: per('perCpuSecond'), width: 300, height: 320 }),
+        barChart({ title: 'p99 latency', yLabel: 'p99 latency (ms)', groups: per('p99ms'), width: 300, height: 320 }),
+      ],
+      {
+        notes: [
+          `Zipf s = ${ZIPF_S} over ${fmt(KEYS)} keys × ${fmt(VALUE_BYTES)} B, ${mixName()}; L1 ${fmt(z.l1Bytes / 1048576, 1)} MiB (~${fmt(z.capacity)} entries, 10 % of the keyspace); best static choice: the ${fmt(z.capacity)} most frequent keys; ${where}`,
+        ],
+      },
+    );
+  }
+  if (r.window !== undefined) {
+    const w = r.window;
+    report.figure(
+      'l2-window',
+      'bench:l2 §3: invalidation window between two nodes',
+      [
+        barChart({
+          title: 'After node A acknowledged a PUT, node B answered…',
+          yLabel: 'ms after the ack',
+          width: 560,
+          height: 320,
+          groups: [
+            { label: 'the old value, at the latest', bars: (['p50', 'p99', 'max'] as const).map((q) => ({ label: q, value: w.lastStaleMs[q] })) },
+            { label: 'the new value, first', bars: (['p50', 'p99', 'max'] as const).map((q) => ({ label: q, value: w.firstFreshMs[q] })) },
+          ],
+        }),
+      ],
+      {
+        notes: [
+          `${w.samples} writes, a reader polling B back to back; B answered the old value after the ack in ${w.writesWithStale} of them; one GET round trip to B: p50 ${w.roundTripP50Ms.toFixed(3)} ms; nodes idle otherwise, not pinned`,
+        ],
+      },
+    );
+  }
+  if (r.mix !== undefined) {
+    const { loads } = r.mix;
+    const groups = (field: 'perCpuSecond' | 'p99ms'): BarGroup[] =>
+      loads.map((l) => ({
+        label: l.name === 'mix' ? mixName() : 'GETs only',
+        bars: [
+          {
+            label: 'bare uWS + ioredis',
+            value: med(
+              l.rounds.map((x) => x.bare),
+              field,
+            ),
+          },
+          {
+            label: 'Strata (TinyLFU)',
+            value: med(
+              l.rounds.map((x) => x.strata),
+              field,
+            ),
+          },
+        ],
+      }));
+    report.figure(
+      'l2-mix',
+      'bench:l2 §4: the Zipf mix against the bare uWS + ioredis proxy',
+      [
+        barChart({ title: 'Requests per server CPU-second', yLabel: 'requests per CPU-second', groups: groups('perCpuSecond'), width: 420, height: 320 }),
+        barChart({ title: 'p99 latency', yLabel: 'p99 latency (ms)', groups: groups('p99ms'), width: 420, height: 320 }),
+      ],
+      { notes: [`Zipf s = ${ZIPF_S} over ${fmt(KEYS)} keys × ${fmt(VALUE_BYTES)} B, Redis preloaded before each run; ${where}`] },
+    );
+  }
+}
+
 async function main(): Promise<void> {
   requireWrk();
+  const report = new Report('l2');
+  progress = new Progress(plan());
   const dir = mkdtempSync(join(tmpdir(), 'strata-l2-bench-'));
   const redis = await RedisServer.start();
   execFileSync('taskset', ['-pc', WRK_CPU, String(redis.pid)], { stdio: 'ignore' });
@@ -352,15 +613,33 @@ async function main(): Promise<void> {
     `machine: ${cpus()[0]?.model ?? '?'} x${availableParallelism()}, node ${process.version}; server on cpu ${SERVER_CPU}, wrk and redis-server on cpu ${WRK_CPU}`,
   );
   console.log(`${CONNECTIONS} connections, ${SECONDS}s per run, ${ROUNDS} rounds`);
+  const results: Results = {};
   try {
+    progress.start(`preload Redis: ${fmt(KEYS)} values`);
     await preloadRedis(redis.url);
-    if (SECTIONS.has('hits')) await l2Hits(redis, dir);
-    if (SECTIONS.has('zipf')) await zipf(redis, dir);
-    if (SECTIONS.has('window')) await invalidationWindow(redis);
-    if (SECTIONS.has('mix')) await zipfMix(redis, dir);
+    // Each section's tables as soon as it is done (the progress line steps aside).
+    if (SECTIONS.has('hits')) printHits((results.hits = await l2Hits(redis, dir)));
+    if (SECTIONS.has('zipf')) printZipf((results.zipf = await zipf(redis, dir)));
+    if (SECTIONS.has('window')) printWindow((results.window = await invalidationWindow(redis)));
+    if (SECTIONS.has('mix')) printMix((results.mix = await zipfMix(redis, dir)));
   } finally {
+    progress.end();
     await redis.stop();
   }
+  const options = {
+    seconds: SECONDS,
+    rounds: ROUNDS,
+    connections: CONNECTIONS,
+    sections: [...SECTIONS],
+    putShare: PUT_SHARE,
+    windowSamples: WINDOW_SAMPLES,
+    keys: KEYS,
+    valueBytes: VALUE_BYTES,
+    zipfS: ZIPF_S,
+  };
+  report.json({ options, ...results });
+  drawFigures(report, results);
+  console.log(report.summary());
 }
 
 main().catch((err: unknown) => {

@@ -13,6 +13,8 @@
  * 4. the fit: a by least squares over the budgets, b the smallest constant
  *    that bounds every point.
  *
+ * Writes native-bench/results/memory.json and the figure figures/memory.svg.
+ *
  *   npm run bench:memory [-- --budgets 64m,256m,1g --shards 1]
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
@@ -26,6 +28,8 @@ import { entrySize, L1_ENTRY_OVERHEAD_BYTES, L1Partition, ownedEntry, plainMeta 
 import type { MemoryStats } from '../src/metrics/stats.js';
 import { freePort } from '../test/helpers/redis.js';
 import { fmt, getJson, requireWrk, rssOf, SERVER_CPU, WRK_CPU } from './harness.js';
+import { barChart } from './plot.js';
+import { Progress, Report } from './report.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -41,6 +45,13 @@ const VALUE_BYTES = Number(args['value-bytes']);
 const MiB = 1024 * 1024;
 const root = new URL('../../', import.meta.url).pathname;
 const gc = (globalThis as { gc?: () => void }).gc;
+const ENTRY_SIZES = [16, 1024, 4096];
+/** PUTs per second a node takes, for the plan only (the progress line corrects it as steps finish). */
+const PLANNED_PUTS_PER_SECOND = 15_000;
+const entryStep = (size: number) => `1. entry cost, ${fmt(size)} B values`;
+const fillStep = (budget: string) => `2. fill: 10× ${budget} in ${fmt(VALUE_BYTES)} B PUTs`;
+const abortedStep = () => `3. ${args.aborted} aborted uploads`;
+let progress: Progress | null = null;
 
 function bytesOf(text: string): number {
   const m = /^(\d+)([kmg])$/i.exec(text);
@@ -152,16 +163,12 @@ async function fill(budget: string, scripts: { put: string; get: string }): Prom
     const target = Math.ceil((10 * budgetBytes) / VALUE_BYTES);
     let puts = 0;
     let peakRss = 0;
-    const started = Date.now();
     while (puts < target) {
       puts += wrk(port, scripts.put, 2, [String(puts)]);
       peakRss = Math.max(peakRss, rssOf(pid));
-      const share = puts / target;
-      process.stdout.write(
-        `\r  ${budget}: ${fmt(Math.min(100, share * 100))}% of ${fmt(target)} PUTs, ~${fmt(Math.max(0, ((Date.now() - started) / 1000) * (1 / share - 1)))} s left   `,
-      );
+      progress?.update(`${fmt(Math.min(100, (puts / target) * 100))}% of ${fmt(target)} PUTs, RSS ${mib(rssOf(pid))} MiB`);
     }
-    process.stdout.write('\n');
+    progress?.update('reading the keys held, then waiting for RSS to settle');
     // Reads of the keys still held, so the hot-read arena is written too.
     const held = Math.floor(budgetBytes / (VALUE_BYTES + 1100));
     wrk(port, scripts.get, 4, [String(Math.max(1, puts - held)), String(puts)]);
@@ -206,27 +213,106 @@ async function aborted(count: number): Promise<{ before: number; after: number }
 
 const mib = (n: number) => fmt(n / MiB, 0);
 
+function drawFigure(
+  report: Report,
+  entries: { valueBytes: number; cost: ReturnType<typeof entryCost> }[],
+  fills: Fill[],
+  fit: { a: number; b: number },
+  cut: { before: number; after: number },
+): void {
+  const toMiB = (n: number) => n / MiB;
+  report.figure(
+    'memory',
+    "bench:memory: what an L1 entry costs, a node's RSS after 10× its budget in writes, and aborted uploads",
+    [
+      barChart({
+        title: 'RSS after 10× the budget in writes',
+        yLabel: 'MiB',
+        width: 520,
+        height: 340,
+        groups: fills.map((f) => ({
+          label: `l1MaxBytes ${f.budget}`,
+          bars: [
+            { label: 'the budget', value: toMiB(f.budgetBytes) },
+            { label: 'L1 charged', value: toMiB(f.memory.l1ChargedBytes) },
+            { label: 'settled RSS', value: toMiB(f.rss) },
+            { label: 'peak RSS', value: toMiB(f.peakRss) },
+          ],
+        })),
+      }),
+      barChart({
+        title: 'What one L1 entry costs',
+        yLabel: 'bytes per entry',
+        width: 420,
+        height: 340,
+        groups: entries.map((e) => ({
+          label: `${fmt(e.valueBytes)} B values`,
+          bars: [
+            { label: 'RSS per entry', value: e.cost.rssPerEntry },
+            { label: 'charged per entry', value: e.cost.chargedPerEntry },
+            { label: 'RSS beyond key + head + value', value: e.cost.uncharged },
+          ],
+        })),
+      }),
+      barChart({
+        title: `${fmt(Number(args.aborted))} uploads cut off halfway`,
+        yLabel: 'RSS (MiB)',
+        width: 300,
+        height: 340,
+        groups: [
+          {
+            label: 'node with l1MaxBytes 64m',
+            bars: [
+              { label: 'before', value: toMiB(cut.before) },
+              { label: 'after', value: toMiB(cut.after) },
+            ],
+          },
+        ],
+      }),
+    ],
+    {
+      notes: [
+        `fit over ${args.budgets}: settled RSS ≤ ${fit.a.toFixed(2)}·l1MaxBytes + ${mib(fit.b)} MiB; node pinned to CPU ${SERVER_CPU} with ${args.shards} shard(s), wrk to CPU ${WRK_CPU}; entry costs measured in a fresh process per value size`,
+      ],
+    },
+  );
+}
+
 async function main(): Promise<void> {
   if (args.entry !== undefined) {
     process.stdout.write(JSON.stringify(entryCost(Number(args.entry))));
     return;
   }
   requireWrk();
+  const report = new Report('memory');
+  const budgets = args.budgets.split(',').map((b) => b.trim());
+  progress = new Progress([
+    ...ENTRY_SIZES.map((size) => ({ name: entryStep(size), seconds: 2 })),
+    // The PUTs, 4 s of reads, and RSS settling (3 to 10 s).
+    ...budgets.map((budget) => ({ name: fillStep(budget), seconds: 1 + (10 * bytesOf(budget)) / VALUE_BYTES / PLANNED_PUTS_PER_SECOND + 4 + 5 })),
+    { name: abortedStep(), seconds: 10 + Number(args.aborted) / 1000 },
+  ]);
   console.log(`machine: ${cpus()[0]?.model ?? '?'} x${availableParallelism()}, node ${process.version}; ${args.shards} shard(s), ${VALUE_BYTES} B values\n`);
   console.log('1. what an L1 entry costs beyond key, header block and value (RSS, this process):');
   console.log('| value | RSS per entry | charged per entry | beyond key+head+value | charged overhead (L1_ENTRY_OVERHEAD_BYTES) |');
   console.log('|---:|---:|---:|---:|---:|');
-  for (const size of [16, 1024, 4096]) {
+  const entries: { valueBytes: number; cost: ReturnType<typeof entryCost> }[] = [];
+  for (const size of ENTRY_SIZES) {
+    progress.start(entryStep(size));
     // A fresh process per size: memory freed by one run would be reused by the next and hide its cost.
     const out = execFileSync(process.execPath, ['--expose-gc', new URL(import.meta.url).pathname, '--entry', String(size)], { encoding: 'utf8' });
     const cost = JSON.parse(out) as ReturnType<typeof entryCost>;
+    entries.push({ valueBytes: size, cost });
     console.log(`| ${size} B | ${fmt(cost.rssPerEntry)} | ${fmt(cost.chargedPerEntry)} | ${fmt(cost.uncharged)} | ${L1_ENTRY_OVERHEAD_BYTES} |`);
   }
 
   console.log('\n2. 10× the budget written, then read; RSS settled (MiB):');
   const scripts = wrkScripts(mkdtempSync(join(tmpdir(), 'strata-mem-')));
   const fills: Fill[] = [];
-  for (const budget of args.budgets.split(',')) fills.push(await fill(budget.trim(), scripts));
+  for (const budget of budgets) {
+    progress.start(fillStep(budget));
+    fills.push(await fill(budget, scripts));
+  }
   console.log(
     '| l1MaxBytes | PUTs | peak RSS | settled RSS | RSS / budget | L1 charged | hot arena touched | heap main used/total | heap shards used/total | shards external |',
   );
@@ -246,8 +332,14 @@ async function main(): Promise<void> {
   console.log(`\nfit: settled RSS ≤ ${a.toFixed(2)}·l1MaxBytes + ${mib(b)} MiB over ${args.budgets}`);
 
   console.log(`\n3. ${args.aborted} uploads of 1 MiB cut off halfway (budget 64m):`);
+  progress.start(abortedStep());
   const cut = await aborted(Number(args.aborted));
+  progress.end();
   console.log(`RSS before ${mib(cut.before)} MiB, after ${mib(cut.after)} MiB (${cut.after >= cut.before ? '+' : ''}${mib(cut.after - cut.before)} MiB)`);
+  const options = { budgets, shards: Number(args.shards), valueBytes: VALUE_BYTES, aborted: Number(args.aborted) };
+  report.json({ options, entries, entryOverheadBytes: L1_ENTRY_OVERHEAD_BYTES, fills, fit: { a, b }, aborted: cut });
+  drawFigure(report, entries, fills, { a, b }, cut);
+  console.log(report.summary());
 }
 
 main().catch((err: unknown) => {

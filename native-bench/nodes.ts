@@ -31,7 +31,8 @@
  *
  * Nodes are pinned to CPU 0; wrk, HAProxy and redis-server to CPU 1: on
  * this 2-core host the three nodes share one core, so requests/s is not
- * a multi-host figure; CPU per request is what compares.
+ * a multi-host figure; CPU per request is what compares. Writes
+ * native-bench/results/nodes.json and the figure figures/nodes.svg.
  *
  *   npm run bench:nodes [-- --seconds 8 --connections 50 --rounds 1 --hot-keys 30 --loads zipf,mix,hot --modes owner,local]
  */
@@ -44,9 +45,26 @@ import { parseArgs } from 'node:util';
 import { Ring } from '../src/cluster/ring.js';
 import { until } from '../test/helpers/node.js';
 import { freePort, RedisServer } from '../test/helpers/redis.js';
-import { cpuOf, fmt, getJson, type Measured, measured, pct, requireWrk, runWrk, SERVER_CPU, type Server, startProcess, stop, WRK_CPU } from './harness.js';
+import {
+  cpuOf,
+  fmt,
+  getJson,
+  type Measured,
+  measured,
+  median,
+  pct,
+  requireWrk,
+  runWrk,
+  SERVER_CPU,
+  type Server,
+  startProcess,
+  stop,
+  WRK_CPU,
+} from './harness.js';
 import { uniformGetScript, zipfL1Budget, zipfScript, zipfStaticOptimum } from './load-scripts.js';
+import { type BarGroup, barChart, percent } from './plot.js';
 import { preloadStrataLayout } from './preload.js';
+import { Progress, Report } from './report.js';
 import { l1Delta, readRoles, type StrataNode, type StrataStats } from './strata-node.js';
 import { cpuByRole, ROLES, type Role } from './threads.js';
 
@@ -79,6 +97,9 @@ const MODES = args.modes.split(',').map((m) => {
   return m as Routing;
 });
 const CLI = new URL('../src/cli.js', import.meta.url).pathname;
+const startStep = (round: number, routing: Routing) => `round ${round}, ${routing}: preload Redis, start ${NODES} nodes and HAProxy`;
+const loadStep = (round: number, routing: Routing, load: string) => `round ${round}, ${routing}: ${load}`;
+let progress: Progress;
 
 /** /v1/stats as this bench reads it: each front also says how many requests it answered. */
 type NodeStats = Omit<StrataStats, 'fronts'> & { fronts?: { hotHits: number; requests: number }[] };
@@ -335,8 +356,10 @@ function busyShare(before: Snapshot, after: Snapshot, cpu: number): number {
 async function measure(cluster: Cluster, redis: RedisServer, load: Load, round: number): Promise<Run> {
   let warmed = 0;
   for (let seconds = 0; warmed < load.warmRequests && seconds < MAX_WARM_SECONDS; seconds += WARM_CHUNK_SECONDS) {
+    if (load.warmRequests > 1) progress.update(`warm-up, ${fmt(warmed)} of ${fmt(load.warmRequests)} requests`);
     warmed += runWrk(cluster.haproxy.port, reseeded(load.script, 1000 + seconds), WARM_CHUNK_SECONDS, CONNECTIONS).requests;
   }
+  progress.update(`measuring (${SECONDS} s)`);
   const s0 = await snapshot(cluster, redis, true);
   const wrk = runWrk(cluster.haproxy.port, reseeded(load.script, MEASURED_SEED), SECONDS, CONNECTIONS);
   const s1 = await snapshot(cluster, redis, false);
@@ -443,9 +466,54 @@ function printTables(runs: Run[], loads: readonly Load[], capacity: number): voi
   }
 }
 
+function drawFigure(report: Report, runs: Run[], loads: readonly Load[], capacity: number): void {
+  const med = (load: string, routing: Routing, value: (r: Run) => number) => {
+    const mine = runs.filter((r) => r.load === load && r.routing === routing).map(value);
+    return mine.length === 0 ? Number.NaN : median(mine);
+  };
+  const groups = (value: (r: Run) => number): BarGroup[] =>
+    loads.map((l) => ({ label: l.name, bars: MODES.map((routing) => ({ label: `--routing ${routing}`, value: med(l.name, routing, value) })) }));
+  report.figure(
+    'nodes',
+    `bench:nodes: ${NODES} nodes behind round-robin HAProxy, owner forwarding against serving every key where it lands`,
+    [
+      barChart({
+        title: 'Requests per node CPU-second',
+        yLabel: 'requests per CPU-second of the nodes',
+        width: 460,
+        height: 320,
+        groups: groups((r) => r.perCpuSecond),
+      }),
+      barChart({ title: 'p99 latency through HAProxy', yLabel: 'p99 latency (ms)', width: 460, height: 320, groups: groups((r) => r.p99ms) }),
+      barChart({
+        title: "The cluster's L1 hit ratio",
+        yLabel: 'L1 hits / L1 lookups (%)',
+        width: 460,
+        height: 320,
+        format: percent,
+        groups: groups((r) => r.l1Hits / r.l1Gets),
+      }),
+      barChart({
+        title: 'Redis calls per request',
+        yLabel: 'Redis commands per request',
+        width: 460,
+        height: 320,
+        groups: groups((r) => r.redisCalls / r.requests),
+      }),
+    ],
+    {
+      columns: 2,
+      notes: [
+        `Zipf s = ${ZIPF_S} over ${fmt(KEYS)} keys × ${fmt(VALUE_BYTES)} B (mix: ${PUT_SHARE * 100} % PUTs), each node's L1 ≈ ${fmt(capacity)} entries; hot keys: ${HOT_KEYS} keys, all L1 hits; ${NODES} nodes on CPU ${SERVER_CPU}, wrk -c${CONNECTIONS} (${SECONDS} s), HAProxy and Redis on CPU ${WRK_CPU}: CPU per request compares, not req/s; medians over ${ROUNDS} round(s)`,
+      ],
+    },
+  );
+}
+
 async function main(): Promise<void> {
   requireWrk();
   requireHaproxy();
+  const report = new Report('nodes');
   const dir = mkdtempSync(join(tmpdir(), 'strata-nodes-bench-'));
   const { l1Bytes, capacity } = zipfL1Budget(KEYS, VALUE_BYTES);
   const known: Record<string, Omit<Load, 'warmRequests'>> = {
@@ -459,6 +527,21 @@ async function main(): Promise<void> {
     // The first load of a mode also fills the cold L1s: 1.2× the keyspace in requests; the others warm one run.
     return { ...load, warmRequests: i === 0 ? 1.2 * KEYS : 1 };
   });
+  const steps: { name: string; seconds: number }[] = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const routing of MODES) {
+      steps.push({ name: startStep(round, routing), seconds: 6 });
+      // The first load's warm-up is by requests (planned at ~8,000 req/s), the others' one run.
+      for (const load of loads) {
+        const warm =
+          load.warmRequests > 1
+            ? Math.min(MAX_WARM_SECONDS, Math.ceil(load.warmRequests / 8000 / WARM_CHUNK_SECONDS) * WARM_CHUNK_SECONDS)
+            : WARM_CHUNK_SECONDS;
+        steps.push({ name: loadStep(round, routing, load.name), seconds: warm + SECONDS + 1 });
+      }
+    }
+  }
+  progress = new Progress(steps);
   const redis = await RedisServer.start();
   execFileSync('taskset', ['-pc', WRK_CPU, String(redis.pid)], { stdio: 'ignore' });
   console.log(
@@ -475,11 +558,13 @@ async function main(): Promise<void> {
   try {
     for (let round = 1; round <= ROUNDS; round++) {
       for (const routing of MODES) {
+        progress.start(startStep(round, routing));
         // The mix's PUTs changed Redis: every mode starts from the same data.
         await preloadStrataLayout(redis.url, KEYS, VALUE_BYTES);
         const cluster = await startCluster(dir, redis.url, routing, l1Bytes);
         try {
           for (const load of loads) {
+            progress.start(loadStep(round, routing, load.name));
             const run = await measure(cluster, redis, load, round);
             console.log(
               `${fmt((performance.now() - startedMs) / 1000)}s: round ${round}, ${routing}, ${load.name}: ${fmt(run.warmRequests)} warm-up requests, ${fmt(run.rps)} req/s, ${fmt(run.perCpuSecond)} per node CPU-s, L1 hit ${pct(run.l1Hits / run.l1Gets)}`,
@@ -492,9 +577,28 @@ async function main(): Promise<void> {
       }
     }
   } finally {
+    progress.end();
     await redis.stop();
   }
   printTables(runs, loads, capacity);
+  const options = {
+    seconds: SECONDS,
+    connections: CONNECTIONS,
+    rounds: ROUNDS,
+    hotKeys: HOT_KEYS,
+    loads: loads.map((l) => l.name),
+    modes: MODES,
+    nodes: NODES,
+    keys: KEYS,
+    valueBytes: VALUE_BYTES,
+    zipfS: ZIPF_S,
+    putShare: PUT_SHARE,
+    l1Bytes,
+    l1Entries: capacity,
+  };
+  report.json({ options, runs });
+  drawFigure(report, runs, loads, capacity);
+  console.log(report.summary());
 }
 
 main().catch((err: unknown) => {

@@ -18,6 +18,8 @@
  *   ring size, and their digest must be the parent's (the bench exits 1
  *   otherwise).
  *
+ * Writes native-bench/results/ring.json and the figure figures/ring.svg.
+ *
  *   npm run bench:ring [-- --keys 1000000 --sizes 3,5,10,50 --passes 7]
  */
 import { execFileSync } from 'node:child_process';
@@ -27,6 +29,8 @@ import { parseArgs } from 'node:util';
 import { keyPoint, mix32, Ring, type RingMember } from '../src/cluster/ring.js';
 import { hashKey } from '../src/hash.js';
 import { fmt, median } from './harness.js';
+import { barChart, percent } from './plot.js';
+import { Progress, Report } from './report.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -253,7 +257,82 @@ function digestsInChild(nodeFlags: string[], reversed: boolean): Record<string, 
   return JSON.parse(out) as Record<string, string>;
 }
 
+const ownersStep = (keySet: string, scheme: string) => `balance and movement: ${keySet} keys, ${scheme}`;
+const lookupStep = () => `lookup cost: ${PASSES} timed rounds`;
+const digestStep = () => 'determinism: two child processes';
+
+function drawFigure(report: Report, rows: Row[], costs: Map<string, number>): void {
+  const userRows = rows.filter((r) => r.keySet === KEY_SETS[0].name);
+  const of = (scheme: string, n: number) => userRows.find((r) => r.scheme === scheme && r.n === n) as Row;
+  const [rendezvous, ketama] = SCHEMES.map((x) => x.name) as [string, string];
+  const bars = (n: number, value: (r: Row) => number) => [
+    { label: rendezvous, value: value(of(rendezvous, n)) },
+    { label: ketama, value: value(of(ketama, n)) },
+  ];
+  report.figure(
+    'ring',
+    'bench:ring: the ring (rendezvous) against ketama: keys moved on join and leave, balance, lookup cost',
+    [
+      barChart({
+        title: 'Keys that move when a member joins',
+        yLabel: 'share of keys moved (%)',
+        width: 460,
+        height: 320,
+        format: percent,
+        groups: SIZES.map((n) => ({ label: `${n} → ${n + 1}`, bars: [...bars(n, (r) => r.join.moved), { label: 'ideal: 1 / (N + 1)', value: 1 / (n + 1) }] })),
+      }),
+      barChart({
+        title: 'Keys that move when the middle member leaves',
+        yLabel: 'share of keys moved (%)',
+        width: 460,
+        height: 320,
+        format: percent,
+        groups: SIZES.map((n) => ({ label: `${n} → ${n - 1}`, bars: [...bars(n, (r) => r.leave.moved), { label: 'ideal: 1 / N', value: 1 / n }] })),
+      }),
+      barChart({
+        title: 'Balance: the fullest member over the mean',
+        yLabel: 'keys above the mean (%)',
+        width: 460,
+        height: 320,
+        format: percent,
+        groups: SIZES.map((n) => ({
+          label: `${n} members`,
+          bars: [...bars(n, (r) => r.balance.maxOverMean - 1), { label: 'σ of a random assignment', value: Math.sqrt((n - 1) / KEYS) }],
+        })),
+      }),
+      barChart({
+        title: 'Lookup cost',
+        yLabel: 'ns per owner(key)',
+        width: 460,
+        height: 320,
+        groups: SIZES.map((n) => ({
+          label: `${n} members`,
+          bars: [
+            { label: rendezvous, value: costs.get(`${rendezvous} ${n}`) ?? Number.NaN },
+            { label: ketama, value: costs.get(`${ketama} ${n}`) ?? Number.NaN },
+            { label: 'hashKey alone', value: costs.get('hash') ?? Number.NaN },
+          ],
+        })),
+      }),
+    ],
+    {
+      columns: 2,
+      notes: [
+        `${fmt(KEYS)} keys user:0 … (movement and balance; kN keys in the JSON), members node-01 …, weight 1; ketama ${VNODES} points per member; lookup: median of ${PASSES} timed passes over the keys, in one process`,
+      ],
+    },
+  );
+}
+
 function main(): void {
+  const report = new Report('ring');
+  // Owners of every key on each ring, then on it with a member more and one less; lookups: a pass per ring and size per round.
+  const ownersSeconds = (KEYS / 1e6) * SIZES.length * 3 * 0.4;
+  const progress = new Progress([
+    ...KEY_SETS.flatMap((k) => SCHEMES.map((scheme) => ({ name: ownersStep(k.name, scheme.name), seconds: ownersSeconds }))),
+    { name: lookupStep(), seconds: (KEYS / 1e6) * (PASSES + 1) * (1 + SCHEMES.length * SIZES.length) * 0.1 },
+    { name: digestStep(), seconds: 3 },
+  ]);
   console.log(`machine: ${cpus()[0]?.model ?? '?'} x${availableParallelism()}, node ${process.version}`);
   console.log(`${fmt(KEYS)} keys per key set, members ${SIZES.join(', ')}, ${PASSES} timed rounds per lookup figure`);
   let failures = 0;
@@ -263,6 +342,7 @@ function main(): void {
     const keys = keySet.keys();
     if (keySet === KEY_SETS[0]) loops.push({ label: 'hash', pass: () => hashPass(keys), ns: [] });
     for (const scheme of SCHEMES) {
+      progress.start(ownersStep(keySet.name, scheme.name));
       for (const n of SIZES) {
         const members = membersOf(n);
         const joined = membersOf(n + 1);
@@ -300,6 +380,7 @@ function main(): void {
     );
   }
 
+  progress.start(lookupStep());
   const costs = timeInRounds(loops, KEYS);
   console.log(`\n### Lookup cost: ns per owner(key), keys user:N, median of ${PASSES} rounds of one pass over ${fmt(KEYS)} keys per ring\n`);
   console.log(`hashKey alone (both rings hash the key first): ${(costs.get('hash') ?? 0).toFixed(1)} ns\n`);
@@ -311,11 +392,13 @@ function main(): void {
   }
 
   console.log(`\n### Determinism: owners of ${fmt(DIGEST_KEYS)} keys (user:N) on each ring size, sha256 over the owner ids\n`);
+  progress.start(digestStep());
   const here = digestsHere();
   const children = [
     { what: 'child process', digests: digestsInChild([], false) },
     { what: 'child process, --jitless, members listed in reverse', digests: digestsInChild(['--jitless'], true) },
   ];
+  progress.end();
   console.log(`| members | this process (first 16 hex) | ${children.map((c) => c.what).join(' | ')} |`);
   console.log(`|---:|---|${children.map(() => '---|').join('')}`);
   for (const n of SIZES) {
@@ -325,6 +408,12 @@ function main(): void {
   }
   const allSame = children.every((c) => SIZES.every((n) => c.digests[n] === here[n]));
   console.log(`\ndeterminism across processes: ${allSame ? 'identical' : 'DIFFERENT'}`);
+
+  const options = { keys: KEYS, sizes: SIZES, passes: PASSES, digestKeys: DIGEST_KEYS, vnodes: VNODES };
+  const lookupNs = Object.fromEntries(costs);
+  report.json({ options, rows, lookupNs, determinism: { here, children, identical: allSame }, failures });
+  drawFigure(report, rows, costs);
+  console.log(report.summary());
 
   if (failures > 0) {
     console.error(`\nFAILED: ${failures} check(s) (keys moved between surviving members, or digests that differ)`);

@@ -15,7 +15,8 @@
  * token) against a plain cache-aside cycle (GET → 404, PUT), per request.
  *
  * Servers are pinned to CPU 0; wrk (three processes, one per node), the
- * origin and Redis to CPU 1.
+ * origin and Redis to CPU 1. Writes native-bench/results/stampede.json and
+ * the figure figures/stampede.svg.
  *
  *   npm run bench:stampede [-- --seconds 10 --keys 200 --connections 32]
  */
@@ -26,6 +27,8 @@ import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { freePort, RedisServer } from '../test/helpers/redis.js';
 import { cpuOf, fmt, getJson, parseLatency, requireWrk, SERVER_CPU, WRK_CPU } from './harness.js';
+import { barChart, horizontalBarChart } from './plot.js';
+import { Progress, Report } from './report.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -43,6 +46,16 @@ const LATENCY_MS = Number(args['latency-ms']);
 const TTL_S = Number(args['ttl-s']);
 const root = new URL('../../', import.meta.url).pathname;
 const run = promisify(execFile);
+/** Each layer: its name, how its three servers start, and whether they are Strata nodes. */
+const LAYERS = [
+  'none (naive cache-aside ×3)',
+  'in-node (3 nodes, no L2)',
+  'cross-node (3 nodes + Redis lock)',
+  '+ stale-while-revalidate 30 s',
+  '+ early refresh (XFetch, β = 1)',
+] as const;
+const leaseStep = (kind: 'plain' | 'lease') => `lease CPU cost: ${kind === 'plain' ? 'plain cache-aside cycle' : 'lease cycle'}`;
+let progress: Progress;
 
 interface Proc {
   child: ChildProcess;
@@ -199,6 +212,7 @@ end
   };
   const result = { plain: 0, lease: 0 };
   for (const kind of ['plain', 'lease'] as const) {
+    progress.start(leaseStep(kind));
     const redis = await RedisServer.start();
     const node = await start('dist/src/cli.js', (port) => ['--port', String(port), '--shards', '1', '--redis-url', redis.url], SERVER_CPU);
     try {
@@ -226,8 +240,68 @@ end
   return result;
 }
 
+function drawFigure(report: Report, rows: Row[], cost: { plain: number; lease: number }): void {
+  const short = (layer: string) => layer.replace(/ \(.*\)$/, '');
+  report.figure(
+    'stampede',
+    'bench:stampede: origin requests under expiring Zipf keys with each protection layer, and the CPU cost of a lease',
+    [
+      horizontalBarChart({
+        title: 'Origin requests per 1,000 reads',
+        xLabel: 'origin requests per 1,000 reads (log scale)',
+        width: 520,
+        log: true,
+        rows: rows.map((r, i) => ({ label: r.layer, value: (1000 * r.originPerS) / r.rps, color: i === 0 ? 1 : 0 })),
+        legend: [
+          { label: 'unprotected baseline', color: 1 },
+          { label: 'Strata, protection layers added in turn', color: 0 },
+        ],
+      }),
+      horizontalBarChart({
+        title: 'Reads per second (3 nodes)',
+        xLabel: 'requests per second',
+        width: 440,
+        rows: rows.map((r, i) => ({ label: short(r.layer), value: r.rps, color: i === 0 ? 1 : 0 })),
+      }),
+      horizontalBarChart({
+        title: 'p99 latency (worst of the 3 wrk)',
+        xLabel: 'p99 latency (ms)',
+        width: 440,
+        rows: rows.map((r, i) => ({ label: short(r.layer), value: r.p99, color: i === 0 ? 1 : 0 })),
+      }),
+      barChart({
+        title: 'CPU per request, one node with Redis',
+        yLabel: 'µs of server CPU per request',
+        width: 340,
+        height: 300,
+        groups: [
+          {
+            label: 'cache-aside cycle (GET miss, PUT)',
+            bars: [
+              { label: 'plain', value: cost.plain },
+              { label: 'with a lease', value: cost.lease },
+            ],
+          },
+        ],
+      }),
+    ],
+    {
+      columns: 2,
+      notes: [
+        `origin latency ${LATENCY_MS} ms, max-age ${TTL_S} s; ${KEYS} keys, Zipf s = 1; 3 servers on CPU ${SERVER_CPU}, each under wrk -c${CONNECTIONS} for ${SECONDS} s on CPU ${WRK_CPU}; one load per key per TTL would be ${fmt(KEYS / TTL_S, 1)} origin requests/s`,
+      ],
+    },
+  );
+}
+
 async function main(): Promise<void> {
   requireWrk();
+  const report = new Report('stampede');
+  progress = new Progress([
+    // Three servers' start, 2 s of warm-up, the measured run.
+    ...LAYERS.map((name) => ({ name, seconds: 1.5 + 2 + SECONDS })),
+    ...(['plain', 'lease'] as const).map((kind) => ({ name: leaseStep(kind), seconds: 1 + 2 + SECONDS })),
+  ]);
   const dir = mkdtempSync(join(tmpdir(), 'strata-stampede-'));
   console.log(`machine: ${cpus()[0]?.model ?? '?'} x${availableParallelism()}, node ${process.version}`);
   console.log(`origin latency ${LATENCY_MS} ms, max-age ${TTL_S} s; ${KEYS} keys, Zipf s = 1; 3 nodes × wrk -c${CONNECTIONS}, ${SECONDS} s per layer\n`);
@@ -238,18 +312,18 @@ async function main(): Promise<void> {
   try {
     const layers: [string, () => Promise<Proc[]>, boolean][] = [
       [
-        'none (naive cache-aside ×3)',
+        LAYERS[0],
         () =>
           Promise.all([0, 1, 2].map(() => start('dist/native-bench/naive-proxy.js', (port) => [String(port), `http://127.0.0.1:${origin.port}`], SERVER_CPU))),
         false,
       ],
-      ['in-node (3 nodes, no L2)', () => strataNodes(origin, '', 0, 0, dir), true],
-      ['cross-node (3 nodes + Redis lock)', () => strataNodes(origin, redis.url, 0, 0, dir), true],
-      ['+ stale-while-revalidate 30 s', () => strataNodes(origin, redis.url, 30, 0, dir), true],
-      ['+ early refresh (XFetch, β = 1)', () => strataNodes(origin, redis.url, 30, 1, dir), true],
+      [LAYERS[1], () => strataNodes(origin, '', 0, 0, dir), true],
+      [LAYERS[2], () => strataNodes(origin, redis.url, 0, 0, dir), true],
+      [LAYERS[3], () => strataNodes(origin, redis.url, 30, 0, dir), true],
+      [LAYERS[4], () => strataNodes(origin, redis.url, 30, 1, dir), true],
     ];
     for (const [layer, startNodes, strata] of layers) {
-      process.stdout.write(`  ${layer} …\n`);
+      progress.start(layer);
       await run('redis-cli', ['-p', String(redis.port), 'flushall']);
       const nodes = await startNodes();
       try {
@@ -272,9 +346,15 @@ async function main(): Promise<void> {
   }
   console.log(`(one load per key per TTL would be ${fmt(KEYS / TTL_S, 1)} origin requests/s)`);
   const cost = await leaseCost(dir);
+  progress.end();
   console.log(
     `\nCPU per request, one node with Redis: plain cache-aside cycle (GET miss, PUT) ${fmt(cost.plain, 1)} µs; lease cycle (GET ?lease → token, PUT with it) ${fmt(cost.lease, 1)} µs; ratio ${(cost.lease / cost.plain).toFixed(2)}`,
   );
+  const options = { seconds: SECONDS, keys: KEYS, connections: CONNECTIONS, latencyMs: LATENCY_MS, ttlS: TTL_S };
+  const layers = rows.map((r) => ({ ...r, originPer1000Reads: (1000 * r.originPerS) / r.rps }));
+  report.json({ options, layers, oneLoadPerKeyPerTtl: KEYS / TTL_S, leaseCostUsPerRequest: { ...cost, ratio: cost.lease / cost.plain } });
+  drawFigure(report, rows, cost);
+  console.log(report.summary());
 }
 
 main().catch((err: unknown) => {
