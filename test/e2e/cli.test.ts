@@ -1,12 +1,13 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CLI, ROOT, until } from '../helpers/node.js';
+import { until } from '../helpers/node.js';
 import { rawRequest } from '../helpers/raw.js';
 import { freePort, RedisServer, redisCli } from '../helpers/redis.js';
+import { spawnCli } from '../helpers/spawn-cli.js';
 
 interface Started {
   child: ChildProcess;
@@ -22,24 +23,8 @@ afterEach(() => {
   for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
 });
 
-function run(args: string[], env: Record<string, string> = {}): { child: ChildProcess; out: () => string; err: () => string; exit: Promise<number | null> } {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    cwd: ROOT,
-    env: { ...process.env, STRATA_CONFIG: '', REDIS_URL: '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let out = '';
-  let err = '';
-  child.stdout?.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  child.stderr?.on('data', (d: Buffer) => {
-    err += d.toString();
-  });
-  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, out: () => out, err: () => err, exit };
-}
+/** The CLI with `args` and `env`, its output kept by stream. */
+const run = (args: string[], env: Record<string, string> = {}) => spawnCli(children, args, env);
 
 async function start(args: string[] = [], env: Record<string, string> = {}): Promise<Started> {
   const defaults = [

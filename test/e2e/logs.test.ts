@@ -1,10 +1,11 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { LOG_EVENTS, type LogEvent } from '../../src/log.js';
-import { CLI, ROOT, until } from '../helpers/node.js';
+import { ROOT, until } from '../helpers/node.js';
 import { RedisServer } from '../helpers/redis.js';
+import { spawnCli } from '../helpers/spawn-cli.js';
 
 // The node's logs as an operator's shipper sees them (docs/logs.md): the real CLI with STRATA_LOG_FORMAT=json
 // against a password-protected redis-server this test starts, stops and starts again.
@@ -23,25 +24,8 @@ afterEach(() => {
   for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 });
 
-/** The CLI with `env`, its output kept by stream. */
-function run(args: string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    cwd: ROOT,
-    env: { ...process.env, STRATA_CONFIG: '', REDIS_URL: '', STRATA_TOKENS: '', STRATA_LOG_FORMAT: '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let out = '';
-  let err = '';
-  child.stdout?.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  child.stderr?.on('data', (d: Buffer) => {
-    err += d.toString();
-  });
-  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, out: () => out, err: () => err, exit };
-}
+/** The CLI with `args` and `env`, its output kept by stream. */
+const run = (args: string[], env: Record<string, string> = {}) => spawnCli(children, args, env);
 
 /** Every complete stdout line, parsed; throws on one that is not a JSON log line. */
 function parse(out: string): Line[] {
