@@ -20,6 +20,7 @@ const SERIAL = [
 export default defineConfig({
   test: {
     globalSetup: ['test/helpers/build.ts'],
+    setupFiles: ['test/helpers/leftovers.ts'],
     testTimeout: 20_000,
     hookTimeout: 30_000,
     pool: 'forks',

@@ -191,22 +191,26 @@ describe.each(targets)('L2 shared by two nodes (%s)', (mode, start) => {
 describe('a Redis Cluster that requires a password', () => {
   it('is used through seed URLs carrying the credentials; the password is never shown', async () => {
     const cluster = await RedisCluster.start({ password: 'cluster-s3cret' });
-    const seeds = cluster.nodes.map((n) => `redis://:cluster-s3cret@127.0.0.1:${n.port}`);
-    const node = await startTestNode({ redisCluster: seeds, shards: 2 });
+    // The cluster is stopped whatever happens after it started, a node that fails to start included.
     try {
-      expect(node.l2Status()).toMatchObject({ configured: true, mode: 'cluster', up: true });
-      expect(node.internals.l2?.describe()).not.toContain('cluster-s3cret');
-      expect((await put(node, 'guarded', 'behind a password')).status).toBe(204);
-      expect(await cluster.nodes[0]?.cli('-c', 'exists', 'strata:v1:k:guarded')).toBe('1');
-      // A second node, cold, reads it back through the L2.
-      const other = await startTestNode({ redisCluster: seeds, shards: 1 });
+      const seeds = cluster.nodes.map((n) => `redis://:cluster-s3cret@127.0.0.1:${n.port}`);
+      const node = await startTestNode({ redisCluster: seeds, shards: 2 });
       try {
-        expect(await read(other, 'guarded')).toEqual({ status: 200, body: 'behind a password', cache: 'L2' });
+        expect(node.l2Status()).toMatchObject({ configured: true, mode: 'cluster', up: true });
+        expect(node.internals.l2?.describe()).not.toContain('cluster-s3cret');
+        expect((await put(node, 'guarded', 'behind a password')).status).toBe(204);
+        expect(await cluster.nodes[0]?.cli('-c', 'exists', 'strata:v1:k:guarded')).toBe('1');
+        // A second node, cold, reads it back through the L2.
+        const other = await startTestNode({ redisCluster: seeds, shards: 1 });
+        try {
+          expect(await read(other, 'guarded')).toEqual({ status: 200, body: 'behind a password', cache: 'L2' });
+        } finally {
+          await other.close();
+        }
       } finally {
-        await other.close();
+        await node.close();
       }
     } finally {
-      await node.close();
       await cluster.stop();
     }
   }, 60_000);

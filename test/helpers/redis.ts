@@ -14,6 +14,25 @@ function auth(password: string | undefined): string[] {
 }
 
 /** A real redis-server process owned by a test. */
+/** Every redis-server this process started and that still runs. */
+const running = new Set<ChildProcess>();
+
+/**
+ * Kills every redis-server this process started that still runs. A test that
+ * fails before its cleanup (a node that does not start, say) must not leave
+ * servers behind for the rest of the suite: test/helpers/leftovers.ts calls
+ * this after each test file.
+ */
+export function killLeftoverRedisServers(): number {
+  const left = running.size;
+  for (const child of running) {
+    child.kill('SIGCONT');
+    child.kill('SIGKILL');
+  }
+  running.clear();
+  return left;
+}
+
 export class RedisServer {
   #child: ChildProcess | null = null;
   readonly #dir: string;
@@ -66,9 +85,11 @@ export class RedisServer {
     const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.#dir, ...this.extraArgs];
     const child = spawn('redis-server', args, { stdio: 'ignore' });
     this.#child = child;
+    running.add(child);
     let exited = false;
     child.once('exit', () => {
       exited = true;
+      running.delete(child);
     });
     try {
       await until(async () => {
