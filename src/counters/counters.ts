@@ -175,8 +175,12 @@ export class Counters {
       const copy = bytes.slice(0, Math.min(length, bytes.byteLength));
       if (Atomics.load(words, 0) !== before) continue;
       if (length === 0) return [];
-      const items = JSON.parse(new TextDecoder().decode(copy)) as [string, number, number][];
-      return items.map(([key, estimate, error]) => ({ key, estimate, error }));
+      // The bytes are read without ordering against the sequence stores (plain reads): on a weakly ordered
+      // CPU a torn copy could pass the check, so bytes that do not parse count as a board that changed.
+      try {
+        const items = JSON.parse(new TextDecoder().decode(copy)) as [string, number, number][];
+        return items.map(([key, estimate, error]) => ({ key, estimate, error }));
+      } catch {}
     }
     return [];
   }

@@ -61,6 +61,8 @@ const EMPTY = 0;
 const DELETED = -1;
 /** Entries of each front's touch ring. */
 const TOUCH_CAPACITY = 4096;
+/** A reader reports one hit in this many to the worker (a power of two): the worker counts each touch as that many reads. */
+export const TOUCH_EVERY = 8;
 /** How long the writer waits for the reads in progress before it skips publishing. */
 const GRACE_WAIT_MS = 0.2;
 /** After giving up once, how long the writer publishes nothing (the read is likely still open). */
@@ -258,8 +260,8 @@ export class HotIndexReader {
       this.valueAt = this.headAt + this.headLength;
       this.valueLength = v.ints[(at + RECORD.VALUE_LENGTH) >> 2] as number;
       this.createdMs = v.floats[(at + RECORD.CREATED_MS) >> 3] as number;
-      // Recency is approximate: one hit in eight is reported to the worker.
-      if ((++this.#hits & 7) === 0) this.#touch(ref);
+      // Recency is approximate: one hit in TOUCH_EVERY is reported to the worker.
+      if ((++this.#hits & (TOUCH_EVERY - 1)) === 0) this.#touch(ref);
       return true;
     }
     this.done();

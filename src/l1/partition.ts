@@ -173,10 +173,14 @@ export class L1Partition {
     });
   }
 
-  /** The live entry for key, or undefined. Counts the access (hit or miss) for admission. */
-  get(key: string): L1Entry | undefined {
+  /**
+   * The live entry for key, or undefined. Counts the access (hit or miss) for
+   * admission, and as `reads` reads for the hot keys (a front's touch stands
+   * for TOUCH_EVERY hot-index hits).
+   */
+  get(key: string, reads = 1): L1Entry | undefined {
     this.#sketch?.add(hashKey(key));
-    this.hotKeys.read(key);
+    this.hotKeys.read(key, reads);
     return this.#lru.get(key);
   }
 

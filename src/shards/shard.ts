@@ -10,7 +10,7 @@ import type { Counters } from '../counters/counters.js';
 import { L2_ERROR_KINDS, ORIGIN_SLOT, SHARD_SLOT } from '../counters/layout.js';
 import type { L2UnavailableError } from '../errors.js';
 import { hashKey } from '../hash.js';
-import type { HotIndexWriter } from '../l1/hot-index.js';
+import { type HotIndexWriter, TOUCH_EVERY } from '../l1/hot-index.js';
 import { entryBytes, type L1Entry, L1Partition, ownedEntry } from '../l1/partition.js';
 import { BUS_KIND, type BusKind, type BusPublisher } from '../l2/bus-format.js';
 import type { L2Entry } from '../l2/envelope.js';
@@ -264,7 +264,7 @@ export class Shard {
   }
 
   readonly #touch = (key: string): void => {
-    this.l1.get(key);
+    this.l1.get(key, TOUCH_EVERY);
   };
 
   publishGauges(): void {

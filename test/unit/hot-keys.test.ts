@@ -33,6 +33,17 @@ describe('HotKeys (space-saving over a sample of the reads)', () => {
     expect(top[0]?.estimate ?? 0).toBeGreaterThan(top[1]?.estimate ?? 0);
   });
 
+  it('sees keys read in a fixed cycle (an mget of 4, a client going round 4 keys) and weighs a touch as the reads it stands for', () => {
+    const hot = new HotKeys();
+    for (let i = 0; i < 40_000; i++) hot.read(['a', 'b', 'c', 'd'][i % 4] as string);
+    const cycle = hot.top(4);
+    expect(cycle.map((k) => k.key).sort()).toEqual(['a', 'b', 'c', 'd']);
+    for (const k of cycle) expect(k.estimate).toBeGreaterThan(0.8 * 10_000);
+    // 2,000 touches standing for 8 reads each outrank 10,000 plain reads.
+    for (let i = 0; i < 2000; i++) hot.read('touched', 8);
+    expect(hot.top(1)[0]?.key).toBe('touched');
+  });
+
   it('holds at most its capacity, and a key never counted is not listed', () => {
     const hot = new HotKeys(8);
     for (let i = 0; i < 10_000; i++) hot.read(`k${i}`);
