@@ -129,7 +129,9 @@ export class FrontSupervisor {
           case 'ask':
             void this.#options.answer(message.question).then(
               (answer) => post({ type: 'answer', id: message.id, answer }),
-              (err: unknown) => post({ type: 'answer', id: message.id, answer: internalAnswer(String(err)) }),
+              // Not the error's message: it may quote what it failed on (a key on the hot-keys board, say).
+              (err: unknown) =>
+                post({ type: 'answer', id: message.id, answer: internalAnswer(`the supervisor could not answer ${message.question} (${describeError(err)})`) }),
             );
             return;
           case 'timeout':

@@ -73,7 +73,11 @@ export function clusterNodes(seeds: readonly string[]): { host: string; port: nu
   return parseClusterSeeds(seeds).nodes.map((n) => ({ ...n }));
 }
 
-/** A URL, seed, or comma-separated list of them with every password replaced by ***. */
+/**
+ * A URL, seed, or comma-separated list of them with every password replaced
+ * by ***: the one in the user info, and a URL's whole query (ioredis takes
+ * options from it, `?password=` among them).
+ */
 export function redactPasswords(text: string): string {
-  return text.replace(/(\w+:\/\/[^:@/,\s]*:)[^@/,\s]*@/g, '$1***@');
+  return text.replace(/(\w+:\/\/[^:@/,\s]*:)[^@/,\s]*@/g, '$1***@').replace(/(\w+:\/\/[^?,\s]*)\?[^,\s]*/g, '$1?***');
 }

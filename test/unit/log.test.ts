@@ -6,6 +6,7 @@ import { Counters } from '../../src/counters/counters.js';
 import { SHARD_SLOT } from '../../src/counters/layout.js';
 import { ConfigError } from '../../src/errors.js';
 import { L2_WATCH_INTERVAL_MS, NodeL2Link } from '../../src/l2/node-link.js';
+import { redactPasswords } from '../../src/l2/target.js';
 import { addressOf, configSummary, errorFields, LOG_EVENTS, type LogFormat, Logger } from '../../src/log.js';
 import { ROOT } from '../helpers/node.js';
 
@@ -135,6 +136,27 @@ describe('the configuration summary', () => {
     expect(addressOf(`redis://h:1/0?password=${secret}`)).toBe('redis://h:1/0');
     expect(addressOf(`app:${secret}@10.0.0.1:7000`)).toBe('10.0.0.1:7000');
     expect(addressOf('10.0.0.1:7000')).toBe('10.0.0.1:7000');
+  });
+
+  it('a password in a Redis URL query (ioredis takes options from it) is hidden wherever the URL is shown', () => {
+    const url = `redis://10.0.0.1:6379?password=${secret}`;
+    const config = resolveConfig(none, { REDIS_URL: url }, {});
+    expect(redactPasswords(url)).toBe('redis://10.0.0.1:6379?***');
+    expect(redactPasswords(`redis://a:1,rediss://:${secret}@b:2?password=${secret}&db=1`)).toBe('redis://a:1,rediss://:***@b:2?***');
+    const link = new NodeL2Link({ url }, config);
+    expect(link.describe()).not.toContain(secret);
+    expect(JSON.stringify(configSummary(config))).not.toContain(secret);
+    // A bad path is refused with the URL in the message: redacted too.
+    const refused = (() => {
+      try {
+        resolveConfig(none, { REDIS_URL: `redis://10.0.0.1:6379/x?password=${secret}` }, {});
+      } catch (err) {
+        return err as ConfigError;
+      }
+      return null;
+    })();
+    expect(refused).toBeInstanceOf(ConfigError);
+    expect(refused?.message).not.toContain(secret);
   });
 
   it('says when the L2 has no credentials, and when there is no L2 or PostgreSQL', () => {
