@@ -6,7 +6,6 @@ export interface DashboardAsset {
   readonly html: string;
   /** The Content-Security-Policy that allows exactly its inline scripts. */
   readonly csp: string;
-  readonly etag: string;
 }
 
 /** Reads the bundled page beside this module; null when the build did not bundle it (the route then says so: E_DASHBOARD_NOT_BUILT). */
@@ -21,11 +20,11 @@ export function loadDashboard(): DashboardAsset | null {
   return JSON.parse(text) as DashboardAsset;
 }
 
-/** The sign-in cookie's name: it carries one of the node's tokens (HttpOnly, SameSite=Strict). */
-export const SESSION_COOKIE = 'strata_token';
+/** The sign-in cookie's name: it carries a value derived from one of the node's tokens (TokenGuard.sessionValue). */
+export const SESSION_COOKIE = 'strata_session';
 
 /** The value of the sign-in cookie in a Cookie header, or ''. */
-export function sessionToken(cookieHeader: string): string {
+export function sessionCookie(cookieHeader: string): string {
   for (const part of cookieHeader.split(';')) {
     const at = part.indexOf('=');
     if (at > 0 && part.slice(0, at).trim() === SESSION_COOKIE) {

@@ -199,7 +199,7 @@
 
   function update(s) {
     // A restarted node starts its counters again: rates need a new baseline.
-    if (prev !== null && (s.node.id !== prev.node.id || s.uptimeSeconds < prev.uptimeSeconds || s.requestsTotal < prev.requestsTotal)) prev = null;
+    if (prev !== null && (s.node.id !== prev.node.id || s.node.startedMs !== prev.node.startedMs)) prev = null;
     $('#node-id').textContent = s.node.id;
     $('#node-id').dataset.value = s.node.id;
     $('#version').textContent =

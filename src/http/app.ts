@@ -6,7 +6,7 @@ import type { StrataConfig } from '../config/schema.js';
 import { tokenEpoch } from '../coordination/lease-token.js';
 import type { FrontCounters } from '../counters/counters.js';
 import type { Route } from '../counters/layout.js';
-import { loadDashboard, SESSION_COOKIE, sessionToken, signInPage } from '../dashboard/asset.js';
+import { loadDashboard, SESSION_COOKIE, sessionCookie, signInPage } from '../dashboard/asset.js';
 import type { ErrorCode } from '../errors.js';
 import { hashKey } from '../hash.js';
 import { type InvalidationFailure, invalidate, l2ErrorMessage } from '../invalidation/invalidate.js';
@@ -16,7 +16,7 @@ import { type GetArgs, LEVELS, OP, STATUS } from '../shards/protocol.js';
 import { shardOfHash, shardOf as shardOfKey } from '../shards/route.js';
 import { readBody } from './body.js';
 import { framingProblem, type HeaderScan, headerProblem, scanHeaders } from './headers.js';
-import { contentTypeOf, type GetQuery, parseGetQuery, parseJsonBody, parsePutQuery, TokenGuard } from './input.js';
+import { contentTypeOf, type GetQuery, parseGetQuery, parseJsonBody, parsePutQuery, sessionValue, TokenGuard } from './input.js';
 import { Exchange, serveHot } from './respond.js';
 import type { HttpRequest, HttpResponse, loadNativeUws, TemplatedApp } from './uws.js';
 
@@ -470,7 +470,7 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
   });
   getAndHead('/v1/stats', 'stats', (ex, h) => {
     // The dashboard's page reads it with its sign-in cookie (a browser cannot add an Authorization header to fetch on its own).
-    if ((h.authorizations === 0 && guard.allowsToken(sessionToken(h.cookie))) || authorized(ex, h)) relay(ex, 'stats');
+    if ((h.authorizations === 0 && guard.allowsSession(sessionCookie(h.cookie))) || authorized(ex, h)) relay(ex, 'stats');
   });
   // The ring and its members as the supervisor sees them, with this front's breakers per peer.
   getAndHead('/v1/cluster', 'cluster', (ex, h) => {
@@ -529,7 +529,7 @@ function dashboardRoutes(
       ['referrer-policy', 'no-referrer'],
     ] as const;
   const SIGN_IN_CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
-  const signedIn = (h: HeaderScan): boolean => guard.allows(h.authorization) || (h.authorizations === 0 && guard.allowsToken(sessionToken(h.cookie)));
+  const signedIn = (h: HeaderScan): boolean => guard.allows(h.authorization) || (h.authorizations === 0 && guard.allowsSession(sessionCookie(h.cookie)));
   const refuse = (ex: Exchange, h: HeaderScan, wantsHtml: boolean, failed: boolean): void => {
     if (wantsHtml) ex.send(401, HTML_TYPE, signInPage(failed), [...pageHeaders(SIGN_IN_CSP), ['www-authenticate', 'Bearer realm="strata"']]);
     else ex.error('E_UNAUTHORIZED', 'the dashboard needs Authorization: Bearer <token> (browsers: sign in at /dashboard)', h.hasBody, WWW_AUTHENTICATE);
@@ -562,13 +562,24 @@ function dashboardRoutes(
         if (token === '' || !guard.allowsToken(token)) return refuse(ex, h, true, true);
         ex.send(303, HTML_TYPE, '', [
           ['location', '/dashboard'],
-          ['set-cookie', `${SESSION_COOKIE}=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict`],
+          ['set-cookie', `${SESSION_COOKIE}=${sessionValue(token)}; Path=/; HttpOnly; SameSite=Strict`],
         ]);
       },
       onTooLarge: () => ex.error('E_BODY_TOO_LARGE', `the sign-in form is larger than ${SIGN_IN_MAX_BYTES} bytes`, true),
       onBadFraming: (why) => ex.error('E_BAD_FRAMING', why, true),
     });
   });
+  // Signing out needs no token: it only asks the browser to forget its cookie.
+  app.post('/dashboard/sign-out', (res, req) => {
+    const ex = new Exchange(res, 'dashboard', counters);
+    const h = scanHeaders(req);
+    if (!headersOk(ex, h)) return;
+    ex.send(303, HTML_TYPE, '', [
+      ['location', '/dashboard'],
+      ['set-cookie', `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`],
+    ]);
+  });
   app.any('/dashboard', (res, req) => methodNotAllowed(res, req, 'GET, HEAD'));
   app.any('/dashboard/sign-in', (res, req) => methodNotAllowed(res, req, 'POST'));
+  app.any('/dashboard/sign-out', (res, req) => methodNotAllowed(res, req, 'POST'));
 }

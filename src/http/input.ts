@@ -1,4 +1,4 @@
-import { timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { type InputProblem, isProblem, MAX_CONTENT_TYPE_LENGTH, MAX_TAGS, tagProblem } from '../api/input.js';
 import { decodeSegment, rawUrlTextProblem } from '../api/key.js';
 
@@ -123,8 +123,11 @@ export function contentTypeOf(header: string): string | InputProblem {
 /** Checks `Authorization: Bearer <token>` against the configured tokens in constant time per token. */
 export class TokenGuard {
   readonly #tokens: Buffer[];
+  /** Each token's dashboard session value (sessionValue), in the same order. */
+  readonly #sessions: Buffer[];
   constructor(tokens: readonly string[]) {
     this.#tokens = tokens.map((t) => Buffer.from(t));
+    this.#sessions = tokens.map((t) => Buffer.from(sessionValue(t)));
   }
   get enabled(): boolean {
     return this.#tokens.length > 0;
@@ -135,16 +138,34 @@ export class TokenGuard {
     const match = /^Bearer +(\S+) *$/i.exec(authorization);
     return match !== null && this.allowsToken(match[1] as string);
   }
-  /** True when no tokens are configured or `token` is one of them (the dashboard's sign-in cookie carries one). */
+  /** True when no tokens are configured or `token` is one of them. */
   allowsToken(token: string): boolean {
-    if (this.#tokens.length === 0) return true;
-    const given = Buffer.from(token);
-    let ok = false;
-    for (const token of this.#tokens) {
-      if (token.length === given.length && timingSafeEqual(token, given)) ok = true;
-    }
-    return ok;
+    return this.#tokens.length === 0 || oneOf(this.#tokens, Buffer.from(token));
   }
+  /** True when no tokens are configured or `value` is the session value of one of them (the dashboard's cookie). */
+  allowsSession(value: string): boolean {
+    return this.#tokens.length === 0 || oneOf(this.#sessions, Buffer.from(value));
+  }
+}
+
+/** Whether `given` equals one of `known`, in constant time per candidate. */
+function oneOf(known: readonly Buffer[], given: Buffer): boolean {
+  let ok = false;
+  for (const candidate of known) {
+    if (candidate.length === given.length && timingSafeEqual(candidate, given)) ok = true;
+  }
+  return ok;
+}
+
+/**
+ * What the dashboard's cookie carries for a token: HMAC-SHA256 of a fixed
+ * label keyed by the token, base64url. Browsers send a cookie to every port
+ * of its host, so the cookie must not be the token itself: this value opens
+ * the dashboard and /v1/stats of the nodes that have that token, and cannot
+ * be turned back into the token that writes.
+ */
+export function sessionValue(token: string): string {
+  return createHmac('sha256', token).update('strata dashboard session v1').digest('base64url');
 }
 
 /** Parses an mget/invalidate body: a JSON object whose named arrays hold strings. */

@@ -329,7 +329,8 @@ export class StatsReporter {
       /** When the snapshot was taken, ms since the Unix epoch (rates are differences of two snapshots over their times). */
       timeMs: Date.now(),
       uptimeSeconds: Math.floor((Date.now() - this.#startedMs) / 1000),
-      node: { id: this.#nodeId, version: VERSION },
+      /** `startedMs` tells one run of the node from the next (the id stays across restarts). */
+      node: { id: this.#nodeId, version: VERSION, startedMs: this.#startedMs },
       config: { fronts: this.#config.fronts, shards: this.#config.shards, l1MaxBytes: this.#config.l1MaxBytes, l2: l2.configured ? l2.mode : null },
       levels: this.#bus === null ? { L1: total } : { L1: total, L2: l2LevelOf((slot) => c.total(slot)) },
       l2:
@@ -391,10 +392,12 @@ export class StatsReporter {
       ...(this.#postgres === null ? {} : { postgres: this.#postgres.status() }),
       memory,
       /**
-       * The most read keys lately, per shard, highest first (a sample of the
-       * reads, space-saving counters: `estimate` never undercounts and may
-       * overcount by `error`). /v1/stats is guarded by the tokens when the
-       * node has them, so keys are shown to their holders only.
+       * The most read keys lately, over every shard, highest first (a random
+       * sample of the reads each shard sees, space-saving counters: within
+       * the sample `estimate` may overcount by `error`, never under; see
+       * docs/dashboard.md for the reads a shard does not see). /v1/stats is
+       * guarded by the tokens when the node has them, so keys are shown to
+       * their holders only.
        */
       hotKeys: shards
         .flatMap((s) => c.hotKeys(s.shard).map((k) => ({ ...k, shard: s.shard })))

@@ -42,11 +42,11 @@ async function stats(url = node.url): Promise<StatsJson> {
   return (await res.json()) as StatsJson;
 }
 interface StatsJson {
+  node: { id: string; startedMs: number };
   requestsTotal: number;
   levels: { L1: { items: number; hitRate: number; gets: number; hits: number }; L2: { hitRate: number } };
   l2: { up: boolean; bus: { gaps: number; delay: { count: number } } };
   shards: unknown[];
-  node: { id: string };
 }
 
 /** The raw value behind one of the page's numbers (data-value), or null before the first snapshot. */
@@ -77,9 +77,11 @@ describe('/dashboard guarded by the tokens', () => {
     expect(json.status).toBe(401);
     expect(((await json.json()) as { error: { code: string } }).error.code).toBe('E_UNAUTHORIZED');
     // A cookie with a wrong token opens neither the page nor the stats.
-    const wrong = { cookie: 'strata_token=wrong-token-0123456789' };
-    expect((await fetch(`${node.url}/dashboard`, { headers: wrong })).status).toBe(401);
-    expect((await fetch(`${node.url}/v1/stats`, { headers: wrong })).status).toBe(401);
+    // A cookie with a wrong value, or with the token itself (the cookie carries a value derived from it), opens neither.
+    for (const cookie of ['strata_session=wrong-value-0123456789', `strata_session=${TOKEN}`]) {
+      expect((await fetch(`${node.url}/dashboard`, { headers: { cookie } })).status).toBe(401);
+      expect((await fetch(`${node.url}/v1/stats`, { headers: { cookie } })).status).toBe(401);
+    }
     // A bearer token opens the page, with a policy that allows its own inline scripts only.
     const page = await fetch(`${node.url}/dashboard`, { headers: auth });
     expect(page.status).toBe(200);
@@ -109,7 +111,12 @@ describe('/dashboard in Chromium', () => {
     await Promise.all([page.waitForURL(`${node.url}/dashboard`), page.click('button[type="submit"]')]);
     await page.locator('#status[data-state="live"]').waitFor({ timeout: 10_000 });
     const cookies = await page.context().cookies();
-    expect(cookies.find((c) => c.name === 'strata_token')).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
+    const session = cookies.find((c) => c.name === 'strata_session');
+    expect(session).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
+    // Browsers send it to every port of the host: it must not be the token that writes.
+    expect(session?.value).not.toContain(TOKEN);
+    expect((await fetch(`${node.url}/v1/keys/x`, { method: 'PUT', body: 'v', headers: { cookie: `strata_session=${session?.value}` } })).status).toBe(401);
+    expect((await fetch(`${node.url}/metrics`, { headers: { cookie: `strata_session=${session?.value}` } })).status).toBe(401);
     expect(await page.locator('[data-stat="nodeId"]').getAttribute('data-value')).toBe((await stats()).node.id);
     expect(await shown(page, 'l2State')).toBe('up');
     expect(await page.locator('#shards tbody tr').count()).toBe(2);
@@ -168,6 +175,13 @@ describe('/dashboard in Chromium', () => {
 
   it('the page loaded nothing from elsewhere and broke no policy', async () => {
     expect(pageProblems).toEqual([]);
+  });
+
+  it('signing out forgets the cookie: the next load asks for the token again', async () => {
+    await Promise.all([page.waitForURL(`${node.url}/dashboard`), page.click('#sign-out')]);
+    expect((await page.context().cookies()).find((c) => c.name === 'strata_session')).toBeUndefined();
+    expect(await page.locator('input[name="token"]').count()).toBe(1);
+    await page.close();
   });
 
   it('when the node is gone, the page says so and keeps the last numbers, greyed', async () => {
