@@ -179,7 +179,7 @@ export class MetricsRegistry {
       },
     });
     new client.Gauge({
-      name: 'strata_shard_utilization_ratio',
+      name: 'strata_shard_utilization',
       help: 'Share of the last second each shard worker spent processing batches (0..1).',
       labelNames: ['shard'],
       registers,
@@ -191,7 +191,7 @@ export class MetricsRegistry {
       },
     });
     new client.Gauge({
-      name: 'strata_front_utilization_ratio',
+      name: 'strata_front_utilization',
       help: 'Share of the last second each front thread spent running (event-loop utilization, 0..1).',
       labelNames: ['front'],
       registers,

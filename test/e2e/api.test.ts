@@ -307,7 +307,7 @@ describe('health, metrics, stats', () => {
       'strata_request_duration_seconds_bucket{route="get",le="+Inf"}',
       'strata_cache_evictions_total{level="L1"}',
       'strata_cache_bytes{level="L1"}',
-      'strata_shard_utilization_ratio{shard="2"}',
+      'strata_shard_utilization{shard="2"}',
       'strata_shard_op_duration_seconds_count{op="get"}',
     ]) {
       expect(Number.isFinite(value(name)), name).toBe(true);

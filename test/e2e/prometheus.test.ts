@@ -62,6 +62,10 @@ const UNIT_SUFFIXES = [
 const UNITLESS: Readonly<Record<string, string>> = {
   strata_front_requests_in_flight: 'requests in progress, the *_in_flight convention of client_golang (promhttp_metric_handler_requests_in_flight)',
   strata_origin_in_flight: 'origin requests in progress, as above',
+  // A share of time, 0..1: `_ratio` by Prometheus's naming advice, but these names are part of the node's
+  // published interface (the design's metric list names strata_shard_utilization), so they stay.
+  strata_shard_utilization: 'share of the last second a shard worker spent on batches, 0..1 (a published name)',
+  strata_front_utilization: "share of the last second a front's event loop was busy, 0..1 (the same, for fronts)",
 };
 
 /** Histogram buckets must cover at least this span, seconds: a microsecond L1 hit to a one-second origin load. */
