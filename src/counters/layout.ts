@@ -103,6 +103,8 @@ export const SHARD_SLOT = {
   REMOTE_FILLS: 45,
   /** Gauge: the shard worker's Linux thread id (0 elsewhere), for per-thread CPU from /proc. */
   THREAD_ID: 46,
+  /** Gauge: the worker's event-loop utilization over its last second, in millionths (slots are integers). */
+  LOOP_UTILIZATION_PPM: 47,
 } as const;
 
 /** Slots per shard; room is left for counters still to come. */

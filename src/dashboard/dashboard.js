@@ -313,6 +313,7 @@
         fmt.pct(sh.l1.hitRate),
         fmt.int(sh.opsPerSecond),
         fmt.pct(sh.utilization),
+        fmt.pct(sh.eventLoopUtilization),
         sh.l2Breaker === undefined ? '–' : [BREAKER[sh.l2Breaker] ?? String(sh.l2Breaker), sh.l2Breaker === 0 ? 'good' : 'bad'],
         fmt.int(sh.workerStarts),
       ]),

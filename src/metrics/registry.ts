@@ -191,6 +191,16 @@ export class MetricsRegistry {
       },
     });
     new client.Gauge({
+      name: 'strata_shard_event_loop_utilization_ratio',
+      help: "Each shard worker's event-loop utilization over its last second (0..1): its batches plus L2 and origin callbacks and timers.",
+      labelNames: ['shard'],
+      registers,
+      collect() {
+        this.reset();
+        for (let shard = 0; shard < shards; shard++) this.set({ shard }, counters.shard(shard, SHARD_SLOT.LOOP_UTILIZATION_PPM) / 1e6);
+      },
+    });
+    new client.Gauge({
       name: 'strata_front_utilization',
       help: 'Share of the last second each front thread spent running (event-loop utilization, 0..1).',
       labelNames: ['front'],

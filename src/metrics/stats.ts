@@ -282,6 +282,8 @@ export class StatsReporter {
       opsPerBatch: c.shard(s, SHARD_SLOT.BATCH_OPS) / Math.max(1, c.shard(s, SHARD_SLOT.BATCHES)),
       opsPerSecond: Math.round((this.#rates[s] as Rate).opsPerSecond),
       utilization: (this.#rates[s] as Rate).utilization,
+      /** The worker's event-loop utilization over its last second (batches, L2 and origin callbacks, timers). */
+      eventLoopUtilization: c.shard(s, SHARD_SLOT.LOOP_UTILIZATION_PPM) / 1e6,
       l1: levelOf((slot) => c.shard(s, slot)),
       ...(this.#bus === null ? {} : { l2: l2LevelOf((slot) => c.shard(s, slot)), l2Breaker: c.shard(s, SHARD_SLOT.L2_BREAKER) }),
     }));

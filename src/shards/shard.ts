@@ -279,6 +279,16 @@ export class Shard {
     }
   }
 
+  #lastLoop = performance.eventLoopUtilization();
+
+  /** Publishes this worker's event-loop utilization since the last call (once a second). */
+  publishLoopUtilization(): void {
+    const now = performance.eventLoopUtilization();
+    const { utilization } = performance.eventLoopUtilization(now, this.#lastLoop);
+    this.#lastLoop = now;
+    this.counters.setShard(this.index, SHARD_SLOT.LOOP_UTILIZATION_PPM, Math.round(utilization * 1e6));
+  }
+
   /** Publishes the partition's most read keys for /v1/stats (once a second, not per batch). */
   publishHotKeys(): void {
     this.counters.publishHotKeys(this.index, this.l1.hotKeys.top(HOT_KEYS_SHOWN));

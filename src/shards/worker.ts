@@ -75,6 +75,7 @@ export default function attach(task: AttachTask): Promise<void> {
     shard.publishGauges();
     shard.publishMemory();
     shard.publishHotKeys();
+    shard.publishLoopUtilization();
   }, data.purgeIntervalMs);
   purge.unref();
   const gauges =

@@ -46,7 +46,7 @@ interface StatsJson {
   requestsTotal: number;
   levels: { L1: { items: number; hitRate: number; gets: number; hits: number }; L2: { hitRate: number } };
   l2: { up: boolean; bus: { gaps: number; delay: { count: number } } };
-  shards: unknown[];
+  shards: { eventLoopUtilization: number }[];
 }
 
 /** The raw value behind one of the page's numbers (data-value), or null before the first snapshot. */
@@ -158,6 +158,10 @@ describe('/dashboard in Chromium', () => {
     await expect
       .poll(() => page.locator('#latency tbody tr').allTextContents(), { timeout: 5000 })
       .toEqual(expect.arrayContaining([expect.stringMatching(/^get \(request\)/), expect.stringMatching(/^put \(request\)/)]));
+    // Each shard worker reports its event-loop utilization (above 0: its own once-a-second timer runs), a share, shown in its row.
+    for (const shard of after.shards) expect(shard.eventLoopUtilization).toBeGreaterThan(0);
+    for (const shard of after.shards) expect(shard.eventLoopUtilization).toBeLessThanOrEqual(1);
+    expect(await page.locator('#shards thead').textContent()).toContain('event loop');
     const shardItems = await page.locator('#shards tbody tr td:nth-child(3)').allTextContents();
     expect(shardItems.map((t) => Number(t.replaceAll(',', ''))).reduce((a, b) => a + b, 0)).toBe(after.levels.L1.items);
     // Every chart drew (uPlot renders into a canvas per chart).
