@@ -54,6 +54,13 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
+/**
+ * 503 codes that say "this node cannot serve now" rather than anything about
+ * the key: another node may answer. The client retries on another node; a
+ * node that forwarded the request serves the key itself.
+ */
+export const TRY_ELSEWHERE_CODES: readonly ErrorCode[] = ['E_SHUTTING_DOWN', 'E_SHARD_UNAVAILABLE'];
+
 /** Base class: a failure with a stable `code` and its HTTP `status` (0 for startup errors). */
 export class StrataError extends Error {
   readonly code: ErrorCode;

@@ -6,6 +6,7 @@
  * reached it tries the next one on the ring.
  */
 import { Ring } from '../cluster/ring.js';
+import { TRY_ELSEWHERE_CODES } from '../errors.js';
 import type { Codec } from './codecs.js';
 import { errorOf, StrataError } from './errors.js';
 import { type Answer, defaultTransport, type Transport, TransportError } from './transport.js';
@@ -42,7 +43,7 @@ export interface NamespaceOptions<T> {
 export interface SetOptions {
   readonly ttl?: number;
   readonly tags?: readonly string[];
-  /** Seconds a value may be served stale while one caller refreshes it. */
+  /** Seconds past its TTL a value may be served stale, while the one caller the server hands a lease refreshes it (getOrSet does not take that lease). */
   readonly swr?: number;
 }
 
@@ -54,7 +55,7 @@ export interface GetOrSetOptions extends SetOptions {
 }
 
 /** Codes after which another node may answer: the one asked cannot serve right now. */
-const TRY_ELSEWHERE = new Set(['E_SHUTTING_DOWN', 'E_SHARD_UNAVAILABLE']);
+const TRY_ELSEWHERE = new Set<string>(TRY_ELSEWHERE_CODES);
 
 /** A client of a Strata node or cluster. */
 export class StrataClient {

@@ -12,8 +12,10 @@
  * lets one forward through to probe. Any other answer from the owner is the
  * owner's answer: it is relayed, and it closes the breaker.
  */
+
 import { Pool } from 'undici';
 import type { FallbackReason } from '../counters/layout.js';
+import { TRY_ELSEWHERE_CODES } from '../errors.js';
 import type { MemberConfig } from './members.js';
 import { Ring } from './ring.js';
 
@@ -112,7 +114,7 @@ export class Peer {
  * about the key: a draining owner, or one whose shard is being replaced. The
  * key is served here instead, as when the owner is unreachable.
  */
-const OWNER_UNAVAILABLE = [Buffer.from('"E_SHUTTING_DOWN"'), Buffer.from('"E_SHARD_UNAVAILABLE"')];
+const OWNER_UNAVAILABLE = TRY_ELSEWHERE_CODES.map((code) => Buffer.from(`"${code}"`));
 
 /** Collects one forwarded answer (undici's dispatch handler). */
 class ForwardHandler {
@@ -167,8 +169,9 @@ class ForwardHandler {
     if (this.settled) return;
     this.settled = true;
     const code = (error as { code?: string }).code;
-    // A request undici refuses to send says nothing about the peer.
-    if (code !== 'UND_ERR_INVALID_ARG') this.peer.failed(Date.now());
+    // A request undici refuses to send says nothing about the peer (but gives back a probe it carried).
+    if (code === 'UND_ERR_INVALID_ARG') this.peer.probing = false;
+    else this.peer.failed(Date.now());
     this.done(code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' ? 'timeout' : 'unreachable');
   }
 

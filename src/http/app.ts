@@ -1,6 +1,6 @@
 import { invalidationOf, isProblem, MAX_BATCH_KEYS, stringList } from '../api/input.js';
 import { keyFromSegment, keyProblem } from '../api/key.js';
-import { DEADLINE_HEADER, type Forwarder, HOP_HEADER, type OwnerRequest, type Peer } from '../cluster/forward.js';
+import type { Forwarder, OwnerRequest, Peer } from '../cluster/forward.js';
 import { answerWithinMs } from '../config/load.js';
 import type { StrataConfig } from '../config/schema.js';
 import { tokenEpoch } from '../coordination/lease-token.js';
@@ -12,7 +12,7 @@ import { hashKey } from '../hash.js';
 import { type InvalidationFailure, invalidate, l2ErrorMessage } from '../invalidation/invalidate.js';
 import { ruleFor } from '../origin/rules.js';
 import type { BatchResult, OpWaiter, ShardClient } from '../shards/client.js';
-import { type GetArgs, LEVELS, OP, STATUS } from '../shards/protocol.js';
+import { type GetArgs, LEVELS, OP, type PutArgs, STATUS } from '../shards/protocol.js';
 import { shardOfHash, shardOf as shardOfKey } from '../shards/route.js';
 import { readBody } from './body.js';
 import { framingProblem, type HeaderScan, headerProblem, scanHeaders } from './headers.js';
@@ -59,13 +59,14 @@ function leaseArgs(get: GetQuery): GetArgs | null {
 const CACHE_ONLY = { kind: 'get', leaseMs: 0, waitMs: 0, cacheOnly: true } as const;
 const WWW_AUTHENTICATE = ['www-authenticate', 'Bearer realm="strata"'] as const;
 
-/** The headers a forwarded PUT carries: its type, its credentials (the owner checks them too) and its lease. */
-function writeHeaders(h: HeaderScan, contentType: string, lease: string | null): string[] {
-  const out = ['content-type', contentType];
+/** The headers a forwarded PUT or DELETE carries: its type (a PUT), its credentials (the owner checks them too) and its lease. */
+function writeHeaders(h: HeaderScan, contentType: string | null, lease: string | null): string[] {
+  const out = contentType === null ? [] : ['content-type', contentType];
   if (h.authorizations > 0) out.push('authorization', h.authorization);
   if (lease !== null) out.push('strata-lease', lease);
   return out;
 }
+const INVALID_WRITE_LEASE = 'strata-lease must be a token this node handed out, for a key without an origin';
 
 /** A lease wait no longer than the forwarding node has left (x-strata-deadline-ms), less a margin for the answer's way back. */
 function withinDeadline(get: GetQuery, raw: string): GetQuery {
@@ -216,20 +217,23 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
   };
 
   const shardOf = (key: string): number => shardOfKey(key, shards);
+  /** A strata-lease a write cannot carry: not one this node's tokens look like, or on a key with an origin (the node loads those itself). */
+  const badWriteLease = (key: string, lease: string | null): boolean => lease !== null && (tokenEpoch(lease) === null || ruleFor(key, origins) !== null);
   const maxWaitMs = Math.floor(answerWithinMs(config.requestTimeoutMs));
   const origins = config.origins;
   const forwarder = ctx.forwarder;
+  /** Whether a forward to `peer` may go now; when its breaker refuses, that is counted and the caller serves the key here. */
+  const admitted = (peer: Peer): boolean => {
+    if (peer.admits(Date.now())) return true;
+    counters.forwardFallback('breaker');
+    return false;
+  };
   /**
-   * Sends a key request to the node that owns the key and relays its answer;
-   * what gets none (breaker open, unreachable, too slow, draining) is served
+   * Sends a key request to the node that owns the key (admitted) and relays
+   * its answer; what gets none (unreachable, too slow, draining) is served
    * here by `local`, given the ms the attempt took.
    */
   const viaOwner = (peer: Peer, ex: Exchange, forward: OwnerRequest, local: (spentMs: number) => void): void => {
-    if (!peer.admits(Date.now())) {
-      counters.forwardFallback('breaker');
-      local(0);
-      return;
-    }
     (forwarder as Forwarder).forward(peer, forward, (answer) => {
       if (ex.done) return;
       if (typeof answer === 'string') {
@@ -254,20 +258,25 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     });
   };
   /** Whether another node forwarded this request here (served here whatever this node's ring says: one hop at most); counted. */
-  const fromPeer = (req: HttpRequest): boolean => {
-    if (req.getHeader(HOP_HEADER) === '') return false;
+  const fromPeer = (h: HeaderScan): boolean => {
+    if (!h.hop) return false;
     counters.servedForPeer();
     return true;
   };
-  /** The peer a write of `hash` goes to (null: this node writes it). */
-  const writeOwner = (req: HttpRequest, hash: number): Peer | null => (fromPeer(req) || forwarder === null ? null : forwarder.ownerOf(hash));
+  /** The node that owns `hash` when it is another one (null: this node serves it, or another node forwarded the request). */
+  const ownerOf = (forwarded: boolean, hash: number): Peer | null => (forwarded || forwarder === null ? null : forwarder.ownerOf(hash));
+  /** The node a read of `hash` goes to: its owner when another node's breaker admits it (null: served here, the hot-read index first). */
+  const readOwner = (forwarded: boolean, hash: number): Peer | null => {
+    const owner = ownerOf(forwarded, hash);
+    return owner !== null && admitted(owner) ? owner : null;
+  };
   const lookup = (head: boolean) => (res: HttpResponse, req: HttpRequest) => {
     const route = head ? 'head' : 'get';
     const h = scanHeaders(req);
     const query = req.getQuery() ?? '';
-    const forwarded = fromPeer(req);
+    const forwarded = fromPeer(h);
     let get = query === '' ? NO_LEASE : parseGetQuery(query, maxWaitMs);
-    if (forwarded && !isProblem(get) && get.waitMs > 0) get = withinDeadline(get, req.getHeader(DEADLINE_HEADER));
+    if (forwarded && !isProblem(get) && get.waitMs > 0) get = withinDeadline(get, h.deadline);
     // Fast path: a valid key whose entry the shard has published is answered here, in the handler
     // (a lease request too: a fresh hit leaves nothing to load).
     if (!head && !isProblem(get) && h.contentLengths === 0 && h.codings === 0 && headerProblem(h) === null && !ctx.draining()) {
@@ -275,7 +284,7 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
       if (typeof key === 'string' && (get.leaseMs === 0 || ruleFor(key, origins) === null)) {
         const hash = hashKey(key);
         const shard = shardOfHash(hash, shards);
-        const owner = forwarder === null || forwarded ? null : forwarder.ownerOf(hash);
+        const owner = readOwner(forwarded, hash);
         if (owner !== null) return toOwner(req, owner, new KeyExchange(res, route, counters), key, shard, get);
         if (serveHot(res, client.hotReader(shard), key, hash, shard, counters)) return;
         client.submit(shard, OP.GET, key, leaseArgs(get), new KeyExchange(res, route, counters), 0);
@@ -293,7 +302,7 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     }
     const hash = hashKey(key);
     const shard = shardOfHash(hash, shards);
-    const owner = forwarder === null || forwarded ? null : forwarder.ownerOf(hash);
+    const owner = readOwner(forwarded, hash);
     if (owner !== null) return toOwner(req, owner, ex, key, shard, get);
     client.submit(shard, head ? OP.HEAD : OP.GET, key, leaseArgs(get), ex, 0);
   };
@@ -310,32 +319,33 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     const query = parsePutQuery(req.getQuery() ?? '', config.defaultTtl, config.maxTtl);
     if (isProblem(query)) return ex.error(query.code, query.message, close);
     const lease = h.leases === 0 ? null : h.lease;
-    if (lease !== null && (tokenEpoch(lease) === null || ruleFor(key, origins) !== null)) {
-      return ex.error('E_INVALID_LEASE', 'strata-lease must be a token this node handed out, for a key without an origin', close);
-    }
+    if (badWriteLease(key, lease)) return ex.error('E_INVALID_LEASE', INVALID_WRITE_LEASE, close);
     const contentType = contentTypeOf(h.contentType);
     if (typeof contentType !== 'string') return ex.error(contentType.code, contentType.message, close);
     const hash = hashKey(key);
     const shard = shardOfHash(hash, shards);
     // The owner writes it (the L2, the bus, then its own L1): a read through any node then sees the write at once.
-    const owner = writeOwner(req, hash);
-    const forward: OwnerRequest | null = owner === null ? null : { method: 'PUT', path: pathOf(req), headers: writeHeaders(h, contentType, lease) };
+    const owner = ownerOf(fromPeer(h), hash);
+    // Read now: uWS clears req when the handler returns, before the body has come.
+    const path = owner === null ? '' : pathOf(req);
+    const headers = owner === null ? [] : writeHeaders(h, contentType, lease);
     readBody(res, h, {
       maxBytes: config.maxValueBytes,
       onBody: (value) => {
         if (ex.aborted) return;
         // Written here when the owner cannot take it; then no copy stays in this L1, where no read of the key comes.
-        const local = () =>
-          client.submit(
-            shard,
-            OP.PUT,
-            key,
-            { kind: 'put', value, contentType, ttlMs: query.ttlS * 1000, swrMs: query.swrS * 1000, tags: query.tags, lease, keep: owner === null },
-            ex,
-            0,
-          );
-        if (owner === null || forward === null) local();
-        else viaOwner(owner, ex, { ...forward, body: value }, local);
+        const put: PutArgs = {
+          kind: 'put',
+          value,
+          contentType,
+          ttlMs: query.ttlS * 1000,
+          swrMs: query.swrS * 1000,
+          tags: query.tags,
+          lease,
+          keep: owner === null,
+        };
+        if (owner === null || !admitted(owner)) return client.submit(shard, OP.PUT, key, put, ex, 0);
+        viaOwner(owner, ex, { method: 'PUT', path, headers, body: value }, () => client.submit(shard, OP.PUT, key, put, ex, 0));
       },
       onTooLarge: (announced) =>
         ex.error(
@@ -357,18 +367,14 @@ export function createApp(uws: ReturnType<typeof loadNativeUws>, ctx: AppContext
     if (typeof key !== 'string') return ex.error('E_INVALID_KEY', key.message, h.hasBody);
     // With strata-lease: the holder gives the lease back (its load failed); the key is not deleted.
     const lease = h.leases === 0 ? null : h.lease;
-    if (lease !== null && (tokenEpoch(lease) === null || ruleFor(key, origins) !== null)) {
-      return ex.error('E_INVALID_LEASE', 'strata-lease must be a token this node handed out, for a key without an origin', h.hasBody);
-    }
+    if (badWriteLease(key, lease)) return ex.error('E_INVALID_LEASE', INVALID_WRITE_LEASE, h.hasBody);
     const hash = hashKey(key);
     const shard = shardOfHash(hash, shards);
     const local = () =>
       lease === null ? client.submit(shard, OP.DELETE, key, null, ex, 0) : client.submit(shard, OP.RELEASE, key, { kind: 'release', lease }, ex, 0);
-    const owner = writeOwner(req, hash);
-    if (owner === null) return local();
-    const headers = h.authorizations === 0 ? [] : ['authorization', h.authorization];
-    if (lease !== null) headers.push('strata-lease', lease);
-    viaOwner(owner, ex, { method: 'DELETE', path: pathOf(req), headers }, local);
+    const owner = ownerOf(fromPeer(h), hash);
+    if (owner === null || !admitted(owner)) return local();
+    viaOwner(owner, ex, { method: 'DELETE', path: pathOf(req), headers: writeHeaders(h, null, lease) }, local);
   });
 
   // Other methods on a key, and key paths that are not one segment.

@@ -1,3 +1,4 @@
+import { DEADLINE_HEADER, HOP_HEADER } from '../cluster/forward.js';
 import type { HttpRequest } from './uws.js';
 
 /**
@@ -27,6 +28,10 @@ export class HeaderScan {
   lease = '';
   /** `cookie`: read only by the dashboard's routes (its sign-in cookie). */
   cookie = '';
+  /** `x-strata-hop`: another node forwarded this request (docs/cluster.md). */
+  hop = false;
+  /** `x-strata-deadline-ms`: what the forwarding node has left of the request's time. */
+  deadline = '';
 
   /** True when the request announces a body (a non-zero Content-Length, or a Transfer-Encoding). */
   get hasBody(): boolean {
@@ -57,6 +62,12 @@ function visit(name: string, value: string): void {
     case 'strata-lease':
       if (scan.leases++ === 0) scan.lease = value;
       break;
+    case HOP_HEADER:
+      if (value !== '') scan.hop = true;
+      break;
+    case DEADLINE_HEADER:
+      scan.deadline = value;
+      break;
     case 'cookie':
       // RFC 6265 §5.4: a user agent sends one Cookie line; more (from a proxy) are joined as HTTP/2 does (RFC 9113 §8.2.3).
       scan.cookie = scan.cookie === '' ? value : `${scan.cookie}; ${value}`;
@@ -79,6 +90,8 @@ export function scanHeaders(req: HttpRequest): HeaderScan {
   scan.leases = 0;
   scan.lease = '';
   scan.cookie = '';
+  scan.hop = false;
+  scan.deadline = '';
   req.forEach(visit);
   return scan;
 }
