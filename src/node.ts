@@ -197,7 +197,6 @@ async function startClaimed(config: StrataConfig, listenPort: number, startLog: 
     stats,
     shards: config.shards,
     l1MaxBytes: config.l1MaxBytes,
-    version: VERSION,
     pool,
     l2Status,
     bus: l2?.bus ?? null,
@@ -273,13 +272,13 @@ async function startClaimed(config: StrataConfig, listenPort: number, startLog: 
  * always printed it), and the L2's state when it is not up yet.
  */
 function logListening(log: Logger, config: StrataConfig, port: number, nodeId: string, l2: { link: NodeL2Link; status: L2Status } | null): void {
-  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  const url = httpUrl(config.host, port);
   const mib = (config.l1MaxBytes / 1048576).toFixed(config.l1MaxBytes % 1048576 === 0 ? 0 : 1);
   const { fronts, shards } = config;
   log.event(
     'node.listening',
     { url, nodeId, fronts, shards, l2: l2 === null ? 'none' : l2.status.up ? 'up' : 'down' },
-    `strata listening on http://${config.host}:${port} with ${fronts} front${fronts === 1 ? '' : 's'} and ${shards} shard${shards === 1 ? '' : 's'}, L1 budget ${mib} MiB, ${l2 === null ? 'no L2 configured (L1 only)' : `L2 ${l2.link.describe()}`}, node ${nodeId}${clusterSummary(config)}`,
+    `strata listening on ${url} with ${fronts} front${fronts === 1 ? '' : 's'} and ${shards} shard${shards === 1 ? '' : 's'}, L1 budget ${mib} MiB, ${l2 === null ? 'no L2 configured (L1 only)' : `L2 ${l2.link.describe()}`}, node ${nodeId}${clusterSummary(config)}`,
   );
   if (l2 === null || l2.status.up) return;
   const why = l2.status.lastError ? ` (${l2.status.lastError})` : '';
@@ -325,7 +324,12 @@ function derivedSelf(config: StrataConfig, port: number): MemberConfig {
   if (config.advertiseUrl !== '') return { id, url: config.advertiseUrl, weight: listed?.weight ?? 1 };
   if (listed !== undefined) return listed;
   const host = config.host === '0.0.0.0' || config.host === '::' ? hostname() : config.host;
-  return { id, url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, weight: 1 };
+  return { id, url: httpUrl(host, port), weight: 1 };
+}
+
+/** http://host:port, an IPv6 host in brackets (RFC 3986 §3.2.2). */
+function httpUrl(host: string, port: number): string {
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 /** GET /v1/cluster as the supervisor renders it (each front adds its own breakers). */

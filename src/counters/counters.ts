@@ -51,6 +51,27 @@ export interface HotKey {
 /** Keys longer than this are shown cut, with an ellipsis. */
 const MAX_SHOWN_KEY_CHARS = 200;
 
+/** A histogram in the same buckets kept by one thread, outside the shared buffers (the main thread's bus delay). */
+export interface LocalHistogram extends HistogramSnapshot {
+  readonly buckets: number[];
+  sumSeconds: number;
+  count: number;
+}
+
+/** An empty LocalHistogram. */
+export function localHistogram(): LocalHistogram {
+  return { buckets: new Array<number>(HIST_BUCKETS + 1).fill(0), sumSeconds: 0, count: 0 };
+}
+
+/** Records one observation of `ns` (negative counts as 0) into a LocalHistogram. */
+export function observeInto(h: LocalHistogram, ns: number): void {
+  const at = Math.max(0, ns);
+  const bucket = bucketOf(at);
+  h.buckets[bucket] = (h.buckets[bucket] as number) + 1;
+  h.sumSeconds += at / 1e9;
+  h.count++;
+}
+
 /** A histogram read out of the shared buffer. */
 export interface HistogramSnapshot {
   /** Non-cumulative counts, HIST_BUCKETS + 1 entries (the last is +Inf only). */
@@ -115,7 +136,7 @@ export class Counters {
 
   /** Records `count` observations of `ns` each into shard `shard`'s histogram for `op`. */
   observeShard(shard: number, op: HistOp, ns: number, count = 1): void {
-    this.#observe(this.layout.shardHistBase + (shard * HIST_OPS.length + HIST_OP_INDEX[op]) * HIST_SLOTS, ns, count);
+    this.#observe(this.#shardHistBase(shard, op), ns, count);
   }
 
   /** Adds n to an origin rule's slot (ORIGIN_SLOT.*); every shard writes these, hence Atomics. */
@@ -137,7 +158,20 @@ export class Counters {
   }
 
   shardHistogram(shard: number, op: HistOp): HistogramSnapshot {
-    return this.#histogram(this.layout.shardHistBase + (shard * HIST_OPS.length + HIST_OP_INDEX[op]) * HIST_SLOTS);
+    return this.#histogram(this.#shardHistBase(shard, op));
+  }
+
+  /** `op`'s histogram summed over every shard: the node's. */
+  totalHistogram(op: HistOp): HistogramSnapshot {
+    return readHistogram((i) => {
+      let n = 0;
+      for (let s = 0; s < this.layout.shards; s++) n += Number(Atomics.load(this.#slots, this.#shardHistBase(s, op) + i));
+      return n;
+    });
+  }
+
+  #shardHistBase(shard: number, op: HistOp): number {
+    return this.layout.shardHistBase + (shard * HIST_OPS.length + HIST_OP_INDEX[op]) * HIST_SLOTS;
   }
 
   /**
@@ -338,6 +372,18 @@ export class FrontTotals {
     this.fronts = fronts;
     this.#layout = frontLayoutFor(shards);
     this.#slots = new Float64Array(buffer, 0, fronts * this.#layout.perFront);
+  }
+
+  /** Answers by route and status label, every front summed; routes and statuses with none left out. */
+  requestCounts(): Partial<Record<Route, Record<string, number>>> {
+    const out: Partial<Record<Route, Record<string, number>>> = {};
+    for (const route of ROUTES) {
+      STATUS_LABELS.forEach((code, i) => {
+        const n = this.requests(route, i);
+        if (n > 0) (out[route] ??= {})[code] = n;
+      });
+    }
+    return out;
   }
 
   #sum(offset: number): number {

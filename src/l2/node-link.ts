@@ -1,5 +1,5 @@
-import { bucketOf, type Counters } from '../counters/counters.js';
-import { HIST_BUCKETS, SHARD_SLOT } from '../counters/layout.js';
+import { type Counters, type LocalHistogram, localHistogram, observeInto } from '../counters/counters.js';
+import { SHARD_SLOT } from '../counters/layout.js';
 import { addressOf, type BreakerName, type L2Health, type Logger, SILENT_LOG } from '../log.js';
 import { BusSubscriber, newNodeId } from './bus.js';
 import { type L2Target, redactPasswords } from './target.js';
@@ -73,14 +73,7 @@ export interface BusCounts {
    * go through the same Redis fan-out; their own delay is not measured here
    * (their clocks differ from this one).
    */
-  readonly delay: MutableHistogram;
-}
-
-/** A histogram in the counters' buckets (power-of-two µs), kept by one thread. */
-export interface MutableHistogram {
-  readonly buckets: number[];
-  sumSeconds: number;
-  count: number;
+  readonly delay: LocalHistogram;
 }
 
 /**
@@ -90,7 +83,7 @@ export interface MutableHistogram {
  */
 export class NodeL2Link {
   readonly nodeId = newNodeId();
-  readonly bus: BusCounts = { received: 0, gaps: 0, delay: { buckets: new Array<number>(HIST_BUCKETS + 1).fill(0), sumSeconds: 0, count: 0 } };
+  readonly bus: BusCounts = { received: 0, gaps: 0, delay: localHistogram() };
   readonly #target: L2Target;
   readonly #config: L2Config;
   readonly #log: Logger;
@@ -144,12 +137,7 @@ export class NodeL2Link {
           apply.tags(tags);
         },
         onOwnDelay(delayMs) {
-          const delay = bus.delay;
-          const ms = Math.max(0, delayMs);
-          const bucket = bucketOf(ms * 1e6);
-          delay.buckets[bucket] = (delay.buckets[bucket] as number) + 1;
-          delay.sumSeconds += ms / 1000;
-          delay.count++;
+          observeInto(bus.delay, delayMs * 1e6);
         },
         onGap(reason) {
           bus.gaps++;

@@ -1,12 +1,13 @@
 import client from 'prom-client';
 import type { Counters, FrontTotals, HistogramSnapshot } from '../counters/counters.js';
 import { bucketBoundSeconds } from '../counters/counters.js';
-import { HIST_BUCKETS, L2_ERROR_KINDS, ORIGIN_RESULT_SLOTS, ORIGIN_SLOT, ROUTES, SHARD_SLOT, STATUS_LABELS } from '../counters/layout.js';
+import { HIST_BUCKETS, L2_ERROR_KINDS, ORIGIN_RESULT_SLOTS, ORIGIN_SLOT, ROUTES, SHARD_SLOT } from '../counters/layout.js';
 import type { PostgresStatus } from '../invalidation/postgres.js';
 import type { BusCounts, L2Status } from '../l2/node-link.js';
 import type { OriginRule } from '../origin/rules.js';
 import type { OriginSlots } from '../origin/slots.js';
-import { type StatsReporter, sumHistograms } from './stats.js';
+import { VERSION } from '../version.js';
+import type { StatsReporter } from './stats.js';
 
 type MetricValue = { value: number; labels: Record<string, string | number>; metricName?: string };
 
@@ -49,8 +50,6 @@ export interface MetricsSources {
   readonly shards: number;
   /** The node's L1 budget, bytes. */
   readonly l1MaxBytes: number;
-  /** Strata's version (package.json). */
-  readonly version: string;
   readonly pool: { isUp(shard: number): boolean };
   /** @default not configured */
   readonly l2Status?: () => L2Status;
@@ -63,8 +62,6 @@ export interface MetricsSources {
   /** The PostgreSQL invalidation listener, if configured. @default null */
   readonly postgres?: { status(): PostgresStatus } | null;
 }
-
-const START_TIME_SECONDS = Math.round(Date.now() / 1000 - process.uptime());
 
 /** Shard slots summed into one counter each: name, help, slot. */
 const COORDINATION_COUNTERS: readonly (readonly [string, string, number])[] = [
@@ -151,15 +148,15 @@ export class MetricsRegistry {
       labelNames: ['version', 'node_version'],
       registers,
       collect() {
-        this.set({ version: sources.version, node_version: process.versions.node }, 1);
+        this.set({ version: VERSION, node_version: process.versions.node }, 1);
       },
     });
     new client.Gauge({
       name: 'strata_start_time_seconds',
-      help: 'When the node started, seconds since the Unix epoch.',
+      help: 'When the node started, seconds since the Unix epoch (a restart changes it).',
       registers,
       collect() {
-        this.set(START_TIME_SECONDS);
+        this.set(stats.startedMs / 1000);
       },
     });
 
@@ -170,12 +167,7 @@ export class MetricsRegistry {
       registers,
       collect() {
         this.reset();
-        for (const route of ROUTES) {
-          STATUS_LABELS.forEach((code, i) => {
-            const n = fronts.requests(route, i);
-            if (n > 0) this.inc({ route, code }, n);
-          });
-        }
+        for (const [route, codes] of Object.entries(fronts.requestCounts())) for (const [code, n] of Object.entries(codes)) this.inc({ route, code }, n);
       },
     });
     new client.Gauge({
@@ -477,13 +469,13 @@ export class MetricsRegistry {
       new SharedHistogram('strata_shard_op_duration_seconds', 'Time from the front batching an op to its shard finishing it, by op.', () =>
         (['get', 'put', 'delete'] as const).map((op) => ({
           labels: { op },
-          histogram: sumHistograms(Array.from({ length: shards }, (_, s) => counters.shardHistogram(s, op))),
+          histogram: counters.totalHistogram(op),
         })),
       ) as unknown as client.Metric,
     );
     this.registry.registerMetric(
       new SharedHistogram('strata_l2_duration_seconds', 'Time of one L2 operation (read, write, delete) as the shard saw it.', () => [
-        { labels: {}, histogram: sumHistograms(Array.from({ length: shards }, (_, s) => counters.shardHistogram(s, 'l2'))) },
+        { labels: {}, histogram: counters.totalHistogram('l2') },
       ]) as unknown as client.Metric,
     );
   }

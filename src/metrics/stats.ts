@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { StrataConfig } from '../config/schema.js';
 import type { Counters, FrontSnapshot, FrontTotals, HistogramSnapshot } from '../counters/counters.js';
 import { bucketBoundSeconds } from '../counters/counters.js';
-import { HIST_BUCKETS, L2_ERROR_KINDS, ORIGIN_SLOT, ROUTES, SHARD_SLOT, STATUS_LABELS } from '../counters/layout.js';
+import { HIST_BUCKETS, L2_ERROR_KINDS, ORIGIN_SLOT, ROUTES, SHARD_SLOT } from '../counters/layout.js';
 import type { PostgresStatus } from '../invalidation/postgres.js';
 import type { BusCounts, L2Status } from '../l2/node-link.js';
 import type { OriginSlots } from '../origin/slots.js';
@@ -104,21 +104,6 @@ export function latencyOf(h: HistogramSnapshot): LatencyStats {
   };
 }
 
-/** Histograms added bucket by bucket (the shards' into the node's). */
-export function sumHistograms(parts: readonly HistogramSnapshot[]): HistogramSnapshot {
-  const buckets = new Array<number>(HIST_BUCKETS + 1).fill(0);
-  let sumSeconds = 0;
-  let count = 0;
-  for (const p of parts) {
-    p.buckets.forEach((b, i) => {
-      buckets[i] = (buckets[i] as number) + b;
-    });
-    sumSeconds += p.sumSeconds;
-    count += p.count;
-  }
-  return { buckets, sumSeconds, count };
-}
-
 /** Hot keys /v1/stats lists, over every shard. */
 const HOT_KEYS_LISTED = 20;
 
@@ -210,7 +195,8 @@ export class StatsReporter {
   readonly #config: StrataConfig;
   readonly #fronts: FrontTotals;
   readonly #mainThreadId = linuxThreadId();
-  readonly #startedMs = Date.now();
+  /** When the node started, ms since the Unix epoch. */
+  readonly startedMs = Date.now();
   readonly #timer: NodeJS.Timeout;
   #lastAt = performance.now();
   #lastOps: number[];
@@ -303,24 +289,14 @@ export class StatsReporter {
         shards: { used: c.total(SHARD_SLOT.HEAP_USED_BYTES), total: c.total(SHARD_SLOT.HEAP_TOTAL_BYTES), external: c.total(SHARD_SLOT.EXTERNAL_BYTES) },
       },
     };
-    const fronts0 = this.#fronts;
-    const shardCount = this.#config.shards;
-    const shardOp = (op: 'get' | 'put' | 'delete' | 'l2') => latencyOf(sumHistograms(Array.from({ length: shardCount }, (_, s) => c.shardHistogram(s, op))));
+    const shardOp = (op: 'get' | 'put' | 'delete' | 'l2') => latencyOf(c.totalHistogram(op));
     /** Answers by route and status (routes and statuses with none left out). */
-    const requests: Record<string, Record<string, number>> = {};
+    const requests = this.#fronts.requestCounts();
     let requestsTotal = 0;
-    for (const route of ROUTES) {
-      STATUS_LABELS.forEach((code, i) => {
-        const n = fronts0.requests(route, i);
-        if (n === 0) return;
-        requests[route] ??= {};
-        (requests[route] as Record<string, number>)[code] = n;
-        requestsTotal += n;
-      });
-    }
+    for (const codes of Object.values(requests)) for (const n of Object.values(codes)) requestsTotal += n;
     const latency = {
       /** From request to response, by route (the front's view). */
-      routes: Object.fromEntries(ROUTES.map((route) => [route, latencyOf(fronts0.routeHistogram(route))])),
+      routes: Object.fromEntries(ROUTES.map((route) => [route, latencyOf(this.#fronts.routeHistogram(route))])),
       /** From the front batching an op to its shard finishing it. */
       shardOps: { get: shardOp('get'), put: shardOp('put'), delete: shardOp('delete') },
       /** One L2 operation as the shards saw it. */
@@ -330,9 +306,9 @@ export class StatsReporter {
     return {
       /** When the snapshot was taken, ms since the Unix epoch (rates are differences of two snapshots over their times). */
       timeMs: Date.now(),
-      uptimeSeconds: Math.floor((Date.now() - this.#startedMs) / 1000),
+      uptimeSeconds: Math.floor((Date.now() - this.startedMs) / 1000),
       /** `startedMs` tells one run of the node from the next (the id stays across restarts). */
-      node: { id: this.#nodeId, version: VERSION, startedMs: this.#startedMs },
+      node: { id: this.#nodeId, version: VERSION, startedMs: this.startedMs },
       config: { fronts: this.#config.fronts, shards: this.#config.shards, l1MaxBytes: this.#config.l1MaxBytes, l2: l2.configured ? l2.mode : null },
       levels: this.#bus === null ? { L1: total } : { L1: total, L2: l2LevelOf((slot) => c.total(slot)) },
       l2:
