@@ -5,7 +5,7 @@ import { earlyLogFormat, helpText, loadConfig } from './config/load.js';
 import type { StrataConfig } from './config/schema.js';
 import { ConfigError, EXIT, PortInUseError, StrataError } from './errors.js';
 import { CLOSE_WAIT_MS } from './front/supervisor.js';
-import { errorFields, Logger } from './log.js';
+import { describeError, errorFields, Logger } from './log.js';
 import { startNode } from './node.js';
 
 /** Entry point: `strata [options]`. Exit 2 on bad configuration, 1 on other startup failures. */
@@ -14,16 +14,7 @@ async function main(argv: readonly string[], log: { current: Logger }): Promise<
     process.stdout.write(helpText());
     return;
   }
-  let config: StrataConfig;
-  try {
-    config = await loadConfig({ argv, env: process.env, cwd: process.cwd() });
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      log.current.event('node.start_failed', { code: err.code, exitCode: EXIT.CONFIG, option: err.option }, `strata: ${err.message}`);
-      process.exit(EXIT.CONFIG);
-    }
-    throw err;
-  }
+  const config: StrataConfig = await loadConfig({ argv, env: process.env, cwd: process.cwd() });
   const logger = new Logger({ format: config.logFormat });
   log.current = logger;
   // The node logs its start, configuration, listening line and L2 state (docs/logs.md).
@@ -46,10 +37,9 @@ async function main(argv: readonly string[], log: { current: Logger }): Promise<
         process.exit(EXIT.OK);
       },
       (err: unknown) => {
-        const fields = errorFields(err);
         // A StrataError's message is the node's own words; another error's may quote data (docs/logs.md).
-        const why = err instanceof StrataError ? `[${err.code}] ${err.message}` : `${fields.error}${fields.at === undefined ? '' : ` at ${fields.at}`}`;
-        logger.event('node.stop_failed', fields, `strata: shutdown failed: ${why}`);
+        const why = err instanceof StrataError ? `[${err.code}] ${err.message}` : describeError(err);
+        logger.event('node.stop_failed', errorFields(err), `strata: shutdown failed: ${why}`);
         process.exit(EXIT.FAILURE);
       },
     );
@@ -61,6 +51,11 @@ async function main(argv: readonly string[], log: { current: Logger }): Promise<
 // Until the configuration is loaded, failures are logged in the format its flag or variable names, if valid.
 const log = { current: new Logger({ format: earlyLogFormat(process.argv.slice(2), process.env) }) };
 main(process.argv.slice(2), log).catch((err: unknown) => {
+  // A bad option, whether loading the configuration or starting the node found it (an advertise URL derived from the host name).
+  if (err instanceof ConfigError) {
+    log.current.event('node.start_failed', { code: err.code, exitCode: EXIT.CONFIG, option: err.option }, `strata: ${err.message}`);
+    process.exit(EXIT.CONFIG);
+  }
   const code = err instanceof StrataError ? err.code : null;
   const exitCode = err instanceof PortInUseError ? EXIT.PORT_IN_USE : EXIT.FAILURE;
   // Nothing has been served yet: the message holds no request data.

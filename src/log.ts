@@ -4,7 +4,7 @@
  * (docs/logs.md):
  *
  * - `text`: the line a person reads (`strata: front 1 exited …`); info on
- *   stdout, warnings and errors on stderr, as the node always printed them.
+ *   stdout, warnings and errors on stderr.
  *   Routine start-up events (`node.start`, `node.config`, `bus.subscribed`)
  *   are JSON-only: in text the `strata listening …` line says it all.
  * - `json`: one JSON object per line, every event (errors too) on stdout, so

@@ -244,7 +244,7 @@ export class Membership {
       if (this.#belongs(id, seen, now)) continue;
       if (!this.#static.has(id)) this.#seen.delete(id);
       const left = this.#leaving.delete(id);
-      if (!this.#onRing(id)) continue;
+      if (!this.#ring.has(id)) continue;
       this.#options.log.event(
         'member.leave',
         { id, reason: left ? 'left' : 'expired' },
@@ -254,10 +254,6 @@ export class Membership {
   }
 
   /** Whether another node is on the ring now. */
-  #onRing(id: string): boolean {
-    return this.#ringMembers.some((m) => m.id === id);
-  }
-
   /** Whether another node belongs on the ring (see the file comment). */
   #belongs(id: string, seen: Seen, now = Date.now()): boolean {
     if (this.#options.registry === null) return this.#static.has(id);

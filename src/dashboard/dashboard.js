@@ -230,17 +230,11 @@
         const all = rate(s.requestsTotal, prev.requestsTotal);
         stat('requestsPerSecond', all, fmt.rate(all));
         push(routesChart, t, [...perRoute, Math.max(0, all - sum(perRoute))]);
-        const ok = (c) => c.startsWith('2') || c.startsWith('3');
+        const classRate = (test) => rate(byClass(s, test), byClass(prev, test));
         push(resultsChart, t, [
-          rate(byClass(s, ok), byClass(prev, ok)),
-          rate(
-            byClass(s, (c) => c.startsWith('4')),
-            byClass(prev, (c) => c.startsWith('4')),
-          ),
-          rate(
-            byClass(s, (c) => c.startsWith('5') || c === 'other'),
-            byClass(prev, (c) => c.startsWith('5') || c === 'other'),
-          ),
+          classRate((c) => c.startsWith('2') || c.startsWith('3')),
+          classRate((c) => c.startsWith('4')),
+          classRate((c) => c.startsWith('5') || c === 'other'),
         ]);
         const lookups = l1.gets - prev.levels.L1.gets;
         if (lookups > 0) {

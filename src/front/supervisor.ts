@@ -179,12 +179,10 @@ export class FrontSupervisor {
         () => log.event('front.replaced', { front: seat.index, exitCode: code }, `strata: front ${seat.index} replaced; it listens again`),
         (err: unknown) => {
           // Strata's own errors (the port taken, the thread ended before it listened): no request data in them.
-          const failure = err instanceof Error ? err : new Error(String(err));
-          const errCode = (failure as { code?: unknown }).code;
           log.event(
             'front.replace_failed',
-            { front: seat.index, code: typeof errCode === 'string' ? errCode : null },
-            `strata: front ${seat.index} could not be replaced: ${failure.message}`,
+            { front: seat.index, code: errorFields(err).code ?? null },
+            `strata: front ${seat.index} could not be replaced: ${err instanceof Error ? err.message : String(err)}`,
           );
         },
       );
