@@ -15,6 +15,7 @@ const SERIAL = [
   'test/e2e/cluster.test.ts',
   'test/e2e/launcher.test.ts',
   'test/e2e/postgres.test.ts',
+  'test/e2e/logs.test.ts',
 ];
 
 export default defineConfig({

@@ -13,7 +13,6 @@ function auth(password: string | undefined): string[] {
   return password === undefined ? [] : ['--no-auth-warning', '-a', password];
 }
 
-/** A real redis-server process owned by a test. */
 /** Every redis-server this process started and that still runs. */
 const running = new Set<ChildProcess>();
 
@@ -33,6 +32,7 @@ export function killLeftoverRedisServers(): number {
   return left;
 }
 
+/** A real redis-server process owned by a test. */
 export class RedisServer {
   #child: ChildProcess | null = null;
   readonly #dir: string;
