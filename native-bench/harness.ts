@@ -148,5 +148,5 @@ export const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFrac
 /** A share as a percentage with one decimal, '–' when there is none. */
 export const pct = (x: number | null | undefined) => (x == null ? '–' : `${(x * 100).toFixed(1)}%`);
 
-/** The median (the upper one of an even count). */
-export const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+/** The median (the upper one of an even count); NaN for none (a figure leaves that bar out). */
+export const median = (xs: readonly number[]): number => (xs.length === 0 ? Number.NaN : ([...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number));

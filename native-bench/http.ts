@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cpuOf, fmt, getJson, type Measured, measured, median, requireWrk, runWrk, SERVER_CPU, type Server, startProcess, stop, WRK_CPU } from './harness.js';
 import { uniformGetScript, uniformPutScript } from './load-scripts.js';
-import { barChart } from './plot.js';
+import { efficiencyPanels } from './plot.js';
 import { Progress, Report } from './report.js';
 
 const { values: args } = parseArgs({
@@ -103,8 +103,7 @@ async function measure(kind: 'bare' | 'strata', workload: 'GET' | 'PUT', script:
 
 /** Median over rounds of `field`, for one server and workload. */
 function medianOf(results: Run[], kind: string, workload: string, field: 'perCpuSecond' | 'p99ms' | 'rps'): number {
-  const mine = results.filter((r) => r.kind === kind && r.workload === workload).map((r) => r[field]);
-  return mine.length === 0 ? Number.NaN : median(mine);
+  return median(results.filter((r) => r.kind === kind && r.workload === workload).map((r) => r[field]));
 }
 
 function drawFigure(report: Report, results: Run[]): void {
@@ -113,19 +112,11 @@ function drawFigure(report: Report, results: Run[]): void {
       label: workload === 'GET' ? 'GET hits' : 'PUTs',
       bars: SERVERS.map((kind) => ({ label: kind === 'bare' ? 'bare uWS + Map' : 'Strata', value: medianOf(results, kind, workload, field) })),
     }));
-  report.figure(
-    'http',
-    'bench:http: Strata against a bare uWebSockets.js + Map server',
-    [
-      barChart({ title: 'Requests per server CPU-second', yLabel: 'requests per CPU-second', groups: groups('perCpuSecond'), width: 420, height: 320 }),
-      barChart({ title: 'p99 latency', yLabel: 'p99 latency (ms)', groups: groups('p99ms'), width: 420, height: 320 }),
+  report.figure('http', 'bench:http: Strata against a bare uWebSockets.js + Map server', [...efficiencyPanels(groups, 420)], {
+    notes: [
+      `${fmt(KEYS)} keys × ${fmt(VALUE_BYTES)} B, wrk -c${CONNECTIONS} for ${SECONDS} s per run; server on CPU ${SERVER_CPU}, wrk on CPU ${WRK_CPU}; GET: median over ${ROUNDS} round(s), PUT: one run`,
     ],
-    {
-      notes: [
-        `${fmt(KEYS)} keys × ${fmt(VALUE_BYTES)} B, wrk -c${CONNECTIONS} for ${SECONDS} s per run; server on CPU ${SERVER_CPU}, wrk on CPU ${WRK_CPU}; GET: median over ${ROUNDS} round(s), PUT: one run`,
-      ],
-    },
-  );
+  });
 }
 
 async function main(): Promise<void> {

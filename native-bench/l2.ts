@@ -48,7 +48,7 @@ import {
   WRK_CPU,
 } from './harness.js';
 import { uniformGetScript, zipfL1Budget, zipfScript, zipfStaticOptimum } from './load-scripts.js';
-import { type BarGroup, barChart, percent } from './plot.js';
+import { type BarGroup, barChart, efficiencyPanels, percent } from './plot.js';
 import { preloadStrataLayout } from './preload.js';
 import { Progress, Report } from './report.js';
 import { hotHitsDelta, l1Delta, opsPerBatch, type StrataStats, startStrata as startStrataNode } from './strata-node.js';
@@ -476,7 +476,7 @@ interface Results {
 /** A figure per section that ran. */
 function drawFigures(report: Report, r: Results): void {
   const where = `servers on CPU ${SERVER_CPU}, wrk and redis-server on CPU ${WRK_CPU}; wrk -c${CONNECTIONS} for ${SECONDS} s per run; medians over ${ROUNDS} round(s)`;
-  const med = (runs: Run[], field: 'perCpuSecond' | 'p99ms') => (runs.length === 0 ? Number.NaN : median(runs.map((x) => x[field])));
+  const med = (runs: Run[], field: 'perCpuSecond' | 'p99ms') => median(runs.map((x) => x[field]));
   if (r.hits !== undefined) {
     const { runs } = r.hits;
     const groups = (field: 'perCpuSecond' | 'p99ms'): BarGroup[] => [
@@ -500,15 +500,9 @@ function drawFigures(report: Report, r: Results): void {
         ],
       },
     ];
-    report.figure(
-      'l2-hits',
-      'bench:l2 §1: L2 hits with a cold L1, against a bare uWS + ioredis proxy',
-      [
-        barChart({ title: 'Requests per server CPU-second', yLabel: 'requests per CPU-second', groups: groups('perCpuSecond'), width: 340, height: 320 }),
-        barChart({ title: 'p99 latency', yLabel: 'p99 latency (ms)', groups: groups('p99ms'), width: 340, height: 320 }),
-      ],
-      { notes: [`${fmt(KEYS)} keys × ${fmt(VALUE_BYTES)} B in Redis read uniformly; ${where}`] },
-    );
+    report.figure('l2-hits', 'bench:l2 §1: L2 hits with a cold L1, against a bare uWS + ioredis proxy', [...efficiencyPanels(groups, 340)], {
+      notes: [`${fmt(KEYS)} keys × ${fmt(VALUE_BYTES)} B in Redis read uniformly; ${where}`],
+    });
   }
   if (r.zipf !== undefined) {
     const z = r.zipf;
@@ -534,8 +528,7 @@ function drawFigures(report: Report, r: Results): void {
             { label: 'requests reaching Redis', bars: ADMISSIONS.map((a) => ({ label: name(a), value: z.medians[a].redisShare })) },
           ],
         }),
-        barChart({ title: 'Requests per server CPU-second', yLabel: 'requests per CPU-second', groups: per('perCpuSecond'), width: 300, height: 320 }),
-        barChart({ title: 'p99 latency', yLabel: 'p99 latency (ms)', groups: per('p99ms'), width: 300, height: 320 }),
+        ...efficiencyPanels(per, 300),
       ],
       {
         notes: [
@@ -590,15 +583,9 @@ function drawFigures(report: Report, r: Results): void {
           },
         ],
       }));
-    report.figure(
-      'l2-mix',
-      'bench:l2 §4: the Zipf mix against the bare uWS + ioredis proxy',
-      [
-        barChart({ title: 'Requests per server CPU-second', yLabel: 'requests per CPU-second', groups: groups('perCpuSecond'), width: 420, height: 320 }),
-        barChart({ title: 'p99 latency', yLabel: 'p99 latency (ms)', groups: groups('p99ms'), width: 420, height: 320 }),
-      ],
-      { notes: [`Zipf s = ${ZIPF_S} over ${fmt(KEYS)} keys × ${fmt(VALUE_BYTES)} B, Redis preloaded before each run; ${where}`] },
-    );
+    report.figure('l2-mix', 'bench:l2 §4: the Zipf mix against the bare uWS + ioredis proxy', [...efficiencyPanels(groups, 420)], {
+      notes: [`Zipf s = ${ZIPF_S} over ${fmt(KEYS)} keys × ${fmt(VALUE_BYTES)} B, Redis preloaded before each run; ${where}`],
+    });
   }
 }
 

@@ -467,10 +467,7 @@ function printTables(runs: Run[], loads: readonly Load[], capacity: number): voi
 }
 
 function drawFigure(report: Report, runs: Run[], loads: readonly Load[], capacity: number): void {
-  const med = (load: string, routing: Routing, value: (r: Run) => number) => {
-    const mine = runs.filter((r) => r.load === load && r.routing === routing).map(value);
-    return mine.length === 0 ? Number.NaN : median(mine);
-  };
+  const med = (load: string, routing: Routing, value: (r: Run) => number) => median(runs.filter((r) => r.load === load && r.routing === routing).map(value));
   const groups = (value: (r: Run) => number): BarGroup[] =>
     loads.map((l) => ({ label: l.name, bars: MODES.map((routing) => ({ label: `--routing ${routing}`, value: med(l.name, routing, value) })) }));
   report.figure(

@@ -179,6 +179,14 @@ export interface Row {
   color?: number;
 }
 
+/** The two panels of most load figures, one bar per configuration: requests per server CPU-second and p99 latency. */
+export function efficiencyPanels(groups: (field: 'perCpuSecond' | 'p99ms') => BarGroup[], width: number): Panel[] {
+  return [
+    barChart({ title: 'Requests per server CPU-second', yLabel: 'requests per CPU-second', groups: groups('perCpuSecond'), width, height: 320 }),
+    barChart({ title: 'p99 latency', yLabel: 'p99 latency (ms)', groups: groups('p99ms'), width, height: 320 }),
+  ];
+}
+
 /**
  * Horizontal bars, one per row, labelled on the left (for long labels), the
  * value at the end of each bar; `log` for values spanning decades. The
